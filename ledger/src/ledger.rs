@@ -1,0 +1,499 @@
+//! The ledger handle: a writer thread doing group commits, an indexer thread
+//! keeping sled up to date, and the data dir they live in.
+//!
+//! Data dir layout (`docs/LEDGER.md`):
+//! `ledger/` segments and `LOCK`, `state/` sled, `keys/` checkpoint key
+//! pair, `checkpoints/` detached checkpoint files.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::checkpoint::{CheckpointError, CheckpointSigner};
+use crate::index::EventIndex;
+use crate::reader::LedgerReader;
+use crate::record::{CheckpointRecord, Entry, LineHash};
+use crate::storage::{FsStorage, Storage};
+use crate::store::Store;
+use crate::writer::{AppendError, Appended, OpenError, RecoveryReport, WriterCore, WriterOptions};
+
+/// How many detached checkpoint files are kept (older ones stay in the ledger).
+const CHECKPOINT_FILES_KEPT: usize = 100;
+/// Most entries one group commit takes.
+const MAX_BATCH: usize = 8192;
+
+/// Paths inside a data dir.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    #[must_use]
+    pub fn new(root: &Path) -> DataDir {
+        DataDir { root: root.to_path_buf() }
+    }
+    #[must_use]
+    pub fn ledger(&self) -> PathBuf {
+        self.root.join("ledger")
+    }
+    #[must_use]
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+    #[must_use]
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    #[must_use]
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+}
+
+/// Everything needed to open a ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    pub data_dir: PathBuf,
+    pub writer: WriterOptions,
+    /// A checkpoint is written this long after the last one if anything was appended.
+    pub checkpoint_interval: Duration,
+    /// Name of this log, used when a new signing key is made.
+    pub origin: String,
+    /// Signing key file to use instead of `<data-dir>/keys/checkpoint.key`.
+    pub signing_key: Option<PathBuf>,
+}
+
+impl LedgerConfig {
+    #[must_use]
+    pub fn new(data_dir: &Path, origin: &str) -> LedgerConfig {
+        LedgerConfig {
+            data_dir: data_dir.to_path_buf(),
+            writer: WriterOptions::default(),
+            checkpoint_interval: Duration::from_mins(1),
+            origin: origin.to_owned(),
+            signing_key: None,
+        }
+    }
+}
+
+/// Why a ledger could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerOpenError {
+    #[error(transparent)]
+    Recovery(#[from] OpenError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("data dir {0} is in use by another egress-proxy process ({1}); stop it or use its admin API")]
+    Locked(PathBuf, String),
+    #[error("checkpoint key: {0}")]
+    Key(#[from] CheckpointError),
+    #[error("state store in {path}: {source}")]
+    Store { path: PathBuf, source: sled::Error },
+    #[error("rebuilding the index: {0}")]
+    Index(#[from] crate::index::CatchUpError),
+}
+
+/// The chain head as last committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Number of lines; the last one has seq `records - 1`.
+    pub records: u64,
+    pub hash: LineHash,
+}
+
+// Entries are moved through the channel once; boxing them would add an
+// allocation per append for no gain.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Append(Entry, oneshot::Sender<Result<Appended, AppendError>>),
+    Checkpoint(oneshot::Sender<Result<Option<CheckpointRecord>, AppendError>>),
+    Close(oneshot::Sender<Result<(), AppendError>>),
+}
+
+struct Shared {
+    tx: Mutex<Option<mpsc::Sender<Command>>>,
+    head: Mutex<Head>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+/// An open ledger. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct Ledger {
+    shared: Arc<Shared>,
+    store: Option<Store>,
+    data_dir: Option<DataDir>,
+    verifier_key: String,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("data_dir", &self.data_dir).field("head", &self.head()).finish_non_exhaustive()
+    }
+}
+
+/// Holds the data dir's lock for as long as the writer runs.
+struct DirLock(#[allow(dead_code)] fs::File);
+
+fn lock_dir(dir: &Path) -> Result<DirLock, LedgerOpenError> {
+    use std::io::Write;
+    let path = dir.join("LOCK");
+    let io_err = |source| LedgerOpenError::Io { path: path.clone(), source };
+    let mut file =
+        fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            return Err(LedgerOpenError::Locked(dir.to_path_buf(), holder.trim().to_owned()));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
+    }
+    file.set_len(0).map_err(io_err)?;
+    write!(file, "pid {}", std::process::id()).map_err(io_err)?;
+    Ok(DirLock(file))
+}
+
+impl Ledger {
+    /// Opens the ledger in `config.data_dir`: takes its lock, recovers the
+    /// segments, loads or makes the signing key, opens sled and brings its
+    /// indexes up to date.
+    pub fn open(config: &LedgerConfig) -> Result<(Ledger, RecoveryReport), LedgerOpenError> {
+        let dirs = DataDir::new(&config.data_dir);
+        let dir_err = |path: PathBuf| move |source| LedgerOpenError::Io { path, source };
+        crate::storage::create_private_dir(&dirs.root).map_err(dir_err(dirs.root.clone()))?;
+        let storage = FsStorage::new(&dirs.ledger()).map_err(dir_err(dirs.ledger()))?;
+        let lock = lock_dir(&dirs.ledger())?;
+        let signer = match &config.signing_key {
+            Some(path) => CheckpointSigner::load(path)?,
+            None => CheckpointSigner::load_or_create(&dirs.keys(), &config.origin)?,
+        };
+        crate::storage::create_private_dir(&dirs.checkpoints()).map_err(dir_err(dirs.checkpoints()))?;
+        let store =
+            Store::open(&dirs.state()).map_err(|source| LedgerOpenError::Store { path: dirs.state(), source })?;
+        let (ledger, report) = Ledger::start(
+            Arc::new(storage),
+            Arc::new(signer),
+            config,
+            Some(store.clone()),
+            Some(dirs.clone()),
+            Some(lock),
+        )?;
+        // Lines committed before a crash may not have reached sled.
+        let reader = LedgerReader::open(&dirs.ledger()).map_err(dir_err(dirs.ledger()))?;
+        store.index.catch_up(&reader)?;
+        Ok((ledger, report))
+    }
+
+    /// Opens a ledger on any storage, without sled or checkpoint files: for
+    /// tests of the writer under faults.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        signer: Arc<CheckpointSigner>,
+        config: &LedgerConfig,
+    ) -> Result<(Ledger, RecoveryReport), LedgerOpenError> {
+        Ledger::start(storage, signer, config, None, None, None)
+    }
+
+    fn start(
+        storage: Arc<dyn Storage>,
+        signer: Arc<CheckpointSigner>,
+        config: &LedgerConfig,
+        store: Option<Store>,
+        dirs: Option<DataDir>,
+        lock: Option<DirLock>,
+    ) -> Result<(Ledger, RecoveryReport), LedgerOpenError> {
+        let verifier_key = signer.verifier_key_text();
+        let (core, report) = WriterCore::open(storage, signer, config.writer.clone())?;
+        let head = Head { records: core.next_seq(), hash: core.head_hash() };
+        let (tx, rx) = mpsc::channel();
+        let shared =
+            Arc::new(Shared { tx: Mutex::new(Some(tx)), head: Mutex::new(head), threads: Mutex::new(Vec::new()) });
+
+        let (index_tx, index_rx) = mpsc::sync_channel::<Vec<(Appended, Entry)>>(1024);
+        let index = store.as_ref().map(|s| s.index.clone());
+        let flush_store = store.clone();
+        let indexer = thread::Builder::new()
+            .name("ledger-indexer".into())
+            .spawn(move || run_indexer(&index_rx, index.as_deref(), flush_store.as_ref()))
+            .map_err(|source| LedgerOpenError::Io { path: config.data_dir.clone(), source })?;
+
+        let writer_state = WriterThread {
+            core,
+            rx,
+            index_tx: Some(index_tx),
+            indexer: Some(indexer),
+            shared: Arc::clone(&shared),
+            checkpoints_dir: dirs.as_ref().map(DataDir::checkpoints),
+            interval: config.checkpoint_interval,
+            _lock: lock,
+        };
+        let writer = thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer_state.run())
+            .map_err(|source| LedgerOpenError::Io { path: config.data_dir.clone(), source })?;
+        shared.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(writer);
+        Ok((Ledger { shared, store, data_dir: dirs, verifier_key }, report))
+    }
+
+    fn send(&self, command: Command) -> Result<(), AppendError> {
+        let tx = self.shared.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tx.as_ref().ok_or(AppendError::Closed)?.send(command).map_err(|_| AppendError::Closed)
+    }
+
+    /// Appends one entry; resolves once it is durable (group commit).
+    pub async fn append(&self, entry: Entry) -> Result<Appended, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Append(entry, tx))?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// [`Ledger::append`] for code outside an async runtime.
+    pub fn append_blocking(&self, entry: Entry) -> Result<Appended, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Append(entry, tx))?;
+        rx.blocking_recv().map_err(|_| AppendError::Closed)?
+    }
+
+    /// Writes a checkpoint now if anything was appended since the last one.
+    pub async fn checkpoint(&self) -> Result<Option<CheckpointRecord>, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Checkpoint(tx))?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Closes the ledger: a final checkpoint, indexes flushed, threads joined.
+    /// Appends after this fail with [`AppendError::Closed`].
+    pub fn close_blocking(&self) -> Result<(), AppendError> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.send(Command::Close(tx));
+        self.shared.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let result = match sent {
+            Ok(()) => rx.blocking_recv().unwrap_or(Err(AppendError::Closed)),
+            Err(AppendError::Closed) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let threads: Vec<_> =
+            self.shared.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        result
+    }
+
+    /// [`Ledger::close_blocking`] from async code.
+    pub async fn close(&self) -> Result<(), AppendError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.close_blocking()).await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// The head as of the last commit.
+    #[must_use]
+    pub fn head(&self) -> Head {
+        *self.shared.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sled store (absent for ledgers opened with [`Ledger::open_on`]).
+    #[must_use]
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    #[must_use]
+    pub fn data_dir(&self) -> Option<&DataDir> {
+        self.data_dir.as_ref()
+    }
+
+    /// The checkpoint public key as a note verifier key line.
+    #[must_use]
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+}
+
+struct WriterThread {
+    core: WriterCore,
+    rx: mpsc::Receiver<Command>,
+    index_tx: Option<mpsc::SyncSender<Vec<(Appended, Entry)>>>,
+    indexer: Option<thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    checkpoints_dir: Option<PathBuf>,
+    interval: Duration,
+    _lock: Option<DirLock>,
+}
+
+impl WriterThread {
+    fn run(mut self) {
+        let mut last_checkpoint = Instant::now();
+        let mut batch = Vec::new();
+        loop {
+            let wait = if self.core.since_checkpoint() > 0 {
+                self.interval.saturating_sub(last_checkpoint.elapsed())
+            } else {
+                Duration::from_hours(1)
+            };
+            batch.clear();
+            match self.rx.recv_timeout(wait) {
+                Ok(command) => batch.push(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                // Every handle is gone without a close: stop, no checkpoint
+                // (the next open recovers as after a crash).
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            let closing = self.commit_batch(&mut batch, &mut last_checkpoint);
+            if closing {
+                break;
+            }
+        }
+        self.finish_indexer();
+    }
+
+    fn finish_indexer(&mut self) {
+        self.index_tx.take();
+        if let Some(indexer) = self.indexer.take() {
+            let _ = indexer.join();
+        }
+    }
+
+    /// Commits one batch and answers its waiters. Returns true on close.
+    fn commit_batch(&mut self, batch: &mut Vec<Command>, last_checkpoint: &mut Instant) -> bool {
+        let timed_out = batch.is_empty();
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut appenders = Vec::with_capacity(batch.len());
+        let mut checkpointers = Vec::new();
+        let mut closer = None;
+        for command in batch.drain(..) {
+            match command {
+                Command::Append(entry, reply) => {
+                    entries.push(entry);
+                    appenders.push(reply);
+                }
+                Command::Checkpoint(reply) => checkpointers.push(reply),
+                Command::Close(reply) => closer = Some(reply),
+            }
+        }
+        let force = timed_out || !checkpointers.is_empty() || closer.is_some();
+        match self.core.commit(entries, force) {
+            Ok(committed) => {
+                for (reply, appended) in appenders.into_iter().zip(&committed.appended) {
+                    let _ = reply.send(Ok(*appended));
+                }
+                let last_cp = committed.checkpoints.last().cloned();
+                if let Some(cp) = &last_cp {
+                    *last_checkpoint = Instant::now();
+                    if let Some(dir) = &self.checkpoints_dir
+                        && let Err(e) = write_checkpoint_file(dir, cp)
+                    {
+                        tracing::error!(error = %e, "could not write the detached checkpoint file");
+                    }
+                }
+                for reply in checkpointers {
+                    let _ = reply.send(Ok(last_cp.clone()));
+                }
+                *self.shared.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Head { records: self.core.next_seq(), hash: self.core.head_hash() };
+                if let Some(tx) = &self.index_tx
+                    && !committed.written.is_empty()
+                {
+                    let _ = tx.send(committed.written);
+                }
+                if let Some(reply) = closer {
+                    self.finish_indexer();
+                    let _ = reply.send(Ok(()));
+                    return true;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ledger commit failed");
+                for reply in appenders {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                for reply in checkpointers {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                if let Some(reply) = closer {
+                    self.finish_indexer();
+                    let _ = reply.send(Err(e));
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+fn run_indexer(rx: &mpsc::Receiver<Vec<(Appended, Entry)>>, index: Option<&EventIndex>, store: Option<&Store>) {
+    while let Ok(mut written) = rx.recv() {
+        // Coalesce whatever else is waiting into one sled batch.
+        while let Ok(more) = rx.try_recv() {
+            written.extend(more);
+            if written.len() > 65_536 {
+                break;
+            }
+        }
+        if let Some(index) = index
+            && let Err(e) = index.apply(&written)
+        {
+            tracing::error!(error = %e, "indexing failed; `egress-proxy ledger reindex` rebuilds the index");
+        }
+    }
+    if let Some(store) = store
+        && let Err(e) = store.flush()
+    {
+        tracing::error!(error = %e, "flushing the state store failed");
+    }
+}
+
+/// File name of a detached checkpoint.
+#[must_use]
+pub fn checkpoint_file_name(head_seq: u64) -> String {
+    format!("checkpoint-{head_seq:020}.txt")
+}
+
+fn write_checkpoint_file(dir: &Path, cp: &CheckpointRecord) -> io::Result<()> {
+    use std::io::Write;
+    let text = crate::checkpoint::to_note(cp);
+    let tmp = dir.join(".checkpoint.tmp");
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(checkpoint_file_name(cp.head_seq)))?;
+    fs::copy(dir.join(checkpoint_file_name(cp.head_seq)), dir.join(".latest.tmp"))?;
+    fs::rename(dir.join(".latest.tmp"), dir.join("latest.txt"))?;
+    let mut files: Vec<_> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("checkpoint-"))
+        .collect();
+    files.sort();
+    let excess = files.len().saturating_sub(CHECKPOINT_FILES_KEPT);
+    for old in &files[..excess] {
+        fs::remove_file(dir.join(old))?;
+    }
+    fs::File::open(dir)?.sync_all()
+}
+
+impl Ledger {
+    /// Rebuilds every sled index from the segments; returns the lines indexed.
+    pub fn reindex(&self) -> Result<u64, crate::index::IndexError> {
+        let (Some(store), Some(dirs)) = (&self.store, &self.data_dir) else {
+            return Ok(0);
+        };
+        store.index.clear()?;
+        let count = store.index.catch_up(&LedgerReader::open(&dirs.ledger())?)?;
+        store.flush()?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,108 @@
+//! Read-only access to the segments of a ledger directory, for verify,
+//! export, indexing and queries. Safe to use while the writer runs: a last
+//! line without its newline is a write in progress and is not returned.
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::segment::{lines, sorted_segments};
+
+/// The segments of one ledger directory.
+#[derive(Debug, Clone)]
+pub struct LedgerReader {
+    dir: PathBuf,
+    segments: Vec<(u64, String)>,
+}
+
+/// One complete line and where it is.
+#[derive(Debug, Clone)]
+pub struct LocatedLine {
+    pub segment: u64,
+    pub segment_name: String,
+    /// 1-based line number within the segment.
+    pub line_no: u64,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl LedgerReader {
+    /// Lists the segments in `dir` (`<data-dir>/ledger`).
+    pub fn open(dir: &Path) -> io::Result<LedgerReader> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(LedgerReader { dir: dir.to_path_buf(), segments: sorted_segments(names) })
+    }
+
+    /// `(first seq, file name)` of every segment, in order.
+    #[must_use]
+    pub fn segments(&self) -> &[(u64, String)] {
+        &self.segments
+    }
+
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Total size of the segment files in bytes.
+    pub fn total_bytes(&self) -> io::Result<u64> {
+        self.segments.iter().map(|(_, name)| Ok(fs::metadata(self.dir.join(name))?.len())).sum()
+    }
+
+    /// Reads a whole segment.
+    pub fn read_segment(&self, name: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.dir.join(name))
+    }
+
+    /// Reads the complete line that starts at `offset` of segment `segment`.
+    pub fn read_line_at(&self, segment: u64, offset: u64) -> io::Result<Vec<u8>> {
+        let mut file = fs::File::open(self.dir.join(crate::segment::segment_name(segment)))?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut out = Vec::with_capacity(512);
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = file.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "line has no end"));
+            }
+            if let Some(end) = chunk[..n].iter().position(|&b| b == b'\n') {
+                out.extend_from_slice(&chunk[..end]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Calls `f` for every complete line of every segment whose lines may
+    /// reach `from_seq` or beyond (segments wholly before it are skipped),
+    /// in order. `f` returns `false` to stop.
+    pub fn for_each_line(&self, from_seq: u64, mut f: impl FnMut(&LocatedLine) -> bool) -> io::Result<()> {
+        for (i, (first_seq, name)) in self.segments.iter().enumerate() {
+            if self.segments.get(i + 1).is_some_and(|(next, _)| *next <= from_seq) {
+                continue;
+            }
+            let bytes = self.read_segment(name)?;
+            for (n, line) in lines(&bytes).enumerate() {
+                if !line.complete {
+                    break;
+                }
+                let located = LocatedLine {
+                    segment: *first_seq,
+                    segment_name: name.clone(),
+                    line_no: n as u64 + 1,
+                    offset: line.offset as u64,
+                    bytes: line.bytes.to_vec(),
+                };
+                if !f(&located) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! The sled store beside the segments: principals, indexes, small state.
+
+use std::path::Path;
+
+use crate::index::EventIndex;
+use crate::principals::PrincipalStore;
+
+/// The sled database under `<data-dir>/state`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub principals: PrincipalStore,
+    pub index: std::sync::Arc<EventIndex>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`; the directory is made 0700 and
+    /// every file in it 0600, since it holds secret keys.
+    pub fn open(dir: &Path) -> Result<Store, sled::Error> {
+        crate::storage::create_private_dir(dir)?;
+        let db = sled::Config::new().path(dir).flush_every_ms(Some(500)).open()?;
+        restrict_files(dir)?;
+        Ok(Store { principals: PrincipalStore::open(&db)?, index: std::sync::Arc::new(EventIndex::open(&db)?), db })
+    }
+
+    /// A tree for small state of other crates (e.g. provisioning specs).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, sled::Error> {
+        self.db.open_tree(name)
+    }
+
+    /// Writes everything out.
+    pub fn flush(&self) -> Result<(), sled::Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, sled::Error> {
+        self.db.size_on_disk()
+    }
+}
+
+fn restrict_files(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let mode = if entry.file_type()?.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+        if mode == 0o700 {
+            restrict_files(&entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! The single writer of the ledger: recovery on open, then group commits.
+//!
+//! [`WriterCore`] is synchronous and owns the segment being appended to. It
+//! turns a batch of entries into lines (assigning `seq`, `prev` and `ts`),
+//! writes them with one `write` and makes them durable with one fdatasync;
+//! only then is the batch acknowledged. A failed write or fsync poisons the
+//! core: every later commit fails until the ledger is reopened, because after
+//! a failed fsync nobody knows what the file holds (the kernel may have
+//! dropped the dirty pages).
+//!
+//! The thread and channel around it live in [`crate::ledger`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::checkpoint::CheckpointSigner;
+use crate::record::{
+    CheckpointRecord, EndRecord, Entry, LineHash, NoteRecord, Outcome, decode_line, encode_line, now_rfc3339,
+};
+use crate::segment::{Chain, lines, segment_name, sorted_segments};
+use crate::storage::{SegmentFile, Storage};
+
+/// Tuning of the writer.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// A segment is closed once it holds at least this many bytes.
+    pub segment_max_bytes: u64,
+    /// A checkpoint follows once this many records were appended since the last.
+    pub checkpoint_every_records: u64,
+}
+
+impl Default for WriterOptions {
+    fn default() -> WriterOptions {
+        WriterOptions { segment_max_bytes: 64 * 1024 * 1024, checkpoint_every_records: 10_000 }
+    }
+}
+
+/// Where one appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub hash: LineHash,
+    /// First seq of the segment holding the line (names the file).
+    pub segment: u64,
+    /// Byte offset of the line in its segment.
+    pub offset: u64,
+    /// The line's `ts` as microseconds since the epoch.
+    pub ts_micros: u64,
+}
+
+/// The result of one durable commit.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// One per entry handed in, in order.
+    pub appended: Vec<Appended>,
+    /// Checkpoints written in this commit (the writer's own records).
+    pub checkpoints: Vec<CheckpointRecord>,
+    /// Every line written, the writer's own included, with its entry.
+    pub written: Vec<(Appended, Entry)>,
+}
+
+/// Why an append failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    #[error("ledger write failed: {0}")]
+    Io(String),
+    #[error("ledger refuses appends after an earlier write failure ({0}); reopen it")]
+    Poisoned(String),
+    #[error("ledger is closed")]
+    Closed,
+}
+
+/// Why the ledger could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("ledger storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "ledger is damaged in {segment} at line {line} (not a torn tail: valid lines follow): {why}; \
+         run `egress-proxy ledger verify` and restore the segment from a copy"
+    )]
+    Damaged { segment: String, line: u64, why: String },
+    #[error("ledger write during recovery failed: {0}")]
+    Append(#[from] AppendError),
+}
+
+/// What recovery did on open.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Bytes cut from the tail of the last segment.
+    pub cut_bytes: u64,
+    /// Seqs of `start` records that got an `interrupted` end.
+    pub interrupted: Vec<u64>,
+    /// Empty trailing segments removed.
+    pub removed_segments: Vec<String>,
+}
+
+/// The writer state: chain head, open segment, starts still waiting for ends.
+pub struct WriterCore {
+    storage: Arc<dyn Storage>,
+    signer: Arc<CheckpointSigner>,
+    options: WriterOptions,
+    chain: Chain,
+    file: Box<dyn SegmentFile>,
+    segment: u64,
+    segment_len: u64,
+    /// `start` seq -> its `req`, for every start without an end yet.
+    open_starts: BTreeMap<u64, String>,
+    since_checkpoint: u64,
+    poisoned: Option<String>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for WriterCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterCore")
+            .field("next_seq", &self.chain.next_seq)
+            .field("segment", &self.segment)
+            .field("segment_len", &self.segment_len)
+            .field("open_starts", &self.open_starts.len())
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state found at the end of the last segment.
+struct Tail {
+    chain: Chain,
+    segment: u64,
+    name: String,
+    len: u64,
+    open_starts: BTreeMap<u64, String>,
+}
+
+impl WriterCore {
+    /// Opens the ledger in `storage`, recovering from a crash if needed: a
+    /// torn tail is cut (kept beside the segment as `<segment>.torn-<offset>`)
+    /// and noted, and every `start` without an `end` gets an `interrupted` end.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        signer: Arc<CheckpointSigner>,
+        options: WriterOptions,
+    ) -> Result<(WriterCore, RecoveryReport), OpenError> {
+        let mut report = RecoveryReport::default();
+        let mut notes = Vec::new();
+        let tail = loop {
+            let segments = sorted_segments(storage.list()?);
+            let Some((first_seq, name)) = segments.last().cloned() else {
+                storage.create(&segment_name(0))?;
+                break Tail {
+                    chain: Chain::genesis(),
+                    segment: 0,
+                    name: segment_name(0),
+                    len: 0,
+                    open_starts: BTreeMap::new(),
+                };
+            };
+            let chain = match segments.len() {
+                1 => Chain::genesis(),
+                n => chain_after(storage.as_ref(), &segments[n - 2].1)?,
+            };
+            if chain.next_seq != first_seq {
+                return Err(OpenError::Damaged {
+                    segment: name,
+                    line: 1,
+                    why: format!("segment should start at seq {} (the previous one ends there)", chain.next_seq),
+                });
+            }
+            let (tail, cut) = scan_last_segment(storage.as_ref(), first_seq, &name, chain)?;
+            if let Some((offset, reason)) = cut {
+                report.cut_bytes += tail_cut(storage.as_ref(), &name, offset)?;
+                notes.push(
+                    NoteRecord::new("recovery")
+                        .with("segment", name.clone())
+                        .with("offset", offset)
+                        .with("cut_bytes", report.cut_bytes)
+                        .with("reason", reason)
+                        .with("kept_in", format!("{name}.torn-{offset}")),
+                );
+            }
+            // A segment created just before a crash holds nothing, not even its
+            // opening note: drop it and continue from the one before.
+            if tail.len == 0 && segments.len() > 1 {
+                storage.remove(&name)?;
+                report.removed_segments.push(name);
+                continue;
+            }
+            break tail;
+        };
+
+        let file = storage.open_append(&tail.name)?;
+        let mut core = WriterCore {
+            storage,
+            signer,
+            options,
+            chain: tail.chain,
+            file,
+            segment: tail.segment,
+            segment_len: tail.len,
+            open_starts: tail.open_starts,
+            since_checkpoint: 0,
+            poisoned: None,
+            buf: Vec::with_capacity(1 << 20),
+        };
+        let mut entries: Vec<Entry> = notes.into_iter().map(Entry::Note).collect();
+        for (&start_seq, req) in &core.open_starts {
+            report.interrupted.push(start_seq);
+            entries.push(Entry::End(EndRecord {
+                req: req.clone(),
+                start_seq,
+                status: None,
+                bytes_sent: None,
+                object_size: None,
+                etag: None,
+                upstream_request_id: None,
+                upstream_id2: None,
+                duration_ms: None,
+                outcome: Outcome::Interrupted,
+                error_code: None,
+            }));
+        }
+        if !entries.is_empty() {
+            core.commit(entries, false)?;
+        }
+        Ok((core, report))
+    }
+
+    /// Seq the next line will get.
+    #[must_use]
+    pub fn next_seq(&self) -> u64 {
+        self.chain.next_seq
+    }
+
+    /// Hash of the last line (64 zeros when empty).
+    #[must_use]
+    pub fn head_hash(&self) -> LineHash {
+        self.chain.prev
+    }
+
+    /// Records appended since the last checkpoint.
+    #[must_use]
+    pub fn since_checkpoint(&self) -> u64 {
+        self.since_checkpoint
+    }
+
+    /// Starts still waiting for their end.
+    #[must_use]
+    pub fn open_starts(&self) -> usize {
+        self.open_starts.len()
+    }
+
+    /// Appends `entries` and, if due or `force_checkpoint` (and anything was
+    /// appended since the last one), a checkpoint; durable on return.
+    pub fn commit(&mut self, entries: Vec<Entry>, force_checkpoint: bool) -> Result<Committed, AppendError> {
+        if let Some(why) = &self.poisoned {
+            return Err(AppendError::Poisoned(why.clone()));
+        }
+        let result = self.commit_inner(entries, force_checkpoint);
+        if let Err(AppendError::Io(why)) = &result {
+            self.poisoned = Some(why.clone());
+        }
+        result
+    }
+
+    fn commit_inner(&mut self, entries: Vec<Entry>, force_checkpoint: bool) -> Result<Committed, AppendError> {
+        let mut committed = Committed { appended: Vec::with_capacity(entries.len()), ..Committed::default() };
+        self.buf.clear();
+        for entry in entries {
+            let appended = self.push(&entry)?;
+            committed.appended.push(appended);
+            committed.written.push((appended, entry));
+            if self.since_checkpoint >= self.options.checkpoint_every_records {
+                self.push_checkpoint(&mut committed)?;
+            }
+        }
+        if force_checkpoint && self.since_checkpoint > 0 {
+            self.push_checkpoint(&mut committed)?;
+        }
+        self.flush_and_sync()?;
+        Ok(committed)
+    }
+
+    fn push_checkpoint(&mut self, committed: &mut Committed) -> Result<(), AppendError> {
+        let cp = self.signer.sign(self.chain.next_seq - 1, &self.chain.prev, &now_rfc3339());
+        let entry = Entry::Checkpoint(cp.clone());
+        let appended = self.push(&entry)?;
+        self.since_checkpoint = 0;
+        committed.checkpoints.push(cp);
+        committed.written.push((appended, entry));
+        Ok(())
+    }
+
+    /// Encodes one entry into the batch buffer, rotating first if the segment is full.
+    fn push(&mut self, entry: &Entry) -> Result<Appended, AppendError> {
+        if self.segment_len + self.buf.len() as u64 >= self.options.segment_max_bytes {
+            self.rotate()?;
+        }
+        let now = SystemTime::now();
+        let ts = humantime::format_rfc3339_micros(now).to_string();
+        let ts_micros = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let seq = self.chain.next_seq;
+        let line = encode_line(seq, &self.chain.prev, &ts, entry);
+        let hash = crate::record::line_hash(&line);
+        let offset = self.segment_len + self.buf.len() as u64;
+        self.buf.extend_from_slice(&line);
+        self.buf.push(b'\n');
+        self.chain = Chain { next_seq: seq + 1, prev: hash };
+        self.since_checkpoint += 1;
+        match entry {
+            Entry::Start(start) => {
+                self.open_starts.insert(seq, start.req.clone());
+            }
+            Entry::End(end) => {
+                self.open_starts.remove(&end.start_seq);
+            }
+            Entry::Checkpoint(_) | Entry::Note(_) => {}
+        }
+        Ok(Appended { seq, hash, segment: self.segment, offset, ts_micros })
+    }
+
+    fn flush_and_sync(&mut self) -> Result<(), AppendError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| AppendError::Io(e.to_string());
+        self.file.append(&self.buf).map_err(io)?;
+        self.segment_len += self.buf.len() as u64;
+        self.buf.clear();
+        self.file.sync().map_err(io)
+    }
+
+    /// Closes the current segment (durably) and opens the next, whose first
+    /// line carries the starts still open so recovery need read only it.
+    fn rotate(&mut self) -> Result<(), AppendError> {
+        self.flush_and_sync()?;
+        let first_seq = self.chain.next_seq;
+        let name = segment_name(first_seq);
+        self.file = self.storage.create(&name).map_err(|e| AppendError::Io(e.to_string()))?;
+        self.segment = first_seq;
+        self.segment_len = 0;
+        let open: Vec<serde_json::Value> =
+            self.open_starts.iter().map(|(seq, req)| serde_json::json!({ "seq": seq, "req": req })).collect();
+        let note = Entry::Note(NoteRecord::new("segment").with("open_starts", open));
+        // The opening note is part of the caller's batch: it becomes durable
+        // with it, and a segment left empty by a crash is removed on open.
+        self.push(&note)?;
+        Ok(())
+    }
+}
+
+/// Chain state after the last line of a closed (full, synced) segment.
+fn chain_after(storage: &dyn Storage, name: &str) -> Result<Chain, OpenError> {
+    let bytes = storage.read(name)?;
+    let damaged = |why: String| OpenError::Damaged { segment: name.to_owned(), line: 0, why };
+    let last = lines(&bytes).last().ok_or_else(|| damaged("a closed segment is empty".into()))?;
+    if !last.complete {
+        return Err(damaged("a closed segment ends with a partial line".into()));
+    }
+    let (header, _) = crate::record::decode_header(last.bytes).map_err(|e| damaged(e.to_string()))?;
+    Ok(Chain { next_seq: header.seq + 1, prev: crate::record::line_hash(last.bytes) })
+}
+
+/// Walks the last segment. Returns the tail and, if the end is torn, the
+/// offset to cut at and why.
+fn scan_last_segment(
+    storage: &dyn Storage,
+    first_seq: u64,
+    name: &str,
+    mut chain: Chain,
+) -> Result<(Tail, Option<(usize, String)>), OpenError> {
+    let bytes = storage.read(name)?;
+    let mut open_starts = BTreeMap::new();
+    let mut good_len = 0usize;
+    let mut cut = None;
+    let mut all = lines(&bytes).enumerate().peekable();
+    while let Some((index, line)) = all.next() {
+        let checked = if line.complete {
+            chain.advance(line.bytes).map_err(|e| e.to_string())
+        } else {
+            Err("partial line (no newline): a write that never completed".to_owned())
+        };
+        if let Err(why) = checked {
+            // Torn only if nothing readable follows; otherwise it is damage.
+            let later_valid = all.any(|(_, l)| l.complete && crate::record::decode_header(l.bytes).is_ok());
+            if later_valid {
+                return Err(OpenError::Damaged { segment: name.to_owned(), line: index as u64 + 1, why });
+            }
+            cut = Some((line.offset, why));
+            break;
+        }
+        good_len = line.offset + line.bytes.len() + 1;
+        track_open_starts(&mut open_starts, line.bytes, index == 0 && first_seq > 0);
+    }
+    let tail = Tail { chain, segment: first_seq, name: name.to_owned(), len: good_len as u64, open_starts };
+    Ok((tail, cut))
+}
+
+fn track_open_starts(open: &mut BTreeMap<u64, String>, line: &[u8], segment_opening: bool) {
+    // The chain check passed, so a line that does not decode fully has a
+    // payload we do not know (a newer kind): it opens or closes nothing.
+    let Ok(decoded) = decode_line(line) else {
+        return;
+    };
+    match decoded.entry {
+        Entry::Start(start) => {
+            open.insert(decoded.seq, start.req);
+        }
+        Entry::End(end) => {
+            open.remove(&end.start_seq);
+        }
+        Entry::Note(note) if segment_opening && note.event == "segment" => {
+            if let Some(serde_json::Value::Array(items)) = note.details.get("open_starts") {
+                for item in items {
+                    if let (Some(seq), Some(req)) = (item["seq"].as_u64(), item["req"].as_str()) {
+                        open.insert(seq, req.to_owned());
+                    }
+                }
+            }
+        }
+        Entry::Note(_) | Entry::Checkpoint(_) => {}
+    }
+}
+
+/// Cuts `name` at `offset`, keeping the cut bytes in a side file.
+fn tail_cut(storage: &dyn Storage, name: &str, offset: usize) -> Result<u64, OpenError> {
+    let bytes = storage.read(name)?;
+    let cut = &bytes[offset.min(bytes.len())..];
+    storage.write_side_file(&format!("{name}.torn-{offset}"), cut)?;
+    storage.truncate(name, offset as u64)?;
+    Ok(cut.len() as u64)
+}

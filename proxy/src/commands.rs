@@ -1,0 +1,30 @@
+//! What each subcommand does. Each returns the process exit code, or an
+//! error whose message says what was wrong and what to do.
+
+pub mod ledger;
+pub mod principal;
+
+use std::path::Path;
+
+use egress_ledger::{Ledger, LedgerConfig};
+
+/// The origin (log name) a new ledger signs its checkpoints with.
+#[must_use]
+pub fn default_origin() -> String {
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c)).collect();
+    format!("egress-proxy@{}", if host.is_empty() { "localhost" } else { &host })
+}
+
+/// Opens the ledger in `data_dir` for a short command.
+pub fn open_ledger(data_dir: &Path) -> anyhow::Result<Ledger> {
+    let (ledger, report) = Ledger::open(&LedgerConfig::new(data_dir, &default_origin()))?;
+    if report.cut_bytes > 0 || !report.interrupted.is_empty() {
+        tracing::warn!(
+            cut_bytes = report.cut_bytes,
+            interrupted = report.interrupted.len(),
+            "recovered the ledger after an unclean stop"
+        );
+    }
+    Ok(ledger)
+}

@@ -1,0 +1,271 @@
+//! `egress-proxy ledger verify|export|bench|reindex|pubkey`.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use egress_ledger::export::{ExportFilter, ExportFormat, export as export_lines};
+use egress_ledger::record::parse_ts_micros;
+use egress_ledger::verify::{VerifyOptions, verify as verify_ledger};
+use egress_ledger::{EndRecord, Entry, Ledger, LedgerConfig, Outcome, StartRecord};
+
+use super::{default_origin, open_ledger};
+use crate::cli::{EXIT_USAGE, ExportFormatArg};
+
+/// `ledger verify`: exit code as documented on the command.
+pub fn verify(data_dir: &Path, checkpoints: Vec<PathBuf>, pubkey: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
+    let options = VerifyOptions { pubkey, checkpoints };
+    let report = match verify_ledger(data_dir, &options, |_| {}) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("egress-proxy: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some(problem) = &report.problem {
+        let mut place = String::new();
+        if let Some(seq) = problem.seq {
+            place.push_str(&format!(" seq {seq}"));
+        }
+        if let Some(segment) = &problem.segment {
+            place.push_str(&format!(" in {segment}"));
+        }
+        if let Some(line) = problem.line {
+            place.push_str(&format!(" line {line}"));
+        }
+        println!("ledger NOT intact ({:?}) at{place}: {}", problem.kind, problem.message);
+    } else {
+        println!(
+            "ledger intact: {} records in {} segments; head seq {} hash {}; {} checkpoints in the log and {} checkpoint files verified{}",
+            report.records,
+            report.segments,
+            report.head_seq.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            report.head.as_deref().unwrap_or("-"),
+            report.checkpoints_in_log,
+            report.checkpoint_files,
+            if report.partial_tail { " (a write in progress at the tail was skipped)" } else { "" }
+        );
+    }
+    Ok(report.exit_code)
+}
+
+fn parse_time(flag: &str, value: Option<&str>) -> anyhow::Result<Option<u64>> {
+    value
+        .map(|v| {
+            parse_ts_micros(v)
+                .with_context(|| format!("--{flag} {v:?} is not an RFC 3339 time like 2026-11-27T12:00:00Z"))
+        })
+        .transpose()
+}
+
+/// `ledger export`.
+pub fn export(
+    data_dir: &Path,
+    filter: (Option<u64>, Option<u64>, Option<&str>, Option<&str>),
+    format: ExportFormatArg,
+) -> anyhow::Result<i32> {
+    let (from_seq, to_seq, since, until) = filter;
+    let filter = ExportFilter {
+        from_seq,
+        to_seq,
+        since_micros: parse_time("since", since)?,
+        until_micros: parse_time("until", until)?,
+    };
+    let ledger_dir = data_dir.join("ledger");
+    let reader = egress_ledger::reader::LedgerReader::open(&ledger_dir).with_context(|| {
+        format!("no ledger in {}; give the data dir the proxy writes to (--data-dir)", ledger_dir.display())
+    })?;
+    let format = match format {
+        ExportFormatArg::Jsonl => ExportFormat::Jsonl,
+        ExportFormatArg::Csv => ExportFormat::Csv,
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    match export_lines(&reader, filter, format, &mut out).and_then(|_| out.flush()) {
+        Ok(()) => Ok(0),
+        // `| head` closing the pipe is not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `ledger reindex`.
+pub fn reindex(data_dir: &Path) -> anyhow::Result<i32> {
+    let ledger = open_ledger(data_dir)?;
+    let result = ledger.reindex();
+    ledger.close_blocking()?;
+    println!("reindexed {} lines", result?);
+    Ok(0)
+}
+
+/// `ledger pubkey`: the verifier key line.
+pub fn pubkey(data_dir: &Path) -> anyhow::Result<i32> {
+    let path = data_dir.join("keys").join(egress_ledger::checkpoint::VERIFIER_FILE);
+    let key = egress_ledger::checkpoint::CheckpointVerifier::load(&path)
+        .with_context(|| "no checkpoint key yet; it is made when the ledger is first opened".to_owned())?;
+    println!("{}", key.to_text());
+    Ok(0)
+}
+
+/// `ledger bench`.
+pub fn bench(data_dir: Option<&Path>, records: u64, concurrency: u64, keep: bool, json: bool) -> anyhow::Result<i32> {
+    anyhow::ensure!(records > 0 && concurrency > 0, "--records and --concurrency must be at least 1");
+    let mut temp = None;
+    let dir = match data_dir {
+        Some(dir) => {
+            let ledger_dir = dir.join("ledger");
+            anyhow::ensure!(
+                !ledger_dir.exists() || std::fs::read_dir(&ledger_dir)?.next().is_none(),
+                "{} already holds a ledger; bench writes synthetic records, so give it an empty directory",
+                dir.display()
+            );
+            dir.to_path_buf()
+        }
+        None => {
+            // In the current directory: the disk `--data-dir ./data` would use.
+            let t = tempfile::Builder::new().prefix("egress-ledger-bench-").tempdir_in(".")?;
+            let path = t.path().to_path_buf();
+            temp = Some(t);
+            path
+        }
+    };
+    let (ledger, _) = Ledger::open(&LedgerConfig::new(&dir, &default_origin()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let started = Instant::now();
+    let mut latencies = runtime.block_on(run_writers(&ledger, records, concurrency))?;
+    let elapsed = started.elapsed();
+    ledger.close_blocking()?;
+
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    let segments = dir_size(&dir.join("ledger"))?;
+    let state = dir_size(&dir.join("state"))?;
+    let result = serde_json::json!({
+        "records": latencies.len(),
+        "concurrency": concurrency,
+        "seconds": elapsed.as_secs_f64(),
+        "appends_per_sec": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+        "segment_bytes": segments,
+        "state_bytes": state,
+        "disk_ratio": (segments + state) as f64 / segments.max(1) as f64,
+        "data_dir": if keep { Some(dir.display().to_string()) } else { None },
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        println!(
+            "{} durable appends with {} writers in {:.2} s: {:.0} appends/s, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n\
+             disk: segments {} B, sled {} B, (segments + sled) / segments = {:.3}",
+            latencies.len(),
+            concurrency,
+            elapsed.as_secs_f64(),
+            result["appends_per_sec"].as_f64().unwrap_or(0.0),
+            pct(0.50),
+            pct(0.99),
+            pct(1.0),
+            segments,
+            state,
+            result["disk_ratio"].as_f64().unwrap_or(0.0),
+        );
+        if keep {
+            println!("kept in {}", dir.display());
+        }
+    }
+    if keep && let Some(t) = temp {
+        // Keep the temporary directory.
+        let _ = t.keep();
+    }
+    Ok(0)
+}
+
+/// Runs `concurrency` writers appending start/end pairs until `records`
+/// lines were appended; returns every append's latency in microseconds.
+async fn run_writers(ledger: &Ledger, records: u64, concurrency: u64) -> anyhow::Result<Vec<u64>> {
+    let remaining = Arc::new(std::sync::atomic::AtomicU64::new(records));
+    let mut tasks = Vec::new();
+    for writer in 0..concurrency {
+        let ledger = ledger.clone();
+        let remaining = Arc::clone(&remaining);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            loop {
+                if take(&remaining, 1).is_none() {
+                    break;
+                }
+                let req = format!("bench-{writer:04}-{n:08}");
+                let start = synthetic_start(&req, writer, n);
+                let t = Instant::now();
+                let appended = ledger.append(Entry::Start(start)).await?;
+                latencies.push(t.elapsed().as_micros() as u64);
+                if take(&remaining, 1).is_none() {
+                    break;
+                }
+                let t = Instant::now();
+                ledger.append(Entry::End(synthetic_end(&req, appended.seq, n))).await?;
+                latencies.push(t.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::with_capacity(records as usize);
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+fn take(remaining: &std::sync::atomic::AtomicU64, n: u64) -> Option<u64> {
+    use std::sync::atomic::Ordering;
+    remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(n)).ok()
+}
+
+fn synthetic_start(req: &str, writer: u64, n: u64) -> StartRecord {
+    StartRecord {
+        req: req.to_owned(),
+        principal: Some(format!("bench-principal-{:02}", writer % 16)),
+        access_key_id: Some(format!("EGRSBENCH{:011}", writer % 16)),
+        source_ip: Some("127.0.0.1".to_owned()),
+        user_agent: Some("Boto3/1.43.11 md/Botocore#1.43.11 ua/2.1 os/linux lang/python#3.11.7".to_owned()),
+        method: "GET".to_owned(),
+        operation: "GetObject".to_owned(),
+        bucket: Some("training-data".to_owned()),
+        key: Some(format!("datasets/imagenet/train/part-{:05}.parquet", n % 100_000)),
+        version_id: None,
+        range: Some("bytes=0-8388607".to_owned()),
+    }
+}
+
+fn synthetic_end(req: &str, start_seq: u64, n: u64) -> EndRecord {
+    EndRecord {
+        req: req.to_owned(),
+        start_seq,
+        status: Some(206),
+        bytes_sent: Some(8_388_608),
+        object_size: Some(134_217_728),
+        etag: Some("\"9b2cf535f27731c974343645a3985328\"".to_owned()),
+        upstream_request_id: Some(format!("1789{n:012X}")),
+        upstream_id2: Some("dGhpcyBpcyBhbiBleGFtcGxlIGlkMiB2YWx1ZSBmcm9tIHMzIHNlcnZlcg==".to_owned()),
+        duration_ms: Some(41),
+        outcome: Outcome::Complete,
+        error_code: None,
+    }
+}
+
+fn dir_size(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+    }
+    Ok(total)
+}

@@ -1,0 +1,58 @@
+//! The `egress-proxy` binary: parse the command line, run, exit with a code
+//! a script can act on. All the work is in the library.
+
+use clap::Parser as _;
+use egress_proxy::cli::{Cli, Command, EXIT_USAGE, LedgerCommand, PrincipalCommand};
+use egress_proxy::commands::{ledger, principal};
+
+fn main() {
+    // Secrets and keys are written under the data dir: nothing we create is
+    // for other users.
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EGRESS_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("egress-proxy: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Ledger(command) => match command {
+            LedgerCommand::Verify { dir, checkpoint, pubkey, json } => {
+                ledger::verify(&dir.data_dir, checkpoint, pubkey, json)
+            }
+            LedgerCommand::Export { dir, from_seq, to_seq, since, until, format } => {
+                ledger::export(&dir.data_dir, (from_seq, to_seq, since.as_deref(), until.as_deref()), format)
+            }
+            LedgerCommand::Bench { data_dir, records, concurrency, keep, json } => {
+                ledger::bench(data_dir.as_deref(), records, concurrency, keep, json)
+            }
+            LedgerCommand::Reindex { dir } => ledger::reindex(&dir.data_dir),
+            LedgerCommand::Pubkey { dir } => ledger::pubkey(&dir.data_dir),
+        },
+        Command::Principal(command) => match command {
+            PrincipalCommand::Create { name, description, dir } => {
+                principal::create(&dir.data_dir, &name, description.as_deref())
+            }
+            PrincipalCommand::List { dir } => principal::list(&dir.data_dir),
+            PrincipalCommand::Revoke { access_key_id, dir } => principal::revoke(&dir.data_dir, &access_key_id),
+        },
+    }
+}
