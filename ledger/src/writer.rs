@@ -191,7 +191,10 @@ impl WriterCore {
             break tail;
         };
 
-        let file = storage.open_append(&tail.name)?;
+        let mut file = storage.open_append(&tail.name)?;
+        // What we just read may have come from the page cache of a process
+        // that died before its fsync: make it durable before building on it.
+        file.sync()?;
         let mut core = WriterCore {
             storage,
             signer,
@@ -336,6 +339,11 @@ impl WriterCore {
     /// line carries the starts still open so recovery need read only it.
     fn rotate(&mut self) -> Result<(), AppendError> {
         self.flush_and_sync()?;
+        if self.segment_len > 0 {
+            // Even with nothing buffered: a closed segment must be durable
+            // before a later one is, or a power loss leaves a gap.
+            self.file.sync().map_err(|e| AppendError::Io(e.to_string()))?;
+        }
         let first_seq = self.chain.next_seq;
         let name = segment_name(first_seq);
         self.file = self.storage.create(&name).map_err(|e| AppendError::Io(e.to_string()))?;

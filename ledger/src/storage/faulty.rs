@@ -56,6 +56,14 @@ impl FaultyStorage {
         self.lock().fail_appends = fail;
     }
 
+    /// Disarms every fault not yet fired (a restarted process starts clean).
+    pub fn clear_faults(&self) {
+        let mut state = self.lock();
+        state.fail_next_sync = false;
+        state.torn_next_append = None;
+        state.fail_appends = false;
+    }
+
     /// Simulates power loss: of each file's unsynced bytes, only the first
     /// `keep(unsynced_len)` survive. Faults armed but not fired are cleared.
     pub fn crash(&self, mut keep: impl FnMut(usize) -> usize) {
@@ -66,9 +74,8 @@ impl FaultyStorage {
             file.data.truncate(file.synced_len + kept);
             file.synced_len = file.data.len();
         }
-        state.fail_next_sync = false;
-        state.torn_next_append = None;
-        state.fail_appends = false;
+        drop(state);
+        self.clear_faults();
     }
 
     /// A file's current bytes (synced or not).
