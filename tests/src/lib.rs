@@ -1,1 +1,89 @@
-//! placeholder
+//! Harness for the end-to-end tests: the real `egress-proxy` binary, run as
+//! a user would run it.
+//!
+//! The binary is the one `cargo build` put next to this test executable
+//! (`target/<profile>/egress-proxy`), or `$EGRESS_PROXY_BIN`. The test
+//! command (`scripts/test.sh`) builds it before running the tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Path of the `egress-proxy` binary under test.
+///
+/// # Panics
+/// If it is missing: the message says how to build it.
+#[must_use]
+pub fn bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("EGRESS_PROXY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/egress-proxy
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join("egress-proxy");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", path.display());
+    path
+}
+
+/// The result of one CLI run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout parsed as JSON.
+    ///
+    /// # Panics
+    /// If stdout is not JSON (the panic shows both streams).
+    #[must_use]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `egress-proxy ARGS...` to completion.
+///
+/// # Panics
+/// If the binary cannot be started.
+#[must_use]
+pub fn run(args: &[&str]) -> Run {
+    Command::new(bin()).args(args).env("EGRESS_LOG", "warn").output().expect("start egress-proxy").into()
+}
+
+/// Runs `egress-proxy ARGS... --data-dir DIR`.
+#[must_use]
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let mut all: Vec<&str> = args.to_vec();
+    let dir = dir.to_str().expect("utf-8 temp path");
+    all.extend(["--data-dir", dir]);
+    run(&all)
+}
+
+/// Copies a directory tree (a data dir) to `to`.
+///
+/// # Panics
+/// On I/O errors.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy file");
+        }
+    }
+}
