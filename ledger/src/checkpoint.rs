@@ -127,6 +127,12 @@ impl CheckpointSigner {
         Ok(signer)
     }
 
+    /// A signer from a known seed (test vectors, tests).
+    #[must_use]
+    pub fn from_seed(origin: &str, seed: &[u8; 32]) -> CheckpointSigner {
+        CheckpointSigner { origin: origin.to_owned(), key: SigningKey::from_bytes(seed) }
+    }
+
     #[must_use]
     pub fn origin(&self) -> &str {
         &self.origin
