@@ -255,6 +255,15 @@ impl Ledger {
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
+    /// Queues an append without waiting for it: the writer commits queued
+    /// entries in order, so it is durable before anything queued later
+    /// (a close included). For records nobody waits on, such as an `end`
+    /// written as a response body is dropped. Failures are logged by the writer.
+    pub fn submit(&self, entry: Entry) -> Result<(), AppendError> {
+        let (tx, _rx) = oneshot::channel();
+        self.send(Command::Append(entry, tx))
+    }
+
     /// [`Ledger::append`] for code outside an async runtime.
     pub fn append_blocking(&self, entry: Entry) -> Result<Appended, AppendError> {
         let (tx, rx) = oneshot::channel();

@@ -62,7 +62,11 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         return Ok(());
     }
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    if let Some(parent) = dir.parent() {
+    let parent = match dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    };
+    if let Some(parent) = parent {
         // The new directory's name is durable only once its parent is synced.
         File::open(parent)?.sync_all()?;
     }

@@ -19,12 +19,66 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the S3 endpoint in front of an upstream S3, recording every request.
+    Serve(Box<ServeArgs>),
+    /// Make a dev CA and a server certificate signed by it (for --tls-listen).
+    Certs {
+        /// Directory to write ca.pem, ca.key, server.pem and server.key into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// Names and addresses the server certificate is valid for.
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+        hosts: Vec<String>,
+    },
     /// Inspect, verify, export and measure the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
     /// Manage principals and their access keys.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the S3 endpoint (plain HTTP).
+    #[arg(long, env = "EGRESS_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The upstream S3 endpoint, e.g. https://s3.us-east-1.amazonaws.com.
+    #[arg(long, env = "EGRESS_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Region to sign upstream requests for (default: --region).
+    #[arg(long, env = "EGRESS_UPSTREAM_REGION")]
+    pub upstream_region: Option<String>,
+    /// How bucket names reach the upstream.
+    #[arg(long, value_enum, env = "EGRESS_UPSTREAM_ADDRESSING", default_value = "path")]
+    pub upstream_addressing: crate::upstream::Addressing,
+    /// The region this endpoint answers for.
+    #[arg(long, env = "EGRESS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Domain under which `<bucket>.<domain>` is virtual-hosted addressing
+    /// (repeat for several).
+    #[arg(long = "virtual-host-domain", env = "EGRESS_VIRTUAL_HOST_DOMAIN", value_delimiter = ',')]
+    pub virtual_host_domains: Vec<String>,
+    /// Address of the S3 endpoint over TLS (needs --tls-cert and --tls-key).
+    #[arg(long, env = "EGRESS_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain for --tls-listen.
+    #[arg(long, env = "EGRESS_TLS_CERT", requires = "tls_listen")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-listen.
+    #[arg(long, env = "EGRESS_TLS_KEY", requires = "tls_listen")]
+    pub tls_key: Option<PathBuf>,
+    /// Requests processed at once over all connections; more wait their turn.
+    #[arg(long, default_value_t = 4096)]
+    pub max_concurrent_requests: usize,
+    /// Seconds a request or response body may move no byte before it is cut.
+    #[arg(long, default_value_t = 60)]
+    pub body_idle_timeout_secs: u64,
+    /// Seconds shutdown waits for requests in flight.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 
 pub mod ledger;
 pub mod principal;
+pub mod serve;
 
 use std::path::Path;
 

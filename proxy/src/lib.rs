@@ -4,5 +4,20 @@
 //! This crate is the data plane and the `egress-proxy` command line; the
 //! ledger lives in `egress-ledger`, the admin API in `egress-admin`.
 
+pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod meter;
+pub mod pipeline;
+pub mod s3;
+pub mod server;
+pub mod tls;
+pub mod upstream;
+
+/// Response header carrying our request id (the ledger's `req`).
+pub const REQUEST_ID_HEADER: &str = "x-egress-request-id";
+
+/// Errors that travel inside bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

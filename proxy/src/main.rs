@@ -3,7 +3,7 @@
 
 use clap::Parser as _;
 use egress_proxy::cli::{Cli, Command, EXIT_USAGE, LedgerCommand, PrincipalCommand};
-use egress_proxy::commands::{ledger, principal};
+use egress_proxy::commands::{ledger, principal, serve};
 
 fn main() {
     // Secrets and keys are written under the data dir: nothing we create is
@@ -34,6 +34,12 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Serve(args) => serve::serve(*args),
+        Command::Certs { out, hosts } => {
+            egress_proxy::tls::make_dev_certs(&out, &hosts)?;
+            println!("wrote {0}/ca.pem, {0}/ca.key, {0}/server.pem, {0}/server.key", out.display());
+            Ok(0)
+        }
         Command::Ledger(command) => match command {
             LedgerCommand::Verify { dir, checkpoint, pubkey, json } => {
                 ledger::verify(&dir.data_dir, checkpoint, pubkey, json)

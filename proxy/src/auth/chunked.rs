@@ -1,0 +1,545 @@
+//! The `aws-chunked` body framing: an incremental decoder that verifies as
+//! it goes, and an encoder for the unsigned-trailer form.
+//!
+//! ```text
+//! <hex size>[;chunk-signature=<sig>]\r\n <data> \r\n      (repeated)
+//! 0[;chunk-signature=<sig>]\r\n                           (final chunk)
+//! <name>:<value>\r\n …                                    (trailer modes only)
+//! x-amz-trailer-signature:<sig>\r\n                       (signed trailer mode only)
+//! \r\n
+//! ```
+//!
+//! Promises of [`AwsChunkedDecoder`]:
+//! - in signed mode, a chunk's data is released only after the whole chunk
+//!   (and its CRLF) arrived and its signature, chained to the previous one,
+//!   verified; a bad signature stops the stream before that chunk's data;
+//! - in unsigned-trailer mode data is released as it arrives (there is
+//!   nothing to verify per chunk);
+//! - memory stays bounded: chunks over [`MAX_CHUNK_SIZE`], lines over
+//!   [`MAX_LINE_LEN`] and more than [`MAX_TRAILERS`] trailers are refused;
+//! - an `x-amz-checksum-crc32` trailer is checked against the decoded
+//!   payload (other checksums are passed through in [`Trailers`]), and a
+//!   declared decoded length is enforced;
+//! - the body is complete only when [`AwsChunkedDecoder::finish`] says so.
+//!   Data already released cannot be recalled: whoever forwards it must abort
+//!   the upstream request when `feed` or `finish` fails, so that a truncated
+//!   or corrupted object is never committed.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::auth::PayloadMode;
+use crate::auth::error::AuthError;
+use crate::auth::sigv4::{ChunkSigningContext, EMPTY_SHA256};
+
+/// Largest chunk we buffer (AWS SDKs send 64 KiB to 1 MiB).
+pub const MAX_CHUNK_SIZE: usize = 16 * 1024 * 1024;
+/// Longest chunk-header or trailer line, without its CRLF.
+pub const MAX_LINE_LEN: usize = 4 * 1024;
+/// Most trailers one body may carry (SDKs send one checksum).
+pub const MAX_TRAILERS: usize = 16;
+
+const TRAILER_SIGNATURE: &str = "x-amz-trailer-signature";
+const CRC32_TRAILER: &str = "x-amz-checksum-crc32";
+
+/// How the body was signed, from the request's `x-amz-content-sha256`.
+#[derive(Debug, Clone)]
+pub enum ChunkMode {
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`.
+    Signed { ctx: ChunkSigningContext, trailer: bool },
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`.
+    UnsignedTrailer,
+}
+
+impl ChunkMode {
+    /// The mode for an authenticated request's payload, if it is aws-chunked.
+    #[must_use]
+    pub fn for_payload(payload: &PayloadMode) -> Option<ChunkMode> {
+        match payload {
+            PayloadMode::StreamingSigned { ctx, trailer } => Some(ChunkMode::Signed { ctx: ctx.clone(), trailer: *trailer }),
+            PayloadMode::StreamingUnsignedTrailer => Some(ChunkMode::UnsignedTrailer),
+            PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
+        }
+    }
+
+    fn has_trailers(&self) -> bool {
+        match self {
+            ChunkMode::Signed { trailer, .. } => *trailer,
+            ChunkMode::UnsignedTrailer => true,
+        }
+    }
+}
+
+/// Trailing headers of an aws-chunked body, names lowercased, in the order sent
+/// (without `x-amz-trailer-signature`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trailers {
+    entries: Vec<(String, String)>,
+}
+
+impl Trailers {
+    #[must_use]
+    pub fn new() -> Trailers {
+        Trailers::default()
+    }
+
+    /// Adds a trailer; the name is lowercased.
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.entries.push((name.to_ascii_lowercase(), value.to_owned()));
+    }
+
+    /// The first value of `name` (case-insensitive).
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `name:value\n` sorted by name, what the trailer signature covers.
+    fn canonical(&self) -> Vec<u8> {
+        let mut sorted: Vec<&(String, String)> = self.entries.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::new();
+        for (name, value) in sorted {
+            out.extend_from_slice(name.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(value.trim().as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Expecting `<hex size>[;ext]\r\n`.
+    ChunkHeader,
+    /// Inside the data of a chunk; `remaining` counts down in unsigned mode.
+    ChunkData { size: usize, remaining: usize, signature: Option<[u8; 32]> },
+    /// Expecting the CRLF after a chunk's data (unsigned mode).
+    ChunkDataEnd,
+    /// After the final chunk: trailer lines up to an empty line.
+    Trailers { signature_verified: bool },
+    Done,
+}
+
+/// Incremental aws-chunked decoder; see the module docs for what it guarantees.
+#[derive(Debug)]
+pub struct AwsChunkedDecoder {
+    mode: ChunkMode,
+    state: State,
+    /// Signature of the last verified chunk (the seed at first), lowercase hex.
+    previous_signature: String,
+    /// Chunks seen, for error messages.
+    chunk_index: u64,
+    decoded_len: u64,
+    expected_len: Option<u64>,
+    crc32: crc32fast::Hasher,
+    trailers: Trailers,
+}
+
+impl AwsChunkedDecoder {
+    #[must_use]
+    pub fn new(mode: ChunkMode) -> AwsChunkedDecoder {
+        let previous_signature = match &mode {
+            ChunkMode::Signed { ctx, .. } => ctx.seed_signature.clone(),
+            ChunkMode::UnsignedTrailer => String::new(),
+        };
+        AwsChunkedDecoder {
+            mode,
+            state: State::ChunkHeader,
+            previous_signature,
+            chunk_index: 0,
+            decoded_len: 0,
+            expected_len: None,
+            crc32: crc32fast::Hasher::new(),
+            trailers: Trailers::new(),
+        }
+    }
+
+    /// Enforces `x-amz-decoded-content-length`: more data is refused as soon
+    /// as it arrives, less is refused at the end.
+    #[must_use]
+    pub fn with_decoded_length(mut self, expected: u64) -> AwsChunkedDecoder {
+        self.expected_len = Some(expected);
+        self
+    }
+
+    /// Payload bytes decoded (and, in signed mode, verified) so far.
+    #[must_use]
+    pub fn decoded_len(&self) -> u64 {
+        self.decoded_len
+    }
+
+    /// Whether the final chunk and trailers arrived and checked out.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Consumes what it can of `input` and returns the payload bytes it
+    /// releases; an incomplete line or chunk stays in `input` for the next
+    /// call. After an error the decoder must not be fed again.
+    pub fn feed(&mut self, input: &mut BytesMut) -> Result<Vec<Bytes>, AuthError> {
+        let mut out = Vec::new();
+        loop {
+            match self.state {
+                State::ChunkHeader => {
+                    let Some(line) = take_line(input, "chunk header")? else { return Ok(out) };
+                    let (size, signature) = self.parse_chunk_header(&line)?;
+                    self.chunk_index += 1;
+                    if size == 0 {
+                        if let Some(signature) = signature {
+                            self.verify_chunk(&[], &signature)?;
+                        }
+                        self.state = State::Trailers { signature_verified: false };
+                    } else {
+                        self.state = State::ChunkData { size, remaining: size, signature };
+                    }
+                }
+                State::ChunkData { size, signature: Some(signature), .. } => {
+                    if input.len() < size + 2 {
+                        return Ok(out);
+                    }
+                    if input.get(size..size + 2) != Some(b"\r\n".as_slice()) {
+                        return Err(self.malformed("its data is not followed by CRLF"));
+                    }
+                    let data = input.split_to(size).freeze();
+                    input.advance(2);
+                    self.verify_chunk(&data, &signature)?;
+                    self.release(data, &mut out)?;
+                    self.state = State::ChunkHeader;
+                }
+                State::ChunkData { size, remaining, signature: None } => {
+                    if input.is_empty() {
+                        return Ok(out);
+                    }
+                    let n = remaining.min(input.len());
+                    self.release(input.split_to(n).freeze(), &mut out)?;
+                    self.state = if n == remaining {
+                        State::ChunkDataEnd
+                    } else {
+                        State::ChunkData { size, remaining: remaining - n, signature: None }
+                    };
+                }
+                State::ChunkDataEnd => {
+                    if input.len() < 2 {
+                        return Ok(out);
+                    }
+                    if input.get(..2) != Some(b"\r\n".as_slice()) {
+                        return Err(self.malformed("its data is not followed by CRLF"));
+                    }
+                    input.advance(2);
+                    self.state = State::ChunkHeader;
+                }
+                State::Trailers { signature_verified } => {
+                    let Some(line) = take_line(input, "trailer")? else { return Ok(out) };
+                    if line.is_empty() {
+                        self.finish_trailers(signature_verified)?;
+                        self.state = State::Done;
+                    } else {
+                        self.trailer_line(&line, signature_verified)?;
+                    }
+                }
+                State::Done => {
+                    if !input.is_empty() {
+                        return Err(AuthError::MalformedChunkedBody {
+                            reason: format!("{} bytes follow the end of the aws-chunked body", input.len()),
+                        });
+                    }
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    /// Call when the input ended: the trailers if the body was complete,
+    /// `IncompleteBody` if the final chunk or trailers are missing.
+    pub fn finish(&self) -> Result<Trailers, AuthError> {
+        let reason = match self.state {
+            State::Done => return Ok(self.trailers.clone()),
+            State::ChunkHeader => format!("the body ended before the final 0-size chunk (after chunk {})", self.chunk_index),
+            State::ChunkData { .. } | State::ChunkDataEnd => format!("the body ended inside chunk {}", self.chunk_index),
+            State::Trailers { .. } => "the body ended inside the trailers (no final empty line)".to_owned(),
+        };
+        Err(AuthError::IncompleteBody { reason })
+    }
+
+    fn signed_ctx(&self) -> Option<&ChunkSigningContext> {
+        match &self.mode {
+            ChunkMode::Signed { ctx, .. } => Some(ctx),
+            ChunkMode::UnsignedTrailer => None,
+        }
+    }
+
+    fn malformed(&self, what: &str) -> AuthError {
+        AuthError::MalformedChunkedBody { reason: format!("chunk {}: {what}", self.chunk_index) }
+    }
+
+    /// `<hex size>[;chunk-signature=<64 hex>]`; the signature is required in
+    /// signed mode, extensions are ignored in unsigned mode.
+    fn parse_chunk_header(&self, line: &[u8]) -> Result<(usize, Option<[u8; 32]>), AuthError> {
+        let index = self.chunk_index + 1;
+        let malformed = |what: String| AuthError::MalformedChunkedBody { reason: format!("chunk {index}: {what}") };
+        let (size, extensions) = match line.iter().position(|&b| b == b';') {
+            Some(i) => (line.get(..i).unwrap_or_default(), line.get(i + 1..)),
+            None => (line, None),
+        };
+        if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
+            return Err(malformed(format!("the size {:?} is not a hex number", String::from_utf8_lossy(size))));
+        }
+        let size = size.iter().fold(0_u64, |n, &d| (n << 4) | u64::from(hex_digit(d)));
+        let size = match usize::try_from(size) {
+            Ok(s) if s <= MAX_CHUNK_SIZE => s,
+            _ => return Err(malformed(format!("the size {size} exceeds the limit of {MAX_CHUNK_SIZE} bytes"))),
+        };
+        if self.signed_ctx().is_none() {
+            return Ok((size, None));
+        }
+        let signature = extensions
+            .and_then(|e| e.strip_prefix(b"chunk-signature="))
+            .and_then(|hex_sig| {
+                let mut sig = [0_u8; 32];
+                hex::decode_to_slice(hex_sig, &mut sig).ok().map(|()| sig)
+            });
+        match signature {
+            Some(sig) => Ok((size, Some(sig))),
+            None => Err(AuthError::SignatureDoesNotMatch {
+                access_key_id: None,
+                reason: format!("chunk {index} has no valid chunk-signature=<64 hex digits> extension"),
+            }),
+        }
+    }
+
+    fn verify_chunk(&mut self, data: &[u8], client_signature: &[u8; 32]) -> Result<(), AuthError> {
+        let Some(ctx) = self.signed_ctx() else { return Ok(()) };
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{}",
+            ctx.amz_date,
+            ctx.scope,
+            self.previous_signature,
+            hex::encode(Sha256::digest(data))
+        );
+        let computed = ctx.signing_key.hmac(string_to_sign.as_bytes());
+        if !bool::from(computed.expose().ct_eq(client_signature)) {
+            return Err(AuthError::SignatureDoesNotMatch {
+                access_key_id: None,
+                reason: format!(
+                    "the signature of chunk {} ({} bytes, after {} verified bytes) does not match",
+                    self.chunk_index,
+                    data.len(),
+                    self.decoded_len
+                ),
+            });
+        }
+        self.previous_signature = hex::encode(computed.expose());
+        Ok(())
+    }
+
+    fn release(&mut self, data: Bytes, out: &mut Vec<Bytes>) -> Result<(), AuthError> {
+        self.decoded_len += data.len() as u64;
+        if let Some(expected) = self.expected_len
+            && self.decoded_len > expected
+        {
+            return Err(AuthError::MalformedChunkedBody {
+                reason: format!("the chunks hold more than the {expected} bytes of x-amz-decoded-content-length"),
+            });
+        }
+        self.crc32.update(&data);
+        out.push(data);
+        Ok(())
+    }
+
+    fn trailer_line(&mut self, line: &[u8], signature_verified: bool) -> Result<(), AuthError> {
+        if !self.mode.has_trailers() {
+            return Err(AuthError::MalformedChunkedBody {
+                reason: "trailers follow the final chunk, but the payload mode has none".to_owned(),
+            });
+        }
+        if signature_verified {
+            return Err(AuthError::MalformedChunkedBody {
+                reason: "a trailer follows x-amz-trailer-signature, which must come last".to_owned(),
+            });
+        }
+        let Some((name, value)) = std::str::from_utf8(line).ok().and_then(|l| l.split_once(':')) else {
+            return Err(AuthError::MalformedChunkedBody {
+                reason: "a trailer line is not \"name:value\" text".to_owned(),
+            });
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(AuthError::MalformedChunkedBody { reason: format!("invalid trailer name {name:?}") });
+        }
+        let value = value.trim();
+        if name.eq_ignore_ascii_case(TRAILER_SIGNATURE) {
+            self.verify_trailer_signature(value)?;
+            self.state = State::Trailers { signature_verified: true };
+            return Ok(());
+        }
+        if self.trailers.len() >= MAX_TRAILERS {
+            return Err(AuthError::MalformedChunkedBody { reason: format!("more than {MAX_TRAILERS} trailers") });
+        }
+        self.trailers.push(name, value);
+        Ok(())
+    }
+
+    fn verify_trailer_signature(&mut self, value: &str) -> Result<(), AuthError> {
+        let Some(ctx) = self.signed_ctx() else {
+            return Err(AuthError::MalformedChunkedBody {
+                reason: "x-amz-trailer-signature in an unsigned payload".to_owned(),
+            });
+        };
+        let mismatch = |reason: &str| AuthError::SignatureDoesNotMatch { access_key_id: None, reason: reason.to_owned() };
+        let mut client = [0_u8; 32];
+        hex::decode_to_slice(value, &mut client)
+            .map_err(|_| mismatch("x-amz-trailer-signature must be 64 hex digits"))?;
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{}",
+            ctx.amz_date,
+            ctx.scope,
+            self.previous_signature,
+            hex::encode(Sha256::digest(self.trailers.canonical()))
+        );
+        let computed = ctx.signing_key.hmac(string_to_sign.as_bytes());
+        if !bool::from(computed.expose().ct_eq(&client)) {
+            return Err(mismatch("the trailer signature does not match"));
+        }
+        self.previous_signature = hex::encode(computed.expose());
+        Ok(())
+    }
+
+    fn finish_trailers(&self, signature_verified: bool) -> Result<(), AuthError> {
+        if matches!(self.mode, ChunkMode::Signed { trailer: true, .. }) && !signature_verified {
+            return Err(AuthError::SignatureDoesNotMatch {
+                access_key_id: None,
+                reason: "the trailers carry no x-amz-trailer-signature".to_owned(),
+            });
+        }
+        if let Some(value) = self.trailers.get(CRC32_TRAILER) {
+            let sent = BASE64
+                .decode(value)
+                .ok()
+                .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| AuthError::InvalidRequest {
+                    access_key_id: None,
+                    reason: format!("the {CRC32_TRAILER} trailer {value:?} is not the base64 of 4 bytes"),
+                })?;
+            if sent != self.crc32.clone().finalize() {
+                return Err(AuthError::ChecksumMismatch { algorithm: "CRC32" });
+            }
+        }
+        if let Some(expected) = self.expected_len
+            && expected != self.decoded_len
+        {
+            return Err(AuthError::IncompleteBody {
+                reason: format!(
+                    "the chunks hold {} bytes, x-amz-decoded-content-length says {expected}",
+                    self.decoded_len
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Splits off a line ending in CRLF (returned without it), `None` if it has
+/// not fully arrived yet.
+fn take_line(input: &mut BytesMut, what: &str) -> Result<Option<BytesMut>, AuthError> {
+    let window = input.get(..input.len().min(MAX_LINE_LEN + 2)).unwrap_or_default();
+    match window.windows(2).position(|w| w == b"\r\n") {
+        Some(i) => {
+            let line = input.split_to(i);
+            input.advance(2);
+            Ok(Some(line))
+        }
+        None if input.len() > MAX_LINE_LEN + 1 => Err(AuthError::MalformedChunkedBody {
+            reason: format!("a {what} line is longer than {MAX_LINE_LEN} bytes"),
+        }),
+        None => Ok(None),
+    }
+}
+
+fn hex_digit(d: u8) -> u8 {
+    match d {
+        b'0'..=b'9' => d - b'0',
+        b'a'..=b'f' => d - b'a' + 10,
+        b'A'..=b'F' => d - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// The `x-amz-decoded-content-length` of a request, if it sent one.
+pub fn decoded_content_length(headers: &HeaderMap) -> Result<Option<u64>, AuthError> {
+    let Some(value) = headers.get("x-amz-decoded-content-length") else { return Ok(None) };
+    match value.to_str().ok().filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).map(str::parse) {
+        Some(Ok(n)) => Ok(Some(n)),
+        _ => Err(AuthError::InvalidArgument {
+            access_key_id: None,
+            reason: "x-amz-decoded-content-length must be a number of bytes".to_owned(),
+        }),
+    }
+}
+
+/// Checks a finished body's decoded length against `x-amz-decoded-content-length`
+/// (absent header: nothing to check).
+pub fn check_decoded_content_length(headers: &HeaderMap, decoded_len: u64) -> Result<(), AuthError> {
+    match decoded_content_length(headers)? {
+        Some(expected) if expected != decoded_len => Err(AuthError::IncompleteBody {
+            reason: format!("the body holds {decoded_len} bytes, x-amz-decoded-content-length says {expected}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One unsigned chunk: `<hex size>\r\n<data>\r\n`. Empty data encodes to
+/// nothing, since a 0-size chunk would end the body.
+#[must_use]
+pub fn encode_unsigned_chunk(data: &[u8]) -> Bytes {
+    if data.is_empty() {
+        return Bytes::new();
+    }
+    let header = format!("{:x}\r\n", data.len());
+    let mut out = BytesMut::with_capacity(header.len() + data.len() + 2);
+    out.put_slice(header.as_bytes());
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+    out.freeze()
+}
+
+/// The end of an unsigned-trailer body: `0\r\n`, each `name:value\r\n`, `\r\n`.
+#[must_use]
+pub fn encode_final_with_trailers(trailers: &Trailers) -> Bytes {
+    let mut out = BytesMut::from(&b"0\r\n"[..]);
+    for (name, value) in trailers.iter() {
+        out.put_slice(name.as_bytes());
+        out.put_u8(b':');
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+    out.freeze()
+}
+
+/// The `x-amz-checksum-crc32` value for a CRC32: base64 of its big-endian bytes.
+#[must_use]
+pub fn crc32_trailer_value(crc: u32) -> String {
+    BASE64.encode(crc.to_be_bytes())
+}

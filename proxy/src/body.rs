@@ -1,0 +1,296 @@
+//! Request bodies on their way upstream.
+//!
+//! Where the client signed a body hash, or sent no signature over the body,
+//! the bytes pass through untouched and the upstream verifies what it can
+//! (the same hash, the same checksum trailer). Where the client signed its
+//! chunks (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`), nobody but us can
+//! check those signatures, so every chunk is verified here before a byte of
+//! it goes on, and the body is re-framed: plain (UNSIGNED-PAYLOAD with the
+//! decoded length) or, with a trailer, as `STREAMING-UNSIGNED-PAYLOAD-TRAILER`
+//! so that the upstream still checks the client's checksum. A bad chunk ends
+//! the upstream body with an error, so the upstream commits no object.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http::header::{self, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::Sleep;
+
+use crate::auth::chunked::{self, AwsChunkedDecoder, ChunkMode};
+use crate::auth::{AuthError, PayloadMode};
+use crate::upstream::client::UpstreamBody;
+
+const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
+const UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+
+/// What to do with a request body.
+#[derive(Debug)]
+pub enum RequestBodyPlan {
+    /// Forward the bytes as they came.
+    PassThrough,
+    /// Verify signed chunks, forward the payload alone.
+    DecodeSigned { mode: ChunkMode, decoded_len: u64 },
+    /// Verify signed chunks, forward them re-framed as unsigned chunks with
+    /// the client's trailers.
+    ReframeSigned { mode: ChunkMode, decoded_len: Option<u64> },
+}
+
+/// Why the body was refused, if it was (read after the upstream exchange).
+pub type BodyVerdict = Arc<Mutex<Option<AuthError>>>;
+
+/// Chooses the plan for an authenticated request.
+pub fn plan(payload: &PayloadMode, headers: &HeaderMap) -> Result<RequestBodyPlan, AuthError> {
+    match payload {
+        PayloadMode::StreamingSigned { trailer: false, .. } => {
+            let decoded_len = chunked::decoded_content_length(headers)?.ok_or_else(|| AuthError::InvalidArgument {
+                access_key_id: None,
+                reason: "a STREAMING-AWS4-HMAC-SHA256-PAYLOAD request needs x-amz-decoded-content-length".to_owned(),
+            })?;
+            let mode = ChunkMode::for_payload(payload).ok_or_else(|| unreachable_mode())?;
+            Ok(RequestBodyPlan::DecodeSigned { mode, decoded_len })
+        }
+        PayloadMode::StreamingSigned { trailer: true, .. } => {
+            let mode = ChunkMode::for_payload(payload).ok_or_else(|| unreachable_mode())?;
+            Ok(RequestBodyPlan::ReframeSigned { mode, decoded_len: chunked::decoded_content_length(headers)? })
+        }
+        PayloadMode::Sha256(_) | PayloadMode::Unsigned | PayloadMode::StreamingUnsignedTrailer => {
+            Ok(RequestBodyPlan::PassThrough)
+        }
+    }
+}
+
+fn unreachable_mode() -> AuthError {
+    AuthError::InvalidArgument { access_key_id: None, reason: "streaming payload without a chunk mode".to_owned() }
+}
+
+impl RequestBodyPlan {
+    /// `x-amz-content-sha256` toward the upstream.
+    #[must_use]
+    pub fn upstream_payload_hash(&self, payload: &PayloadMode) -> String {
+        match (self, payload) {
+            (RequestBodyPlan::PassThrough, PayloadMode::Sha256(hash)) => hash.clone(),
+            (RequestBodyPlan::PassThrough, PayloadMode::StreamingUnsignedTrailer)
+            | (RequestBodyPlan::ReframeSigned { .. }, _) => UNSIGNED_TRAILER.to_owned(),
+            _ => UNSIGNED.to_owned(),
+        }
+    }
+
+    /// Fixes the framing headers of the forwarded request to the new body.
+    pub fn adjust_headers(&self, headers: &mut HeaderMap) {
+        match self {
+            RequestBodyPlan::PassThrough => {}
+            RequestBodyPlan::DecodeSigned { decoded_len, .. } => {
+                remove_aws_chunked(headers);
+                headers.remove("x-amz-decoded-content-length");
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(*decoded_len));
+            }
+            RequestBodyPlan::ReframeSigned { .. } => {
+                // The re-framed length differs from the client's; it goes chunked.
+                headers.remove(header::CONTENT_LENGTH);
+            }
+        }
+    }
+
+    /// The body to send upstream and where a verification failure is told.
+    pub fn body(self, incoming: Incoming, idle_timeout: Duration) -> (UpstreamBody, BodyVerdict) {
+        let verdict = BodyVerdict::default();
+        let idle = IdleBody::new(incoming, idle_timeout);
+        let body = match self {
+            RequestBodyPlan::PassThrough => idle.boxed_unsync(),
+            RequestBodyPlan::DecodeSigned { mode, decoded_len } => {
+                let decoder = AwsChunkedDecoder::new(mode).with_decoded_length(decoded_len);
+                DecodingBody::new(idle, decoder, false, Some(decoded_len), Arc::clone(&verdict)).boxed_unsync()
+            }
+            RequestBodyPlan::ReframeSigned { mode, decoded_len } => {
+                let mut decoder = AwsChunkedDecoder::new(mode);
+                if let Some(len) = decoded_len {
+                    decoder = decoder.with_decoded_length(len);
+                }
+                DecodingBody::new(idle, decoder, true, None, Arc::clone(&verdict)).boxed_unsync()
+            }
+        };
+        (body, verdict)
+    }
+}
+
+fn remove_aws_chunked(headers: &mut HeaderMap) {
+    let Some(value) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) else { return };
+    let rest: Vec<&str> =
+        value.split(',').map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked")).collect();
+    if rest.is_empty() {
+        headers.remove(header::CONTENT_ENCODING);
+    } else if let Ok(v) = HeaderValue::from_str(&rest.join(",")) {
+        headers.insert(header::CONTENT_ENCODING, v);
+    }
+}
+
+/// A request body that fails if no byte arrives for `timeout`.
+pub struct IdleBody<B> {
+    inner: B,
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<B> std::fmt::Debug for IdleBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleBody").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl<B> IdleBody<B> {
+    pub fn new(inner: B, timeout: Duration) -> IdleBody<B> {
+        IdleBody { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+    }
+}
+
+impl<B> Body for IdleBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<crate::BoxError>,
+{
+    type Data = Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(Box::new(crate::meter::IdleTimeout(this.timeout)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Decodes (and verifies) an aws-chunked body, yielding the payload or, with
+/// `reframe`, unsigned chunks and the trailers.
+struct DecodingBody<B> {
+    inner: B,
+    decoder: AwsChunkedDecoder,
+    buffer: BytesMut,
+    ready: std::collections::VecDeque<Bytes>,
+    reframe: bool,
+    length: Option<u64>,
+    verdict: BodyVerdict,
+    done: bool,
+}
+
+impl<B> DecodingBody<B> {
+    fn new(inner: B, decoder: AwsChunkedDecoder, reframe: bool, length: Option<u64>, verdict: BodyVerdict) -> Self {
+        DecodingBody {
+            inner,
+            decoder,
+            buffer: BytesMut::new(),
+            ready: std::collections::VecDeque::new(),
+            reframe,
+            length,
+            verdict,
+            done: false,
+        }
+    }
+
+    fn refuse(&mut self, error: AuthError) -> crate::BoxError {
+        let message = error.to_string();
+        *self.verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+        self.done = true;
+        message.into()
+    }
+
+    fn take(&mut self, pieces: Vec<Bytes>) {
+        for piece in pieces {
+            let piece = if self.reframe { chunked::encode_unsigned_chunk(&piece) } else { piece };
+            if !piece.is_empty() {
+                self.ready.push_back(piece);
+            }
+        }
+    }
+}
+
+impl<B> Body for DecodingBody<B>
+where
+    B: Body<Data = Bytes, Error = crate::BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(piece) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(piece))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    this.buffer.extend_from_slice(&data);
+                    match this.decoder.feed(&mut this.buffer) {
+                        Ok(pieces) => this.take(pieces),
+                        Err(e) => return Poll::Ready(Some(Err(this.refuse(e)))),
+                    }
+                }
+                Poll::Ready(None) => match this.decoder.finish() {
+                    Ok(trailers) => {
+                        this.done = true;
+                        if this.reframe {
+                            this.ready.push_back(chunked::encode_final_with_trailers(&trailers));
+                        }
+                    }
+                    Err(e) => return Poll::Ready(Some(Err(this.refuse(e)))),
+                },
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.length {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_removed_from_content_encoding() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("aws-chunked"));
+        remove_aws_chunked(&mut h);
+        assert!(!h.contains_key(header::CONTENT_ENCODING));
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("aws-chunked, gzip"));
+        remove_aws_chunked(&mut h);
+        assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+    }
+}

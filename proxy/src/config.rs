@@ -1,0 +1,73 @@
+//! The typed configuration of `egress-proxy serve`, built once at start
+//! from the command line. Nothing deeper reads flags or the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use egress_ledger::LedgerConfig;
+use egress_ledger::principals::SecretKey;
+use http::Uri;
+
+use crate::upstream::Addressing;
+
+/// Explicit limits of the S3 listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests processed at once, all connections together; more wait.
+    pub max_concurrent_requests: usize,
+    /// Largest request head (HTTP/1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Time for a whole request head (and a TLS handshake) to arrive.
+    pub header_read_timeout: Duration,
+    /// A request or response body that moves nothing for this long is cut.
+    pub body_idle_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_concurrent_requests: 4096,
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// TLS listener settings.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub upstream: Uri,
+    pub upstream_region: String,
+    pub upstream_addressing: Addressing,
+    /// Fixed upstream credentials instead of the AWS chain (the embedded store).
+    pub upstream_credentials: Option<(String, SecretKey)>,
+    /// The region this endpoint answers for.
+    pub region: String,
+    pub virtual_host_domains: Vec<String>,
+    pub tls: Option<TlsConfig>,
+    pub limits: Limits,
+    /// Name of the ledger (its checkpoint origin), used when the key is made.
+    pub origin: String,
+}
+
+impl ServeConfig {
+    #[must_use]
+    pub fn ledger_config(&self) -> LedgerConfig {
+        LedgerConfig::new(&self.data_dir, &self.origin)
+    }
+}

@@ -1,0 +1,157 @@
+//! [`MeteredBody`]: the response body on its way to the client, counted.
+//!
+//! It counts a data frame as sent once hyper asks for the next one (hyper
+//! has then taken the frame for the connection), or once the stream ended.
+//! When the body ends, fails, stalls past the idle timeout, or is dropped
+//! early (the client went away), it hands the `end` record to the ledger —
+//! exactly once, whatever happens.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use egress_ledger::{EndRecord, Entry, Ledger, Outcome};
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
+
+/// What the end record needs besides the counts.
+#[derive(Debug)]
+pub struct EndTemplate {
+    pub ledger: Ledger,
+    pub end: EndRecord,
+    pub started: Instant,
+}
+
+impl EndTemplate {
+    /// Sends the end record with `outcome` and `bytes_sent`. The append is
+    /// queued to the writer at once; the writer commits it in order, before
+    /// any later close.
+    pub fn finish(mut self, outcome: Outcome, bytes_sent: u64, error_code: Option<String>) {
+        self.end.outcome = outcome;
+        self.end.bytes_sent = Some(bytes_sent);
+        self.end.duration_ms = Some(self.started.elapsed().as_millis() as u64);
+        if error_code.is_some() {
+            self.end.error_code = error_code;
+        }
+        let req = self.end.req.clone();
+        if let Err(e) = self.ledger.submit(Entry::End(self.end)) {
+            tracing::error!(req, error = %e, "could not queue the end record");
+        }
+    }
+}
+
+/// Error a stalled body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("response body idle for more than {0:?}")]
+pub struct IdleTimeout(pub Duration);
+
+/// A response body that reports what it delivered to the ledger.
+pub struct MeteredBody<B> {
+    inner: B,
+    template: Option<EndTemplate>,
+    /// Bytes of frames hyper has taken and moved past.
+    sent: u64,
+    /// Bytes of the last frame handed out, not yet confirmed.
+    pending: u64,
+    /// The inner body said it has nothing more (after the last frame).
+    at_end: bool,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+}
+
+impl<B> std::fmt::Debug for MeteredBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredBody").field("sent", &self.sent).field("pending", &self.pending).finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> MeteredBody<B> {
+    #[must_use]
+    pub fn new(inner: B, template: EndTemplate, idle_timeout: Duration) -> MeteredBody<B> {
+        MeteredBody {
+            at_end: inner.is_end_stream(),
+            inner,
+            template: Some(template),
+            sent: 0,
+            pending: 0,
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+        }
+    }
+
+}
+
+impl<B> MeteredBody<B> {
+    fn finish(&mut self, outcome: Outcome, error_code: Option<String>) {
+        if let Some(template) = self.template.take() {
+            template.finish(outcome, self.sent, error_code);
+        }
+    }
+}
+
+impl<B> Body for MeteredBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<crate::BoxError>,
+{
+    type Data = Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        // Asked for more: the previous frame was taken.
+        this.sent += std::mem::take(&mut this.pending);
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.pending = data.len() as u64;
+                }
+                this.at_end = this.inner.is_end_stream();
+                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(Outcome::UpstreamError, None);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.finish(Outcome::Complete, None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.idle.as_mut().poll(cx).is_ready() {
+                    this.finish(Outcome::Timeout, None);
+                    return Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for MeteredBody<B> {
+    fn drop(&mut self) {
+        if self.template.is_none() {
+            return;
+        }
+        // hyper stops polling a body of known length once it has it all, and
+        // never polls an empty one: that is a complete delivery.
+        if self.at_end {
+            self.sent += std::mem::take(&mut self.pending);
+            self.finish(Outcome::Complete, None);
+        } else {
+            self.finish(Outcome::ClientAbort, None);
+        }
+    }
+}
+

@@ -1,0 +1,121 @@
+//! Bucket and key of a request, path-style (`/bucket/key`) or
+//! virtual-hosted-style (`bucket.s3.localhost:9000` + `/key`).
+
+use percent_encoding::percent_decode_str;
+
+/// What a request addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// None for service-level requests (ListBuckets).
+    pub bucket: Option<String>,
+    /// Decoded object key; None for bucket-level requests.
+    pub key: Option<String>,
+    /// The key exactly as sent, still percent-encoded (without the leading '/').
+    pub raw_key: Option<String>,
+    /// True when the bucket came from the Host header.
+    pub virtual_hosted: bool,
+}
+
+/// Why a request's address cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    #[error("the object key is not valid UTF-8 once decoded")]
+    KeyNotUtf8,
+    #[error("the bucket name {0:?} is not valid")]
+    InvalidBucketName(String),
+}
+
+/// Splits host and optional port, lowercases the host.
+fn host_name(host: &str) -> String {
+    let name = if host.starts_with('[') {
+        host.split(']').next().map_or(host, |h| h.trim_start_matches('['))
+    } else {
+        host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+    };
+    name.to_ascii_lowercase()
+}
+
+/// Bucket names as S3 accepts them for requests (lenient on legacy dots and
+/// upper case, which old buckets in us-east-1 may have).
+fn valid_bucket(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// Finds bucket and key. `virtual_host_domains` are the domains under which
+/// `<bucket>.<domain>` is virtual-hosted addressing.
+pub fn resolve(host: Option<&str>, raw_path: &str, virtual_host_domains: &[String]) -> Result<Target, AddressError> {
+    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    let host_bucket = host.map(host_name).and_then(|h| {
+        virtual_host_domains.iter().find_map(|domain| {
+            h.strip_suffix(domain.as_str())?.strip_suffix('.').filter(|b| !b.is_empty()).map(str::to_owned)
+        })
+    });
+    let (bucket, raw_key, virtual_hosted) = match host_bucket {
+        Some(bucket) => (Some(bucket), (!path.is_empty()).then(|| path.to_owned()), true),
+        None => {
+            let (bucket, key) = match path.split_once('/') {
+                Some((b, k)) => (b, (!k.is_empty()).then(|| k.to_owned())),
+                None => (path, None),
+            };
+            let bucket = percent_decode_str(bucket).decode_utf8().map_err(|_| AddressError::KeyNotUtf8)?;
+            ((!bucket.is_empty()).then(|| bucket.into_owned()), key, false)
+        }
+    };
+    if let Some(b) = &bucket
+        && !valid_bucket(b)
+    {
+        return Err(AddressError::InvalidBucketName(b.clone()));
+    }
+    let key = match &raw_key {
+        Some(raw) => Some(percent_decode_str(raw).decode_utf8().map_err(|_| AddressError::KeyNotUtf8)?.into_owned()),
+        None => None,
+    };
+    Ok(Target { bucket, key, raw_key, virtual_hosted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domains() -> Vec<String> {
+        vec!["s3.localhost".to_owned()]
+    }
+
+    #[test]
+    fn path_style() {
+        let t = resolve(Some("127.0.0.1:9000"), "/data/dir/my%20file.bin", &domains()).unwrap();
+        assert_eq!(t.bucket.as_deref(), Some("data"));
+        assert_eq!(t.key.as_deref(), Some("dir/my file.bin"));
+        assert_eq!(t.raw_key.as_deref(), Some("dir/my%20file.bin"));
+        assert!(!t.virtual_hosted);
+        let bucket_only = resolve(Some("localhost"), "/data", &domains()).unwrap();
+        assert_eq!((bucket_only.bucket.as_deref(), bucket_only.key), (Some("data"), None));
+        let trailing = resolve(Some("localhost"), "/data/", &domains()).unwrap();
+        assert_eq!(trailing.key, None);
+        let service = resolve(Some("localhost"), "/", &domains()).unwrap();
+        assert_eq!(service.bucket, None);
+    }
+
+    #[test]
+    fn virtual_hosted() {
+        let t = resolve(Some("data.s3.localhost:9000"), "/a/b%2Bc", &domains()).unwrap();
+        assert_eq!(t.bucket.as_deref(), Some("data"));
+        assert_eq!(t.key.as_deref(), Some("a/b+c"));
+        assert!(t.virtual_hosted);
+        let root = resolve(Some("data.s3.localhost"), "/", &domains()).unwrap();
+        assert_eq!((root.bucket.as_deref(), root.key), (Some("data"), None));
+        // The domain itself is not a bucket.
+        let plain = resolve(Some("s3.localhost:9000"), "/b/k", &domains()).unwrap();
+        assert_eq!(plain.bucket.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn bad_names_and_encodings() {
+        assert_eq!(resolve(None, "/data/%ff", &[]), Err(AddressError::KeyNotUtf8));
+        assert!(matches!(resolve(None, "/a/k", &[]), Err(AddressError::InvalidBucketName(_))));
+        assert!(matches!(resolve(None, "/bad%20bucket/k", &[]), Err(AddressError::InvalidBucketName(_))));
+    }
+}

@@ -1,0 +1,111 @@
+//! S3 errors as the client sees them: a status, an S3 error code and an XML
+//! body. Every error the proxy itself answers goes through [`S3Error`].
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+
+/// An error answered to an S3 client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Error {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub resource: Option<String>,
+}
+
+impl S3Error {
+    #[must_use]
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> S3Error {
+        S3Error { status, code, message: message.into(), resource: None }
+    }
+
+    /// The ledger cannot record: fail closed.
+    #[must_use]
+    pub fn ledger_unavailable() -> S3Error {
+        S3Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The request cannot be recorded in the egress ledger right now, so it is refused. Retry later.",
+        )
+    }
+
+    #[must_use]
+    pub fn upstream_unreachable(detail: &str) -> S3Error {
+        S3Error::new(StatusCode::BAD_GATEWAY, "BadGateway", format!("The upstream S3 endpoint could not be reached: {detail}"))
+    }
+
+    #[must_use]
+    pub fn with_resource(mut self, resource: impl Into<String>) -> S3Error {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// The XML body S3 sends for an error.
+    #[must_use]
+    pub fn to_xml(&self, request_id: &str) -> String {
+        let mut xml = String::with_capacity(256);
+        xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
+        xml.push_str(self.code);
+        xml.push_str("</Code><Message>");
+        escape_into(&mut xml, &self.message);
+        xml.push_str("</Message>");
+        if let Some(resource) = &self.resource {
+            xml.push_str("<Resource>");
+            escape_into(&mut xml, resource);
+            xml.push_str("</Resource>");
+        }
+        xml.push_str("<RequestId>");
+        escape_into(&mut xml, request_id);
+        xml.push_str("</RequestId></Error>");
+        xml
+    }
+
+    /// The full response; HEAD responses carry no body, as in S3.
+    #[must_use]
+    pub fn to_response(&self, request_id: &str, head: bool) -> Response<Bytes> {
+        let body = if head { Bytes::new() } else { Bytes::from(self.to_xml(request_id)) };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            headers.insert("x-amz-request-id", id.clone());
+            headers.insert(crate::REQUEST_ID_HEADER, id);
+        }
+        response
+    }
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_is_escaped_and_complete() {
+        let e = S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "no <access> & \"no\" way").with_resource("/b/k<");
+        let xml = e.to_xml("req-1");
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+             <Message>no &lt;access&gt; &amp; &quot;no&quot; way</Message><Resource>/b/k&lt;</Resource>\
+             <RequestId>req-1</RequestId></Error>"
+        );
+        let head = e.to_response("req-1", true);
+        assert!(head.body().is_empty());
+        assert_eq!(head.status(), StatusCode::FORBIDDEN);
+    }
+}

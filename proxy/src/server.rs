@@ -1,0 +1,183 @@
+//! Listeners and connections: plain and TLS, HTTP/1.1 and HTTP/2, the tower
+//! stack every request goes through, explicit limits, graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use egress_ledger::Ledger;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Limits, ServeConfig};
+use crate::pipeline::{self, ProxyState};
+use crate::upstream::{CredentialSource, Upstream, UpstreamSigner};
+
+/// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
+/// (their `end` records included) and closes the ledger.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let (ledger, recovery) = Ledger::open(&config.ledger_config())?;
+    if recovery.cut_bytes > 0 || !recovery.interrupted.is_empty() {
+        tracing::warn!(
+            cut_bytes = recovery.cut_bytes,
+            interrupted = recovery.interrupted.len(),
+            "ledger recovered after an unclean stop"
+        );
+    }
+    let result = run(&config, ledger.clone()).await;
+    ledger.close().await.context("closing the ledger")?;
+    tracing::info!(head = ledger.head().records, "ledger closed");
+    result
+}
+
+async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
+    let principals = ledger.store().context("ledger opened without its state store")?.principals.clone();
+    let credentials = match &config.upstream_credentials {
+        Some((id, secret)) => CredentialSource::fixed(id, secret.expose()),
+        None => CredentialSource::from_environment(&config.upstream_region).await?,
+    };
+    let upstream = Upstream::new(
+        &config.upstream,
+        config.upstream_addressing,
+        UpstreamSigner::new(&config.upstream_region, credentials),
+    )?;
+    let state = Arc::new(ProxyState {
+        ledger,
+        principals,
+        upstream,
+        virtual_host_domains: config.virtual_host_domains.clone(),
+        body_idle_timeout: config.limits.body_idle_timeout,
+    });
+
+    let plain = TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
+    tracing::info!(listen = %plain.local_addr()?, upstream = %config.upstream, "serving S3");
+    let tls = match &config.tls {
+        Some(tls) => {
+            let acceptor = crate::tls::acceptor(&tls.cert, &tls.key)?;
+            let listener =
+                TcpListener::bind(tls.listen).await.with_context(|| format!("binding --tls-listen {}", tls.listen))?;
+            tracing::info!(listen = %listener.local_addr()?, "serving S3 over TLS");
+            Some((listener, acceptor))
+        }
+        None => None,
+    };
+
+    let graceful = GracefulShutdown::new();
+    let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = plain.accept() => accepted.map(|(s, a)| (s, a, None)),
+            accepted = accept_tls(tls.as_ref()) => accepted,
+        };
+        let (stream, remote, acceptor) = match accepted {
+            Ok(ok) => ok,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Connection { state: Arc::clone(&state), requests: Arc::clone(&requests), limits: config.limits.clone(), remote };
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match acceptor {
+                None => connection.serve(TokioIo::new(stream), watcher).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(connection.limits.header_read_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls_stream)) => connection.serve(TokioIo::new(tls_stream), watcher).await,
+                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+
+    tracing::info!("shutting down: no new connections; draining requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(config.limits.shutdown_grace) => {
+            tracing::warn!(grace = ?config.limits.shutdown_grace, "connections still open after the grace period; closing anyway");
+        }
+    }
+    Ok(())
+}
+
+async fn accept_tls(tls: Option<&(TcpListener, TlsAcceptor)>) -> std::io::Result<(TcpStream, SocketAddr, Option<TlsAcceptor>)> {
+    match tls {
+        Some((listener, acceptor)) => listener.accept().await.map(|(s, a)| (s, a, Some(acceptor.clone()))),
+        None => std::future::pending().await,
+    }
+}
+
+struct Connection {
+    state: Arc<ProxyState>,
+    requests: Arc<Semaphore>,
+    limits: Limits,
+    remote: SocketAddr,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: TokioIo<I>, watcher: hyper_util::server::graceful::Watcher)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = self.state;
+        let remote = self.remote;
+        let service = tower::ServiceBuilder::new()
+            // Caps requests in flight across all connections; the rest wait
+            // for a slot (their connection stays open, nothing is dropped).
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(self.requests))
+            .service_fn(move |request: hyper::Request<Incoming>| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, request).await) }
+            });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            // Slowloris: the whole request head must arrive within this time.
+            .header_read_timeout(self.limits.header_read_timeout)
+            .max_buf_size(self.limits.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256);
+        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
+        if let Err(e) = watcher.watch(connection.into_owned()).await {
+            tracing::debug!(%remote, error = %crate::upstream::client::error_chain(e.as_ref()), "connection ended with an error");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

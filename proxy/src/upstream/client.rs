@@ -1,0 +1,129 @@
+//! The HTTP(S) client to the upstream and how a request's address maps onto
+//! the upstream's (path-style or virtual-hosted).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Uri;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::UpstreamSigner;
+
+/// Body of a request to the upstream.
+pub type UpstreamBody = UnsyncBoxBody<Bytes, crate::BoxError>;
+
+/// How bucket names reach the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    /// `https://endpoint/bucket/key`
+    Path,
+    /// `https://bucket.endpoint/key`
+    Virtual,
+}
+
+/// A failed exchange with the upstream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    #[error("signing for the upstream: {0}")]
+    Sign(#[from] super::signer::SignError),
+    #[error("upstream request: {0}")]
+    Request(String),
+    #[error("bad upstream URI: {0}")]
+    Uri(String),
+}
+
+/// The upstream S3 endpoint.
+#[derive(Debug)]
+pub struct Upstream {
+    scheme: String,
+    authority: String,
+    addressing: Addressing,
+    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    signer: UpstreamSigner,
+}
+
+impl Upstream {
+    /// A client for `endpoint` (e.g. `https://s3.us-east-1.amazonaws.com`).
+    pub fn new(endpoint: &Uri, addressing: Addressing, signer: UpstreamSigner) -> Result<Upstream, UpstreamError> {
+        let scheme = endpoint.scheme_str().unwrap_or("https").to_owned();
+        let authority = endpoint
+            .authority()
+            .ok_or_else(|| UpstreamError::Uri(format!("{endpoint} has no host")))?
+            .as_str()
+            .to_owned();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        // Small GETs suffer badly from Nagle + delayed ACK.
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| UpstreamError::Uri(format!("loading the system's CA certificates: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(https);
+        Ok(Upstream { scheme, authority, addressing, client, signer })
+    }
+
+    /// The upstream URI for a request on `bucket` with the raw (still
+    /// encoded) key and query.
+    pub fn uri(&self, bucket: Option<&str>, raw_key: Option<&str>, query: Option<&str>) -> Result<Uri, UpstreamError> {
+        let key = raw_key.unwrap_or("");
+        let (authority, path) = match (self.addressing, bucket) {
+            (Addressing::Virtual, Some(bucket)) => (format!("{bucket}.{}", self.authority), format!("/{key}")),
+            (_, Some(bucket)) if raw_key.is_some() => (self.authority.clone(), format!("/{bucket}/{key}")),
+            (_, Some(bucket)) => (self.authority.clone(), format!("/{bucket}")),
+            (_, None) => (self.authority.clone(), "/".to_owned()),
+        };
+        let path_and_query = match query {
+            Some(q) if !q.is_empty() => format!("{path}?{q}"),
+            _ => path,
+        };
+        Uri::builder()
+            .scheme(self.scheme.as_str())
+            .authority(authority)
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| UpstreamError::Uri(e.to_string()))
+    }
+
+    /// Signs and sends `request`; `payload_hash` as for [`UpstreamSigner::sign`].
+    pub async fn send(
+        &self,
+        mut request: http::Request<UpstreamBody>,
+        payload_hash: &str,
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned())
+            && let Ok(host) = http::HeaderValue::from_str(&authority)
+        {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+        self.signer.sign(&mut request, payload_hash).await?;
+        self.client.request(request).await.map_err(|e| UpstreamError::Request(error_chain(&e)))
+    }
+}
+
+/// An error and its sources on one line.
+#[must_use]
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
