@@ -265,6 +265,7 @@ fn pass_back(
     upstream: Response<Incoming>,
     mut template: EndTemplate,
     req_id: &str,
+    object_read: bool,
 ) -> Response<ResponseBody> {
     let (parts, body) = upstream.into_parts();
     let end = &mut template.end;
