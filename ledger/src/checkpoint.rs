@@ -120,9 +120,9 @@ impl CheckpointSigner {
             hex::encode(signer.key_id()),
             BASE64.encode(&raw)
         ));
-        write_new_private(&path, text.as_bytes()).map_err(io_err(&path))?;
+        write_new(&path, text.as_bytes(), 0o600).map_err(io_err(&path))?;
         let pub_path = keys_dir.join(VERIFIER_FILE);
-        write_new_private(&pub_path, format!("{}\n", signer.verifier_key_text()).as_bytes())
+        write_new(&pub_path, format!("{}\n", signer.verifier_key_text()).as_bytes(), 0o644)
             .map_err(io_err(&pub_path))?;
         Ok(signer)
     }
@@ -179,10 +179,10 @@ fn split_key(s: &str) -> Option<(&str, &str, &str)> {
     (!origin.is_empty() && id.len() == 8).then_some((origin, id, key))
 }
 
-fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }

@@ -153,6 +153,10 @@ pub fn verify(
     }
 
     let mut chain = Chain::genesis();
+    // A mismatch with a checkpoint is a fork only if the log's own chain is
+    // intact; an edited line that a checkpoint covers is reported as the
+    // chain break it causes. So the first mismatch waits for the walk's end.
+    let mut fork: Option<Problem> = None;
     let segment_count = reader.segments().len();
     for (i, (first_seq, name)) in reader.segments().iter().enumerate() {
         let at = |line: Option<u64>, seq: Option<u64>, kind, message: String| Problem {
@@ -211,10 +215,11 @@ pub fn verify(
             }
             if let Some(want) = expected.get(&seq)
                 && want.hash != hash.to_hex()
+                && fork.is_none()
             {
                 let msg =
                     format!("seq {seq} has hash {hash}, but checkpoint {} says {}: a fork", want.source, want.hash);
-                return Ok(finish(report, at(line_no, Some(seq), ProblemKind::Fork, msg)));
+                fork = Some(at(line_no, Some(seq), ProblemKind::Fork, msg));
             }
             report.records += 1;
         }
@@ -224,6 +229,9 @@ pub fn verify(
     if chain.next_seq > 0 {
         report.head_seq = Some(chain.next_seq - 1);
         report.head = Some(chain.prev.to_hex());
+    }
+    if let Some(fork) = fork {
+        return Ok(finish(report, fork));
     }
     if let Some((&seq, want)) = expected.range(chain.next_seq..).next_back() {
         let msg = match report.head_seq {
@@ -277,7 +285,9 @@ fn local_checkpoint_files(dir: &Path) -> Vec<PathBuf> {
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("checkpoint-")))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("checkpoint-") || n == "latest.txt")
+        })
         .collect();
     files.sort();
     files

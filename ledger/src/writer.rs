@@ -208,6 +208,13 @@ impl WriterCore {
             poisoned: None,
             buf: Vec::with_capacity(1 << 20),
         };
+        if !core.open_starts.is_empty() {
+            notes.push(
+                NoteRecord::new("recovery")
+                    .with("interrupted", core.open_starts.len())
+                    .with("reason", "starts without an end after an unclean stop: each gets an `interrupted` end"),
+            );
+        }
         let mut entries: Vec<Entry> = notes.into_iter().map(Entry::Note).collect();
         for (&start_seq, req) in &core.open_starts {
             report.interrupted.push(start_seq);

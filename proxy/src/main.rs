@@ -11,6 +11,7 @@ fn main() {
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EGRESS_LOG").unwrap_or_else(|_| "info".into()))
         .init();
 

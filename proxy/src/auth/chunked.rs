@@ -543,3 +543,352 @@ pub fn encode_final_with_trailers(trailers: &Trailers) -> Bytes {
 pub fn crc32_trailer_value(crc: u32) -> String {
     BASE64.encode(crc.to_be_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::SignableBody;
+    use aws_sigv4::sign::v4::{SigningParams, sign_chunk, sign_trailer};
+    use aws_smithy_runtime_api::client::identity::Identity;
+    use http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::auth::sigv4::tests::{AKID, SECRET, keys, sdk_sign, t0};
+    use crate::auth::sigv4::{STREAMING_SIGNED_PAYLOAD, SigningKey};
+    use crate::auth::{RequestParts, authenticate};
+
+    const SEED: &str = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
+
+    fn ctx(seed: &str) -> ChunkSigningContext {
+        ChunkSigningContext {
+            signing_key: SigningKey::derive(SECRET, "20261127", "eu-central-1", "s3"),
+            amz_date: "20261127T100000Z".to_owned(),
+            scope: "20261127/eu-central-1/s3/aws4_request".to_owned(),
+            seed_signature: seed.to_owned(),
+        }
+    }
+
+    /// A signed aws-chunked body built with the AWS SDK's chunk and trailer
+    /// signers, chained to `seed`; `trailer` adds a signed CRC32 trailer.
+    fn sdk_signed_body(payload: &[u8], chunk_size: usize, seed: &str, trailer: bool) -> BytesMut {
+        let identity: Identity = Credentials::new(AKID, SECRET, None, None, "test").into();
+        let params = SigningParams::builder()
+            .identity(&identity)
+            .region("eu-central-1")
+            .name("s3")
+            .time(t0())
+            .settings(())
+            .build()
+            .unwrap();
+        let mut body = BytesMut::new();
+        let mut running = seed.to_owned();
+        for chunk in payload.chunks(chunk_size).chain(std::iter::once(&[][..])) {
+            let signature = sign_chunk(&Bytes::copy_from_slice(chunk), &running, &params).unwrap().into_parts().1;
+            body.put_slice(format!("{:x};chunk-signature={signature}\r\n", chunk.len()).as_bytes());
+            body.put_slice(chunk);
+            if !chunk.is_empty() {
+                body.put_slice(b"\r\n");
+            }
+            running = signature;
+        }
+        if trailer {
+            let crc = crc32_trailer_value(crc32fast::hash(payload));
+            let mut headers = aws_smithy_runtime_api::http::Headers::new();
+            headers.insert(CRC32_TRAILER, crc.clone());
+            let signature = sign_trailer(&headers, &running, &params).unwrap().into_parts().1;
+            body.put_slice(format!("{CRC32_TRAILER}:{crc}\r\n{TRAILER_SIGNATURE}:{signature}\r\n").as_bytes());
+        }
+        body.put_slice(b"\r\n");
+        body
+    }
+
+    fn payload(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Feeds `body` in pieces cut at `cuts`; returns what was released before
+    /// the first error, and the final outcome.
+    fn decode_in_pieces(
+        decoder: &mut AwsChunkedDecoder,
+        body: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<u8>, Result<Trailers, AuthError>) {
+        let mut released = Vec::new();
+        let mut input = BytesMut::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain(std::iter::once(&body.len())) {
+            let end = end.clamp(start, body.len());
+            input.extend_from_slice(&body[start..end]);
+            start = end;
+            match decoder.feed(&mut input) {
+                Ok(parts) => parts.iter().for_each(|p| released.extend_from_slice(p)),
+                Err(e) => return (released, Err(e)),
+            }
+        }
+        (released, decoder.finish())
+    }
+
+    fn decode(mode: ChunkMode, body: &[u8]) -> (Vec<u8>, Result<Trailers, AuthError>) {
+        decode_in_pieces(&mut AwsChunkedDecoder::new(mode), body, &[])
+    }
+
+    fn signed(trailer: bool) -> ChunkMode {
+        ChunkMode::Signed { ctx: ctx(SEED), trailer }
+    }
+
+    /// AWS S3 documentation, "Signature Calculations for the Authorization
+    /// Header: Transferring Payload in Multiple Chunks": 66560 bytes of 'a'
+    /// in a 65536-byte and a 1024-byte chunk.
+    #[test]
+    fn aws_documentation_streaming_example() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "s3.amazonaws.com"),
+            ("x-amz-date", "20130524T000000Z"),
+            ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+            ("x-amz-content-sha256", STREAMING_SIGNED_PAYLOAD),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", "66560"),
+            ("content-length", "66824"),
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,\
+                 SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;\
+                 x-amz-decoded-content-length;x-amz-storage-class,\
+                 Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+            ),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        let parts = RequestParts { method: "PUT", raw_path: "/examplebucket/chunkObject.txt", raw_query: None, headers: &headers };
+        let lookup = keys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        let auth = authenticate(&parts, &lookup, UNIX_EPOCH + Duration::from_secs(1_369_353_600)).unwrap();
+        let mode = ChunkMode::for_payload(&auth.payload).unwrap();
+        let ChunkMode::Signed { ctx, trailer: false } = &mode else { panic!("{mode:?}") };
+        assert_eq!(ctx.seed_signature, SEED);
+
+        let mut body = BytesMut::new();
+        body.put_slice(b"10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n");
+        body.put_slice(&[b'a'; 65536]);
+        body.put_slice(b"\r\n400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497\r\n");
+        body.put_slice(&[b'a'; 1024]);
+        body.put_slice(b"\r\n0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n");
+        assert_eq!(body.len(), 66824);
+        let expected = decoded_content_length(&headers).unwrap().unwrap();
+        let mut decoder = AwsChunkedDecoder::new(mode).with_decoded_length(expected);
+        let (data, end) = decode_in_pieces(&mut decoder, &body, &[100, 65_000, 65_700]);
+        assert_eq!(data, vec![b'a'; 66560]);
+        assert!(end.unwrap().is_empty());
+        assert!(check_decoded_content_length(&headers, decoder.decoded_len()).is_ok());
+    }
+
+    #[test]
+    fn end_to_end_with_the_request_signature_as_seed() {
+        let req = sdk_sign(
+            "PUT",
+            "http://proxy.test:8080/bucket/key",
+            &[("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", "70000")],
+            SignableBody::StreamingSignedPayloadTrailer,
+            None,
+            SECRET,
+            t0(),
+        );
+        let auth = authenticate(&req.parts(), &keys(AKID, SECRET), t0()).unwrap();
+        let mode = ChunkMode::for_payload(&auth.payload).unwrap();
+        let data = payload(70_000);
+        let body = sdk_signed_body(&data, 65_536, &req.signature, true);
+        let (released, end) = decode(mode, &body);
+        assert_eq!(released, data);
+        let trailers = end.unwrap();
+        assert_eq!(trailers.get("X-Amz-Checksum-Crc32"), Some(crc32_trailer_value(crc32fast::hash(&data)).as_str()));
+    }
+
+    #[test]
+    fn signed_body_split_at_every_byte_boundary() {
+        let data = payload(300);
+        let body = sdk_signed_body(&data, 128, SEED, true);
+        for cut in 0..=body.len() {
+            let (released, end) = decode_in_pieces(&mut AwsChunkedDecoder::new(signed(true)), &body, &[cut]);
+            assert_eq!(released, data, "cut at {cut}");
+            assert!(end.is_ok(), "cut at {cut}: {end:?}");
+        }
+    }
+
+    #[test]
+    fn unsigned_trailer_round_trip_through_the_encoder() {
+        let data = payload(1000);
+        let mut trailers = Trailers::new();
+        trailers.push("x-amz-checksum-crc32", &crc32_trailer_value(crc32fast::hash(&data)));
+        let mut body = BytesMut::new();
+        for chunk in data.chunks(333) {
+            body.put(encode_unsigned_chunk(chunk));
+        }
+        assert!(encode_unsigned_chunk(&[]).is_empty());
+        body.put(encode_final_with_trailers(&trailers));
+        for cut in 0..=body.len() {
+            let mut decoder = AwsChunkedDecoder::new(ChunkMode::UnsignedTrailer).with_decoded_length(1000);
+            let (released, end) = decode_in_pieces(&mut decoder, &body, &[cut, cut + 1]);
+            assert_eq!(released, data);
+            assert_eq!(end.unwrap(), trailers);
+        }
+    }
+
+    #[test]
+    fn as_boto3_sends_it() {
+        let body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\r\n\r\n";
+        let (released, end) = decode(ChunkMode::UnsignedTrailer, body);
+        assert_eq!(released, b"hello");
+        assert_eq!(end.unwrap().get("x-amz-checksum-crc32"), Some("NhCmhg=="));
+    }
+
+    #[test]
+    fn a_bad_chunk_signature_stops_before_that_chunk_is_released() {
+        let data = payload(300);
+        let body = sdk_signed_body(&data, 100, SEED, false);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let second_sig_at = text.match_indices("chunk-signature=").nth(1).unwrap().0 + "chunk-signature=".len();
+        let mut tampered = body.to_vec();
+        tampered[second_sig_at] = if tampered[second_sig_at] == b'0' { b'1' } else { b'0' };
+        let cuts: Vec<usize> = (1..tampered.len()).collect();
+        let (released, end) = decode_in_pieces(&mut AwsChunkedDecoder::new(signed(false)), &tampered, &cuts);
+        assert_eq!(released, &data[..100]);
+        let err = end.unwrap_err();
+        assert_eq!((err.code(), err.status().as_u16()), ("SignatureDoesNotMatch", 403));
+        assert!(err.to_string().contains("chunk 2"), "{err}");
+
+        let mut tampered_data = body.to_vec();
+        let data_at = text.find("\r\n").unwrap() + 2;
+        tampered_data[data_at] ^= 1;
+        let (released, end) = decode(signed(false), &tampered_data);
+        assert!(released.is_empty());
+        assert_eq!(end.unwrap_err().code(), "SignatureDoesNotMatch");
+
+        let (released, end) = decode(ChunkMode::Signed { ctx: ctx(&"0".repeat(64)), trailer: false }, &body);
+        assert!(released.is_empty());
+        assert_eq!(end.unwrap_err().code(), "SignatureDoesNotMatch");
+    }
+
+    #[test]
+    fn trailer_signature_is_required_and_checked() {
+        let data = vec![b'x'; 50];
+        let body = sdk_signed_body(&data, 64, SEED, true);
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let crc = crc32_trailer_value(crc32fast::hash(&data));
+        let forged = text.replace(&format!("crc32:{crc}"), &format!("crc32:{}", crc32_trailer_value(1)));
+        assert_eq!(decode(signed(true), forged.as_bytes()).1.unwrap_err().code(), "SignatureDoesNotMatch");
+        let sig_line = text.find(TRAILER_SIGNATURE).unwrap();
+        let unsigned = format!("{}\r\n", &text[..sig_line]);
+        assert_eq!(decode(signed(true), unsigned.as_bytes()).1.unwrap_err().code(), "SignatureDoesNotMatch");
+        // Trailers where the mode has none.
+        assert_eq!(decode(signed(false), body.as_ref()).1.unwrap_err().code(), "InvalidRequest");
+    }
+
+    #[test]
+    fn a_wrong_crc32_is_bad_digest() {
+        let body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
+        let (_, end) = decode(ChunkMode::UnsignedTrailer, body);
+        let err = end.unwrap_err();
+        assert_eq!((err.code(), err.status().as_u16()), ("BadDigest", 400));
+        let body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:not base64\r\n\r\n";
+        assert_eq!(decode(ChunkMode::UnsignedTrailer, body).1.unwrap_err().code(), "InvalidRequest");
+        // Other checksums pass through unverified.
+        let body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32c:AAAAAA==\r\n\r\n";
+        assert_eq!(decode(ChunkMode::UnsignedTrailer, body).1.unwrap().get("x-amz-checksum-crc32c"), Some("AAAAAA=="));
+    }
+
+    #[test]
+    fn every_truncation_is_an_incomplete_body() {
+        let data = payload(200);
+        for body in [sdk_signed_body(&data, 64, SEED, true).to_vec(), sdk_signed_body(&data, 64, SEED, false).to_vec()] {
+            let trailer = body.windows(TRAILER_SIGNATURE.len()).any(|w| w == TRAILER_SIGNATURE.as_bytes());
+            for len in 0..body.len() {
+                let (_, end) = decode(signed(trailer), &body[..len]);
+                let err = end.unwrap_err();
+                assert_eq!((err.code(), err.status().as_u16()), ("IncompleteBody", 400), "truncated to {len}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn declared_length_is_enforced() {
+        let body = b"5\r\nhello\r\n0\r\n\r\n";
+        let mut short = AwsChunkedDecoder::new(ChunkMode::UnsignedTrailer).with_decoded_length(6);
+        assert_eq!(decode_in_pieces(&mut short, body, &[]).1.unwrap_err().code(), "IncompleteBody");
+        let mut long = AwsChunkedDecoder::new(ChunkMode::UnsignedTrailer).with_decoded_length(4);
+        assert_eq!(decode_in_pieces(&mut long, body, &[]).1.unwrap_err().code(), "InvalidRequest");
+
+        let mut headers = HeaderMap::new();
+        assert!(check_decoded_content_length(&headers, 5).is_ok());
+        headers.insert("x-amz-decoded-content-length", HeaderValue::from_static("6"));
+        assert_eq!(check_decoded_content_length(&headers, 5).unwrap_err().code(), "IncompleteBody");
+        headers.insert("x-amz-decoded-content-length", HeaderValue::from_static("-1"));
+        assert_eq!(decoded_content_length(&headers).unwrap_err().code(), "InvalidArgument");
+    }
+
+    #[test]
+    fn limits_and_framing_errors() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"1000001\r\n", "exceeds the limit"),
+            (b"ffffffffffffffffff\r\n", "not a hex number"),
+            (b"zz\r\n", "not a hex number"),
+            (b"5\r\nhelloXX", "not followed by CRLF"),
+            (b"0\r\n\r\nextra", "follow the end"),
+            (b"0\r\nno colon\r\n\r\n", "name:value"),
+            (b"0\r\nx-amz-trailer-signature:00\r\n\r\n", "unsigned payload"),
+        ];
+        for (body, message) in cases {
+            let err = decode(ChunkMode::UnsignedTrailer, body).1.unwrap_err();
+            assert_eq!(err.code(), "InvalidRequest", "{}", String::from_utf8_lossy(body));
+            assert!(err.to_string().contains(message), "{err}");
+        }
+        let long_line = vec![b'1'; MAX_LINE_LEN + 2];
+        let err = decode(ChunkMode::UnsignedTrailer, &long_line).1.unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+        let mut many = b"0\r\n".to_vec();
+        for i in 0..=MAX_TRAILERS {
+            many.extend_from_slice(format!("x-t{i}:v\r\n").as_bytes());
+        }
+        assert!(decode(ChunkMode::UnsignedTrailer, &many).1.unwrap_err().to_string().contains("more than"));
+        // Signed chunks need their signature.
+        assert_eq!(decode(signed(false), b"5\r\nhello\r\n").1.unwrap_err().code(), "SignatureDoesNotMatch");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_payload_any_split_decodes_to_the_payload(
+            data in proptest::collection::vec(any::<u8>(), 0..3000),
+            chunk_size in 1_usize..700,
+            mut cuts in proptest::collection::vec(0_usize..4000, 0..12),
+            signed_mode in any::<bool>(),
+        ) {
+            cuts.sort_unstable();
+            let (mode, body) = if signed_mode {
+                (signed(true), sdk_signed_body(&data, chunk_size, SEED, true))
+            } else {
+                let mut trailers = Trailers::new();
+                trailers.push(CRC32_TRAILER, &crc32_trailer_value(crc32fast::hash(&data)));
+                let mut body = BytesMut::new();
+                data.chunks(chunk_size).for_each(|c| body.put(encode_unsigned_chunk(c)));
+                body.put(encode_final_with_trailers(&trailers));
+                (ChunkMode::UnsignedTrailer, body)
+            };
+            let mut decoder = AwsChunkedDecoder::new(mode).with_decoded_length(data.len() as u64);
+            let (released, end) = decode_in_pieces(&mut decoder, &body, &cuts);
+            prop_assert_eq!(released, data);
+            prop_assert!(end.is_ok());
+            prop_assert!(decoder.is_done());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..600), cut in 0_usize..600) {
+            for mode in [signed(true), ChunkMode::UnsignedTrailer] {
+                let _ = decode_in_pieces(&mut AwsChunkedDecoder::new(mode), &body, &[cut]);
+            }
+        }
+    }
+}

@@ -307,3 +307,233 @@ fn signature_mismatch(akid: &str) -> AuthError {
             .to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::auth::authenticate_with_bucket_host;
+    use crate::auth::sigv4::tests::{AKID, SECRET, keys, t0};
+
+    const DOC_AKID: &str = "AKIAIOSFODNN7EXAMPLE";
+    const DOC_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    struct Req {
+        method: &'static str,
+        path: &'static str,
+        query: Option<&'static str>,
+        headers: HeaderMap,
+    }
+
+    impl Req {
+        fn new(method: &'static str, path_and_query: &'static str, headers: &[(&str, &str)]) -> Req {
+            let (path, query) = match path_and_query.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (path_and_query, None),
+            };
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                map.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+            }
+            Req { method, path, query, headers: map }
+        }
+
+        fn check(&self, bucket: Option<&str>, lookup: &dyn SecretLookup, now: SystemTime) -> Result<Authenticated, AuthError> {
+            let parts = RequestParts { method: self.method, raw_path: self.path, raw_query: self.query, headers: &self.headers };
+            authenticate_with_bucket_host(&parts, bucket, lookup, now)
+        }
+    }
+
+    fn at(http_date: &str) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(parse_http_date(http_date).unwrap().unsigned_abs())
+    }
+
+    fn code(result: Result<Authenticated, AuthError>) -> &'static str {
+        result.map_or_else(|e| e.code(), |_| "ok")
+    }
+
+    /// AWS S3 documentation, "Authenticating Requests (AWS Signature Version
+    /// 2)", Object GET, virtual-hosted.
+    #[test]
+    fn aws_documentation_object_get() {
+        let date = "Tue, 27 Mar 2007 19:36:42 +0000";
+        let req = Req::new(
+            "GET",
+            "/photos/puppy.jpg",
+            &[
+                ("host", "awsexamplebucket1.us-west-1.s3.amazonaws.com"),
+                ("date", date),
+                ("authorization", "AWS AKIAIOSFODNN7EXAMPLE:qgk2+6Sv9/oM7G3qLEjTH1a1l1g="),
+            ],
+        );
+        let lookup = keys(DOC_AKID, DOC_SECRET);
+        let auth = req.check(Some("awsexamplebucket1"), &lookup, at(date)).unwrap();
+        assert_eq!((auth.method, auth.access_key_id.as_str()), (AuthMethod::SigV2Header, DOC_AKID));
+        assert!(matches!(auth.payload, PayloadMode::Unsigned));
+        // Without the bucket from the host, the resource is not the one signed.
+        assert_eq!(code(req.check(None, &lookup, at(date))), "SignatureDoesNotMatch");
+        assert_eq!(code(req.check(Some("awsexamplebucket1"), &keys(DOC_AKID, "wrong"), at(date))), "SignatureDoesNotMatch");
+    }
+
+    /// Same documentation, Object PUT (Content-Type is signed).
+    #[test]
+    fn aws_documentation_object_put() {
+        let date = "Tue, 27 Mar 2007 21:15:45 +0000";
+        let req = Req::new(
+            "PUT",
+            "/photos/puppy.jpg",
+            &[
+                ("content-type", "image/jpeg"),
+                ("content-length", "94328"),
+                ("date", date),
+                ("authorization", "AWS AKIAIOSFODNN7EXAMPLE:iqRzw+ileNPu1fhspnRs8nOjjIA="),
+            ],
+        );
+        assert_eq!(code(req.check(Some("awsexamplebucket1"), &keys(DOC_AKID, DOC_SECRET), at(date))), "ok");
+    }
+
+    /// The documentation's earlier edition (bucket johnsmith): fetching an ACL,
+    /// a sub-resource that is part of the canonical resource.
+    #[test]
+    fn aws_documentation_acl_sub_resource() {
+        let date = "Tue, 27 Mar 2007 19:44:46 +0000";
+        let req = Req::new(
+            "GET",
+            "/?acl",
+            &[("date", date), ("authorization", "AWS AKIAIOSFODNN7EXAMPLE:c2WLPFtWHVgbEmeEG93a4cG37dM=")],
+        );
+        let lookup = keys(DOC_AKID, DOC_SECRET);
+        assert_eq!(code(req.check(Some("johnsmith"), &lookup, at(date))), "ok");
+        let mut no_acl = req;
+        no_acl.query = Some("policy");
+        assert_eq!(code(no_acl.check(Some("johnsmith"), &lookup, at(date))), "SignatureDoesNotMatch");
+    }
+
+    /// The earlier edition's DELETE: with x-amz-date the date line is empty.
+    #[test]
+    fn aws_documentation_delete_with_x_amz_date() {
+        let req = Req::new(
+            "DELETE",
+            "/johnsmith/photos/puppy.jpg",
+            &[
+                ("user-agent", "dotnet"),
+                ("host", "s3.amazonaws.com"),
+                ("date", "Tue, 27 Mar 2007 21:20:27 +0000"),
+                ("x-amz-date", "Tue, 27 Mar 2007 21:20:26 +0000"),
+                ("authorization", "AWS AKIAIOSFODNN7EXAMPLE:R4dJ53KECjStyBO5iTBJZ4XVOaI="),
+            ],
+        );
+        let now = at("Tue, 27 Mar 2007 21:20:26 +0000");
+        assert_eq!(code(req.check(None, &keys(DOC_AKID, DOC_SECRET), now)), "ok");
+    }
+
+    /// The earlier edition's query-string example.
+    #[test]
+    fn aws_documentation_query_string() {
+        let req = Req::new(
+            "GET",
+            "/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D&Expires=1175139620",
+            &[("host", "johnsmith.s3.amazonaws.com")],
+        );
+        let lookup = keys(DOC_AKID, DOC_SECRET);
+        let before = UNIX_EPOCH + Duration::from_secs(1_175_139_000);
+        let auth = req.check(Some("johnsmith"), &lookup, before).unwrap();
+        assert_eq!(auth.method, AuthMethod::SigV2Query);
+        let after = UNIX_EPOCH + Duration::from_secs(1_175_139_621);
+        let err = req.check(Some("johnsmith"), &lookup, after).unwrap_err();
+        assert_eq!((err.code(), err.access_key_id()), ("AccessDenied", Some(DOC_AKID)));
+        assert!(err.to_string().contains("expired"));
+    }
+
+    // The vectors below were produced by botocore 1.43 (HmacV1Auth /
+    // HmacV1QueryAuth) with key EGRSTESTKEY0000001 and secret
+    // "s3cr3t/with+plus=and spaces".
+
+    #[test]
+    fn botocore_path_style_upload_part_with_headers() {
+        let req = Req::new(
+            "PUT",
+            "/my-bucket/dir/my%20file%2Bv%3D1.txt?partNumber=2&uploadId=abc%2Fdef&x-id=UploadPart",
+            &[
+                ("content-type", "text/plain"),
+                ("content-md5", "XrY7u+Ae7tCTyyK7j1rNww=="),
+                ("x-amz-meta-reviewer", "joe"),
+                ("x-amz-storage-class", "STANDARD"),
+                ("x-amz-meta-reviewer", "jane"),
+                ("date", "Fri, 27 Nov 2026 10:00:00 GMT"),
+                ("authorization", "AWS EGRSTESTKEY0000001:c42FSfd/T59O4ilo0ppuwKsB8O8="),
+            ],
+        );
+        let lookup = keys(AKID, SECRET);
+        assert_eq!(code(req.check(None, &lookup, t0())), "ok");
+        assert_eq!(code(req.check(None, &lookup, t0() + Duration::from_secs(16 * 60))), "RequestTimeTooSkewed");
+        let mut tampered = Req { query: Some("partNumber=3&uploadId=abc%2Fdef&x-id=UploadPart"), ..req };
+        assert_eq!(code(tampered.check(None, &lookup, t0())), "SignatureDoesNotMatch");
+        tampered.query = Some("partNumber=2&uploadId=abc%2Fdef&x-id=Other");
+        // Not a sub-resource: SigV2 does not sign it (nor does S3 check it).
+        assert_eq!(code(tampered.check(None, &lookup, t0())), "ok");
+        tampered.headers.insert("x-amz-meta-reviewer", HeaderValue::from_static("mallory"));
+        assert_eq!(code(tampered.check(None, &lookup, t0())), "SignatureDoesNotMatch");
+    }
+
+    #[test]
+    fn botocore_virtual_hosted_get_with_response_overrides() {
+        let req = Req::new(
+            "GET",
+            "/photos/a%2Bb.jpg?versionId=v%2F1&response-content-disposition=attachment%3B%20filename%3D%22a%20b.jpg%22&x-id=GetObject",
+            &[
+                ("date", "Fri, 27 Nov 2026 10:00:00 GMT"),
+                ("authorization", "AWS EGRSTESTKEY0000001:wlODoI45LV1X9jSJ+lq+LDk4czs="),
+            ],
+        );
+        assert_eq!(code(req.check(Some("my-bucket"), &keys(AKID, SECRET), t0())), "ok");
+    }
+
+    #[test]
+    fn botocore_presigned_urls() {
+        let lookup = keys(AKID, SECRET);
+        let get = Req::new(
+            "GET",
+            "/my-bucket/report%202026.csv?response-content-type=text%2Fcsv&AWSAccessKeyId=EGRSTESTKEY0000001\
+             &Signature=zVoYl7OTL7Eok4%2BKZ17lmAOpC0w%3D&Expires=1795780800",
+            &[("host", "proxy.test")],
+        );
+        assert_eq!(code(get.check(None, &lookup, t0())), "ok");
+        assert_eq!(code(get.check(None, &lookup, t0() + Duration::from_secs(7201))), "AccessDenied");
+
+        // botocore moved the signed Content-Type and x-amz-acl into the query.
+        let put = "/my-bucket/up.bin?AWSAccessKeyId=EGRSTESTKEY0000001&Signature=shb3MYI8Gkhzag2b4sKmAbQ3KCg%3D\
+                   &content-type=application%2Foctet-stream&x-amz-acl=private&Expires=1795780800";
+        let sent_as_query = Req::new("PUT", put, &[]);
+        assert_eq!(code(sent_as_query.check(None, &lookup, t0())), "ok");
+        let with_header = Req::new("PUT", put, &[("content-type", "application/octet-stream")]);
+        assert_eq!(code(with_header.check(None, &lookup, t0())), "ok");
+        let other_type = Req::new("PUT", put, &[("content-type", "text/html")]);
+        assert_eq!(code(other_type.check(None, &lookup, t0())), "SignatureDoesNotMatch");
+    }
+
+    #[test]
+    fn malformed_or_missing_parts() {
+        let lookup = keys(AKID, SECRET);
+        let date = ("date", "Fri, 27 Nov 2026 10:00:00 GMT");
+        for (auth, expected) in [
+            ("AWS ", "InvalidArgument"),
+            ("AWS EGRSTESTKEY0000001", "InvalidArgument"),
+            ("AWS EGRSTESTKEY0000001:not base64!", "SignatureDoesNotMatch"),
+            ("AWS EGRSTESTKEY0000001:AAAA", "SignatureDoesNotMatch"),
+            ("AWS EGRSOTHER:c42FSfd/T59O4ilo0ppuwKsB8O8=", "InvalidAccessKeyId"),
+        ] {
+            let req = Req::new("GET", "/b/k", &[date, ("authorization", auth)]);
+            assert_eq!(code(req.check(None, &lookup, t0())), expected, "{auth}");
+        }
+        let no_date = Req::new("GET", "/b/k", &[("authorization", "AWS EGRSTESTKEY0000001:c42FSfd/T59O4ilo0ppuwKsB8O8=")]);
+        assert_eq!(code(no_date.check(None, &lookup, t0())), "AccessDenied");
+        for query in ["AWSAccessKeyId=EGRSTESTKEY0000001&Expires=1795780800", "Signature=c42FSfd/T59O4ilo0ppuwKsB8O8%3D&AWSAccessKeyId=A&Expires=soon"] {
+            let req = Req { query: Some(query), ..Req::new("GET", "/b/k", &[]) };
+            assert_eq!(code(req.check(None, &lookup, t0())), "AccessDenied", "{query}");
+        }
+    }
+}

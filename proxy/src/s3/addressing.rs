@@ -108,8 +108,8 @@ mod tests {
         let root = resolve(Some("data.s3.localhost"), "/", &domains()).unwrap();
         assert_eq!((root.bucket.as_deref(), root.key), (Some("data"), None));
         // The domain itself is not a bucket.
-        let plain = resolve(Some("s3.localhost:9000"), "/b/k", &domains()).unwrap();
-        assert_eq!(plain.bucket.as_deref(), Some("b"));
+        let plain = resolve(Some("s3.localhost:9000"), "/bkt/k", &domains()).unwrap();
+        assert_eq!(plain.bucket.as_deref(), Some("bkt"));
     }
 
     #[test]
