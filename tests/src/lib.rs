@@ -87,3 +87,5 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+pub mod servers;

@@ -60,7 +60,9 @@ impl ChunkMode {
     #[must_use]
     pub fn for_payload(payload: &PayloadMode) -> Option<ChunkMode> {
         match payload {
-            PayloadMode::StreamingSigned { ctx, trailer } => Some(ChunkMode::Signed { ctx: ctx.clone(), trailer: *trailer }),
+            PayloadMode::StreamingSigned { ctx, trailer } => {
+                Some(ChunkMode::Signed { ctx: ctx.clone(), trailer: *trailer })
+            }
             PayloadMode::StreamingUnsignedTrailer => Some(ChunkMode::UnsignedTrailer),
             PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
         }
@@ -132,11 +134,17 @@ enum State {
     /// Expecting `<hex size>[;ext]\r\n`.
     ChunkHeader,
     /// Inside the data of a chunk; `remaining` counts down in unsigned mode.
-    ChunkData { size: usize, remaining: usize, signature: Option<[u8; 32]> },
+    ChunkData {
+        size: usize,
+        remaining: usize,
+        signature: Option<[u8; 32]>,
+    },
     /// Expecting the CRLF after a chunk's data (unsigned mode).
     ChunkDataEnd,
     /// After the final chunk: trailer lines up to an empty line.
-    Trailers { signature_verified: bool },
+    Trailers {
+        signature_verified: bool,
+    },
     Done,
 }
 
@@ -275,8 +283,12 @@ impl AwsChunkedDecoder {
     pub fn finish(&self) -> Result<Trailers, AuthError> {
         let reason = match self.state {
             State::Done => return Ok(self.trailers.clone()),
-            State::ChunkHeader => format!("the body ended before the final 0-size chunk (after chunk {})", self.chunk_index),
-            State::ChunkData { .. } | State::ChunkDataEnd => format!("the body ended inside chunk {}", self.chunk_index),
+            State::ChunkHeader => {
+                format!("the body ended before the final 0-size chunk (after chunk {})", self.chunk_index)
+            }
+            State::ChunkData { .. } | State::ChunkDataEnd => {
+                format!("the body ended inside chunk {}", self.chunk_index)
+            }
             State::Trailers { .. } => "the body ended inside the trailers (no final empty line)".to_owned(),
         };
         Err(AuthError::IncompleteBody { reason })
@@ -313,12 +325,10 @@ impl AwsChunkedDecoder {
         if self.signed_ctx().is_none() {
             return Ok((size, None));
         }
-        let signature = extensions
-            .and_then(|e| e.strip_prefix(b"chunk-signature="))
-            .and_then(|hex_sig| {
-                let mut sig = [0_u8; 32];
-                hex::decode_to_slice(hex_sig, &mut sig).ok().map(|()| sig)
-            });
+        let signature = extensions.and_then(|e| e.strip_prefix(b"chunk-signature=")).and_then(|hex_sig| {
+            let mut sig = [0_u8; 32];
+            hex::decode_to_slice(hex_sig, &mut sig).ok().map(|()| sig)
+        });
         match signature {
             Some(sig) => Ok((size, Some(sig))),
             None => Err(AuthError::SignatureDoesNotMatch {
@@ -406,7 +416,8 @@ impl AwsChunkedDecoder {
                 reason: "x-amz-trailer-signature in an unsigned payload".to_owned(),
             });
         };
-        let mismatch = |reason: &str| AuthError::SignatureDoesNotMatch { access_key_id: None, reason: reason.to_owned() };
+        let mismatch =
+            |reason: &str| AuthError::SignatureDoesNotMatch { access_key_id: None, reason: reason.to_owned() };
         let mut client = [0_u8; 32];
         hex::decode_to_slice(value, &mut client)
             .map_err(|_| mismatch("x-amz-trailer-signature must be 64 hex digits"))?;
@@ -546,8 +557,6 @@ pub fn crc32_trailer_value(crc: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
     use aws_credential_types::Credentials;
     use aws_sigv4::http_request::SignableBody;
     use aws_sigv4::sign::v4::{SigningParams, sign_chunk, sign_trailer};
@@ -556,7 +565,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::auth::sigv4::tests::{AKID, SECRET, keys, sdk_sign, t0};
+    use crate::auth::sigv4::tests::{AKID, SECRET, at_unix, keys, sdk_sign, t0};
     use crate::auth::sigv4::{STREAMING_SIGNED_PAYLOAD, SigningKey};
     use crate::auth::{RequestParts, authenticate};
 
@@ -663,19 +672,26 @@ mod tests {
         ] {
             headers.insert(name, HeaderValue::from_static(value));
         }
-        let parts = RequestParts { method: "PUT", raw_path: "/examplebucket/chunkObject.txt", raw_query: None, headers: &headers };
+        let parts = RequestParts {
+            method: "PUT",
+            raw_path: "/examplebucket/chunkObject.txt",
+            raw_query: None,
+            headers: &headers,
+        };
         let lookup = keys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-        let auth = authenticate(&parts, &lookup, UNIX_EPOCH + Duration::from_secs(1_369_353_600)).unwrap();
+        let auth = authenticate(&parts, &lookup, at_unix(1_369_353_600)).unwrap();
         let mode = ChunkMode::for_payload(&auth.payload).unwrap();
         let ChunkMode::Signed { ctx, trailer: false } = &mode else { panic!("{mode:?}") };
         assert_eq!(ctx.seed_signature, SEED);
 
         let mut body = BytesMut::new();
         body.put_slice(b"10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n");
-        body.put_slice(&[b'a'; 65536]);
+        body.put_slice(&vec![b'a'; 65536]);
         body.put_slice(b"\r\n400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497\r\n");
-        body.put_slice(&[b'a'; 1024]);
-        body.put_slice(b"\r\n0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n");
+        body.put_slice(&vec![b'a'; 1024]);
+        body.put_slice(
+            b"\r\n0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n",
+        );
         assert_eq!(body.len(), 66824);
         let expected = decoded_content_length(&headers).unwrap().unwrap();
         let mut decoder = AwsChunkedDecoder::new(mode).with_decoded_length(expected);
@@ -802,7 +818,8 @@ mod tests {
     #[test]
     fn every_truncation_is_an_incomplete_body() {
         let data = payload(200);
-        for body in [sdk_signed_body(&data, 64, SEED, true).to_vec(), sdk_signed_body(&data, 64, SEED, false).to_vec()] {
+        for body in [sdk_signed_body(&data, 64, SEED, true).to_vec(), sdk_signed_body(&data, 64, SEED, false).to_vec()]
+        {
             let trailer = body.windows(TRAILER_SIGNATURE.len()).any(|w| w == TRAILER_SIGNATURE.as_bytes());
             for len in 0..body.len() {
                 let (_, end) = decode(signed(trailer), &body[..len]);

