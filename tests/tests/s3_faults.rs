@@ -1,0 +1,151 @@
+//! The proxy under faults of its own: a ledger that cannot write (fail
+//! closed: 503 and no object byte), and a shutdown while a download runs
+//! (drained, recorded, checkpointed).
+
+use std::process::Command;
+
+use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
+
+const PRELUDE: &str = r#"
+import os, json, time, boto3, urllib.request, urllib.error
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+    aws_access_key_id=os.environ["AK"], aws_secret_access_key=os.environ["SK"],
+    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+"#;
+
+/// A small tmpfs mounted for the test's lifetime (the test runs as root, as
+/// CI does); unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", dir.path().to_str().unwrap()])
+            .status()
+            .expect("mount (util-linux)");
+        assert!(status.success(), "mounting a tmpfs needs root; the test suite runs as root in CI");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").args(["-l", self.0.path().to_str().unwrap()]).status();
+    }
+}
+
+#[test]
+fn a_full_ledger_disk_fails_closed_with_503_and_no_object_bytes() {
+    let upstream = SeaweedFs::start();
+    let tmpfs = Tmpfs::mount("24m");
+    let data_dir = tmpfs.0.path().join("data");
+    let proxy = Proxy::start(
+        &upstream,
+        ProxyOptions { principals: vec!["alice".into()], data_dir: Some(data_dir.clone()), ..ProxyOptions::default() },
+    );
+    let key = proxy.key();
+    let out = python(
+        &format!(
+            "{PRELUDE}\n{}",
+            r#"
+s3.create_bucket(Bucket="data")
+s3.put_object(Bucket="data", Key="model.bin", Body=b"w" * 100000)
+before = s3.get_object(Bucket="data", Key="model.bin")["Body"].read()
+# Fill the ledger's disk.
+with open(os.path.join(os.environ["FILL"], "filler"), "wb") as f:
+    try:
+        while True:
+            f.write(b"\0" * (1 << 20)); f.flush(); os.fsync(f.fileno())
+    except OSError:
+        pass
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "data", "Key": "model.bin"}, ExpiresIn=300)
+results = []
+# The last page of the segment may still have room for a record or two;
+# after that every request must be refused.
+for _ in range(60):
+    try:
+        with urllib.request.urlopen(url) as r:
+            results.append({"status": r.status, "body": len(r.read()), "req": r.headers["x-egress-request-id"]})
+    except urllib.error.HTTPError as e:
+        body = e.read().decode()
+        results.append({"status": e.code, "code": body.split("<Code>")[1].split("</Code>")[0], "object_bytes": "www" in body})
+    if len([x for x in results if x["status"] == 503]) >= 3:
+        break
+print(json.dumps({"before": len(before), "after": results}))
+"#
+        ),
+        &[
+            ("ENDPOINT", &proxy.endpoint()),
+            ("AK", &key.access_key_id),
+            ("SK", &key.secret_access_key),
+            ("FILL", tmpfs.0.path().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out["before"], 100_000);
+    let attempts = out["after"].as_array().unwrap();
+    let first_refusal = attempts.iter().position(|a| a["status"] == 503).unwrap_or_else(|| panic!("never refused: {out}"));
+    let lines = proxy.ledger();
+    for served in &attempts[..first_refusal] {
+        // Served only because its start record still fit on the disk.
+        assert_eq!(served["status"], 200, "{out}");
+        let req = served["req"].as_str().unwrap();
+        assert!(lines.iter().any(|l| l["kind"] == "start" && l["req"] == req), "served {req} without a durable start");
+    }
+    for refused in &attempts[first_refusal..] {
+        assert_eq!(refused["status"], 503, "once refusing, the ledger refuses until reopened: {out}");
+        assert_eq!(refused["code"], "ServiceUnavailable");
+        assert_eq!(refused["object_bytes"], false);
+    }
+    assert!(proxy.log().contains("ledger refused the start record"), "{}", proxy.log());
+    drop(proxy);
+    // Every acknowledged record is intact; what the full disk refused is absent.
+    std::fs::remove_file(tmpfs.0.path().join("filler")).unwrap();
+    let verify = egress_e2e::run_in(&data_dir, &["ledger", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}
+
+#[test]
+fn shutdown_drains_a_running_download_and_records_its_end() {
+    let upstream = SeaweedFs::start();
+    let mut proxy = Proxy::start(&upstream, ProxyOptions { principals: vec!["alice".into()], ..ProxyOptions::default() });
+    let key = proxy.key().clone();
+    let setup = python(
+        &format!("{PRELUDE}\n{}", r#"
+s3.create_bucket(Bucket="data")
+s3.put_object(Bucket="data", Key="big.bin", Body=os.urandom(8 * 1024 * 1024))
+print(json.dumps({"url": s3.generate_presigned_url("get_object", Params={"Bucket": "data", "Key": "big.bin"}, ExpiresIn=300, HttpMethod="GET")}))
+"#),
+        &[("ENDPOINT", &proxy.endpoint()), ("AK", &key.access_key_id), ("SK", &key.secret_access_key)],
+    );
+    let url = setup["url"].as_str().unwrap().to_owned();
+    // A slow reader: 8 MiB at ~4 MiB/s, started before the shutdown.
+    let reader = std::thread::spawn(move || {
+        python(
+            r#"
+import os, json, time, urllib.request
+r = urllib.request.urlopen(os.environ["URL"])
+req = r.headers["x-egress-request-id"]
+got = 0
+while True:
+    chunk = r.read(256 * 1024)
+    if not chunk: break
+    got += len(chunk); time.sleep(0.0625)
+print(json.dumps({"req": req, "got": got}))
+"#,
+            &[("URL", &url)],
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    proxy.stop(); // SIGTERM; returns once the process exited 0
+    let read = reader.join().unwrap();
+    assert_eq!(read["got"], 8 * 1024 * 1024, "the download in flight completed during the drain");
+    let (_, end) = proxy.event(read["req"].as_str().unwrap());
+    assert_eq!(end["outcome"], "complete");
+    assert_eq!(end["bytes_sent"], 8 * 1024 * 1024);
+    let lines = proxy.ledger();
+    assert_eq!(lines.last().unwrap()["kind"], "checkpoint", "a clean shutdown ends with a checkpoint");
+    let verify = egress_e2e::run_in(&proxy.data_dir, &["ledger", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}
