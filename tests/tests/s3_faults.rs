@@ -149,3 +149,32 @@ print(json.dumps({"req": req, "got": got}))
     let verify = egress_e2e::run_in(&proxy.data_dir, &["ledger", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
 }
+
+#[test]
+fn an_unreachable_upstream_is_a_502_recorded_as_upstream_error() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let proxy = Proxy::start_with_upstream(
+        &format!("http://127.0.0.1:{port}"),
+        ProxyOptions { principals: vec!["alice".into()], ..ProxyOptions::default() },
+    );
+    let key = proxy.key();
+    let out = python(
+        &format!("{PRELUDE}\n{}", r#"
+try:
+    s3.get_object(Bucket="data", Key="k")
+    print(json.dumps({"ok": True}))
+except Exception as e:
+    meta = e.response["ResponseMetadata"]
+    print(json.dumps({"status": meta["HTTPStatusCode"], "code": e.response["Error"]["Code"], "req": meta["HTTPHeaders"]["x-egress-request-id"]}))
+"#),
+        &[("ENDPOINT", &proxy.endpoint()), ("AK", &key.access_key_id), ("SK", &key.secret_access_key)],
+    );
+    assert_eq!(out["status"], 502, "{out}");
+    assert_eq!(out["code"], "BadGateway");
+    let (start, end) = proxy.event(out["req"].as_str().unwrap());
+    assert_eq!(start["principal"], "alice");
+    assert_eq!(end["outcome"], "upstream_error");
+    assert_eq!(end["status"], 502);
+    assert_eq!(end["error_code"], "BadGateway");
+}
