@@ -92,11 +92,9 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-/// Overwrites key material. `black_box` keeps the compiler from dropping the
-/// writes as dead stores (the `zeroize` crate is not a dependency of this crate).
+/// Overwrites key material (volatile writes the compiler cannot drop).
 fn wipe(buf: &mut [u8]) {
-    buf.fill(0);
-    std::hint::black_box(buf);
+    zeroize::Zeroize::zeroize(buf);
 }
 
 /// What [`super::chunked`] needs to verify a signed aws-chunked body: each
@@ -1211,10 +1209,12 @@ pub(crate) mod tests {
     /// "Authenticating Requests: Using Query Parameters".
     #[test]
     fn aws_documentation_put_list_lifecycle_and_presigned_examples() {
+        // (method, raw path, raw query, headers besides host and x-amz-date, signed headers, signature)
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a [(&'a str, &'a str)], &'a str, &'a str);
         let lookup = keys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
         let now = at_unix(1_369_353_600);
         let credential = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request";
-        let cases: [(&str, &str, Option<&str>, &[(&str, &str)], &str, &str); 3] = [
+        let cases: [Case<'_>; 3] = [
             (
                 "PUT",
                 "/test%24file.text",
