@@ -1,4 +1,4 @@
-//! egress-admin: the admin REST API of egress-proxy (axum): principals, AWS
+//! `egress-admin`: the admin REST API of egress-proxy (axum): principals, AWS
 //! provisioning of the upstream (buckets, server access logging, a
 //! CloudTrail trail, bucket policies) and ledger queries.
 //!

@@ -4,11 +4,13 @@
 //! storage. After every reopen the log must verify from genesis, hold every
 //! acknowledged record unchanged at its seq, and have an end for every start.
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use egress_ledger::checkpoint::CheckpointSigner;
-use egress_ledger::record::{Entry, EndRecord, LineHash, Outcome, StartRecord, decode_line};
+use egress_ledger::record::{EndRecord, Entry, LineHash, Outcome, StartRecord, decode_line};
 use egress_ledger::segment::{Chain, lines, sorted_segments};
 use egress_ledger::storage::Storage;
 use egress_ledger::storage::faulty::FaultyStorage;
@@ -137,10 +139,7 @@ impl Harness {
             Err(AppendError::Io(_) | AppendError::Poisoned(_)) => {
                 // Nothing of this batch was acknowledged; the core now refuses
                 // everything until reopened.
-                assert!(matches!(
-                    core.commit(vec![], true),
-                    Err(AppendError::Poisoned(_))
-                ));
+                assert!(matches!(core.commit(vec![], true), Err(AppendError::Poisoned(_))));
             }
             Err(e) => panic!("unexpected error {e}"),
         }
@@ -247,7 +246,10 @@ fn failed_fsync_poisons_until_reopen() {
     h.append(2);
     h.storage.fail_next_sync();
     let core = h.core.as_mut().unwrap();
-    assert!(matches!(core.commit(vec![Entry::Note(egress_ledger::NoteRecord::new("x"))], false), Err(AppendError::Io(_))));
+    assert!(matches!(
+        core.commit(vec![Entry::Note(egress_ledger::NoteRecord::new("x"))], false),
+        Err(AppendError::Io(_))
+    ));
     assert!(matches!(core.commit(vec![], true), Err(AppendError::Poisoned(_))));
     h.reopen();
     h.append(2);

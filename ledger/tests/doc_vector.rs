@@ -1,6 +1,8 @@
 //! The test vector in docs/LEDGER.md is what this code writes: the three
 //! lines, their hashes, and the checkpoint's key and signature.
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
+
 use egress_ledger::checkpoint::{CheckpointSigner, CheckpointVerifier, to_note};
 use egress_ledger::record::{EndRecord, Entry, LineHash, Outcome, StartRecord, encode_line, line_hash};
 

@@ -2,6 +2,8 @@
 //! fan-out to every waiter of a batch, close with a final checkpoint, and
 //! the sled indexes and principals on a real data dir.
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -124,7 +126,8 @@ fn indexes_find_events_by_principal_bucket_and_end() {
     let index = &ledger.store().unwrap().index;
     let indexed_next = index.indexed_next().unwrap();
     assert!(indexed_next >= 5 * 1024, "complete blocks are indexed: {indexed_next}");
-    let carol: Vec<u64> = starts.iter().filter(|(s, _, w)| *w == "carol" && *s < indexed_next).map(|x| x.0).rev().collect();
+    let carol: Vec<u64> =
+        starts.iter().filter(|(s, _, w)| *w == "carol" && *s < indexed_next).map(|x| x.0).rev().collect();
     assert_eq!(index.principal_starts("carol", None).unwrap(), carol);
     let (s, e, _) = starts[100];
     assert_eq!(index.end_of(s).unwrap(), Some(e));

@@ -53,11 +53,11 @@ pub fn plan(payload: &PayloadMode, headers: &HeaderMap) -> Result<RequestBodyPla
                 access_key_id: None,
                 reason: "a STREAMING-AWS4-HMAC-SHA256-PAYLOAD request needs x-amz-decoded-content-length".to_owned(),
             })?;
-            let mode = ChunkMode::for_payload(payload).ok_or_else(|| unreachable_mode())?;
+            let mode = ChunkMode::for_payload(payload).ok_or_else(unreachable_mode)?;
             Ok(RequestBodyPlan::DecodeSigned { mode, decoded_len })
         }
         PayloadMode::StreamingSigned { trailer: true, .. } => {
-            let mode = ChunkMode::for_payload(payload).ok_or_else(|| unreachable_mode())?;
+            let mode = ChunkMode::for_payload(payload).ok_or_else(unreachable_mode)?;
             Ok(RequestBodyPlan::ReframeSigned { mode, decoded_len: chunked::decoded_content_length(headers)? })
         }
         PayloadMode::Sha256(_) | PayloadMode::Unsigned | PayloadMode::StreamingUnsignedTrailer => {
@@ -99,6 +99,7 @@ impl RequestBodyPlan {
     }
 
     /// The body to send upstream and where a verification failure is told.
+    #[must_use]
     pub fn body(self, incoming: Incoming, idle_timeout: Duration) -> (UpstreamBody, BodyVerdict) {
         let verdict = BodyVerdict::default();
         let idle = IdleBody::new(incoming, idle_timeout);

@@ -45,7 +45,7 @@ pub struct ServeArgs {
     pub listen: std::net::SocketAddr,
     #[command(flatten)]
     pub dir: DataDirArg,
-    /// The upstream S3 endpoint, e.g. https://s3.us-east-1.amazonaws.com.
+    /// The upstream S3 endpoint, e.g. `https://s3.us-east-1.amazonaws.com`.
     #[arg(long, env = "EGRESS_UPSTREAM")]
     pub upstream: Option<String>,
     /// Region to sign upstream requests for (default: --region).

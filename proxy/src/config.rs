@@ -32,7 +32,7 @@ impl Default for Limits {
             max_concurrent_requests: 4096,
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(30),
-            body_idle_timeout: Duration::from_secs(60),
+            body_idle_timeout: Duration::from_mins(1),
             shutdown_grace: Duration::from_secs(30),
         }
     }

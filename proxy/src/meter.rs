@@ -79,7 +79,6 @@ impl<B: Body> MeteredBody<B> {
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
         }
     }
-
 }
 
 impl<B> MeteredBody<B> {
@@ -154,4 +153,3 @@ impl<B> Drop for MeteredBody<B> {
         }
     }
 }
-

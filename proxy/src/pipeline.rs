@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::auth::{self, AuthError, Authenticated, AuthMethod, RequestParts, SecretLookup};
+use crate::auth::{self, AuthError, AuthMethod, Authenticated, RequestParts, SecretLookup};
 use crate::body;
 use crate::meter::{EndTemplate, MeteredBody};
 use crate::s3::addressing::{self, Target};
@@ -87,17 +87,25 @@ const DROP_REQUEST_HEADERS: &[&str] = &[
 ];
 
 /// Response headers never passed back (hop-by-hop).
-const DROP_RESPONSE_HEADERS: &[&str] =
-    &["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"];
+const DROP_RESPONSE_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    auth::query_pairs(query?).find(|(n, _)| *n == name).map(|(_, v)| {
-        String::from_utf8_lossy(&auth::percent_decode(v.unwrap_or(""), true)).into_owned()
-    })
+    auth::query_pairs(query?)
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| String::from_utf8_lossy(&auth::percent_decode(v.unwrap_or(""), true)).into_owned())
 }
 
 /// Handles one request end to end.
@@ -129,7 +137,13 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
         source_ip: Some(remote.ip().to_string()),
         user_agent: header_str(&parts.headers, header::USER_AGENT),
         method: parts.method.as_str().to_owned(),
-        operation: operation(parts.method.as_str(), bucket.is_some(), key.is_some(), raw_query.as_deref(), &parts.headers),
+        operation: operation(
+            parts.method.as_str(),
+            bucket.is_some(),
+            key.is_some(),
+            raw_query.as_deref(),
+            &parts.headers,
+        ),
         bucket,
         key,
         version_id: query_param(raw_query.as_deref(), "versionId"),
@@ -147,8 +161,12 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
         )
     });
     let verdict = verdict.and_then(|target| {
-        let request_parts =
-            RequestParts { method: parts.method.as_str(), raw_path: &raw_path, raw_query: raw_query.as_deref(), headers: &parts.headers };
+        let request_parts = RequestParts {
+            method: parts.method.as_str(),
+            raw_path: &raw_path,
+            raw_query: raw_query.as_deref(),
+            headers: &parts.headers,
+        };
         let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
         auth::authenticate_with_bucket_host(&request_parts, bucket_from_host, &state.principals, SystemTime::now())
             .map(|authenticated| (target, authenticated))
@@ -211,7 +229,8 @@ async fn forward(
     authenticated: &Authenticated,
     raw_query: Option<&str>,
 ) -> Result<Response<Incoming>, (S3Error, Outcome)> {
-    let internal = |e: String| (S3Error::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e), Outcome::UpstreamError);
+    let internal =
+        |e: String| (S3Error::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e), Outcome::UpstreamError);
     let presigned = matches!(authenticated.method, AuthMethod::SigV4Query | AuthMethod::SigV2Query);
     let query = raw_query.map(|q| if presigned { strip_auth_params(q) } else { q.to_owned() });
     let uri = state

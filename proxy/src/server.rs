@@ -57,7 +57,8 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         body_idle_timeout: config.limits.body_idle_timeout,
     });
 
-    let plain = TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
+    let plain =
+        TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
     tracing::info!(listen = %plain.local_addr()?, upstream = %config.upstream, "serving S3");
     let tls = match &config.tls {
         Some(tls) => {
@@ -89,13 +90,19 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let connection = Connection { state: Arc::clone(&state), requests: Arc::clone(&requests), limits: config.limits.clone(), remote };
+        let connection = Connection {
+            state: Arc::clone(&state),
+            requests: Arc::clone(&requests),
+            limits: config.limits.clone(),
+            remote,
+        };
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             match acceptor {
                 None => connection.serve(TokioIo::new(stream), watcher).await,
                 Some(acceptor) => {
-                    let handshake = tokio::time::timeout(connection.limits.header_read_timeout, acceptor.accept(stream));
+                    let handshake =
+                        tokio::time::timeout(connection.limits.header_read_timeout, acceptor.accept(stream));
                     match handshake.await {
                         Ok(Ok(tls_stream)) => connection.serve(TokioIo::new(tls_stream), watcher).await,
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
@@ -116,7 +123,9 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn accept_tls(tls: Option<&(TcpListener, TlsAcceptor)>) -> std::io::Result<(TcpStream, SocketAddr, Option<TlsAcceptor>)> {
+async fn accept_tls(
+    tls: Option<&(TcpListener, TlsAcceptor)>,
+) -> std::io::Result<(TcpStream, SocketAddr, Option<TlsAcceptor>)> {
     match tls {
         Some((listener, acceptor)) => listener.accept().await.map(|(s, a)| (s, a, Some(acceptor.clone()))),
         None => std::future::pending().await,

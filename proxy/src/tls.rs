@@ -10,13 +10,17 @@ use tokio_rustls::TlsAcceptor;
 
 /// A TLS acceptor for a PEM certificate chain and key; offers h2 and http/1.1.
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
-    let certs: Vec<_> = rustls_pemfile::certs(&mut fs::read(cert).with_context(|| format!("reading --tls-cert {}", cert.display()))?.as_slice())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(
+        &mut fs::read(cert).with_context(|| format!("reading --tls-cert {}", cert.display()))?.as_slice(),
+    )
+    .collect::<Result<_, _>>()
+    .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
     anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", cert.display());
-    let key = rustls_pemfile::private_key(&mut fs::read(key).with_context(|| format!("reading --tls-key {}", key.display()))?.as_slice())
-        .with_context(|| format!("{} is not a PEM private key", key.display()))?
-        .with_context(|| format!("{} holds no private key", key.display()))?;
+    let key = rustls_pemfile::private_key(
+        &mut fs::read(key).with_context(|| format!("reading --tls-key {}", key.display()))?.as_slice(),
+    )
+    .with_context(|| format!("{} is not a PEM private key", key.display()))?
+    .with_context(|| format!("{} holds no private key", key.display()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -29,14 +33,17 @@ pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 /// Writes `ca.pem`, `ca.key`, `server.pem` (leaf then CA) and `server.key`
 /// into `out`, the server certificate valid for `hosts` (names or IPs).
 pub fn make_dev_certs(out: &Path, hosts: &[String]) -> anyhow::Result<()> {
-    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
 
     anyhow::ensure!(!hosts.is_empty(), "--hosts needs at least one name or address");
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "egress-proxy dev CA");
     ca_params.distinguished_name = dn;

@@ -109,7 +109,19 @@ impl SeaweedFs {
             "-admin.ui=false".into(),
             "-webdav=false".into(),
         ];
-        for flag in ["s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc"] {
+        for flag in [
+            "s3.port.grpc",
+            "s3.port.iceberg",
+            "s3.port.lance",
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+        ] {
             args.push(format!("-{flag}={}", free_port()));
         }
         let out = dir.path().join("weed.out");
@@ -225,6 +237,7 @@ impl Proxy {
 
     /// Like [`Proxy::start`], for any upstream endpoint.
     #[must_use]
+    #[allow(clippy::needless_pass_by_value)] // a struct literal at the call site reads best by value
     pub fn start_with_upstream(upstream: &str, options: ProxyOptions) -> Proxy {
         let (dir, data_dir) = match options.data_dir.clone() {
             Some(d) => (None, d),
@@ -389,7 +402,10 @@ pub fn ledger_lines(data_dir: &Path) -> Vec<Value> {
     let mut names: Vec<PathBuf> = fs::read_dir(data_dir.join("ledger"))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    names.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("segment-") && n.ends_with(".jsonl")));
+    names.retain(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("segment-"))
+            && p.extension().is_some_and(|e| e == "jsonl")
+    });
     names.sort();
     let mut out = Vec::new();
     for path in names {
@@ -425,6 +441,12 @@ pub fn python(script: &str, env: &[(&str, &str)]) -> Value {
     child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write script");
     let out = child.wait_with_output().expect("python output");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python failed ({}):\n{}\n{}", out.status, stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed ({}):\n{}\n{}",
+        out.status,
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("python printed no JSON ({e}): {stdout}"))
 }

@@ -2,6 +2,8 @@
 //! (each kind of tampering caught with its exit code), export, pubkey,
 //! reindex, principals, and clean errors for bad input.
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +13,16 @@ use egress_e2e::{copy_dir, run, run_in};
 fn ledger_with(records: u64) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let out = run(&["ledger", "bench", "--data-dir", dir.to_str().unwrap(), "--records", &records.to_string(), "--concurrency", "8"]);
+    let out = run(&[
+        "ledger",
+        "bench",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--records",
+        &records.to_string(),
+        "--concurrency",
+        "8",
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
     (tmp, dir)
 }
@@ -25,7 +36,9 @@ fn lines(dir: &Path) -> Vec<String> {
 }
 
 fn write_lines(dir: &Path, lines: &[String]) {
-    fs::write(segment(dir), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(segment(dir), text).unwrap();
 }
 
 fn verify(dir: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
@@ -150,8 +163,7 @@ fn bad_signature_or_wrong_key_is_caught() {
     assert_eq!(code, 4, "{report}");
 
     let (_tmp2, stranger) = ledger_with(10);
-    let (code, report) =
-        verify(&dir, &["--pubkey", stranger.join("keys/checkpoint.pub").to_str().unwrap()]);
+    let (code, report) = verify(&dir, &["--pubkey", stranger.join("keys/checkpoint.pub").to_str().unwrap()]);
     assert_eq!(code, 4, "{report}");
 }
 
@@ -209,7 +221,7 @@ fn principals_are_created_listed_and_revoked_without_leaking_secrets() {
 
     let revoked = run_in(&dir, &["principal", "revoke", &id]);
     assert_eq!(revoked.code, 0, "{revoked:?}");
-    assert_eq!(run_in(&dir, &["principal", "list"]).json()[0]["keys"][0]["revoked"].is_string(), true);
+    assert!(run_in(&dir, &["principal", "list"]).json()[0]["keys"][0]["revoked"].is_string());
     assert_eq!(run_in(&dir, &["principal", "revoke", "NOSUCHKEY"]).code, 1);
 
     // The ledger says who got and lost a key, never the secret.

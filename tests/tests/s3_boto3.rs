@@ -2,6 +2,8 @@
 //! every request works as it would against S3, and every request is in the
 //! ledger once, with the bytes the client really received.
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
+
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
 use serde_json::Value;
 
@@ -23,7 +25,14 @@ fn run(proxy: &Proxy, body: &str) -> Value {
     )
 }
 
-fn assert_event(proxy: &Proxy, req: &Value, operation: &str, key: Option<&str>, status: u64, bytes: u64) -> (Value, Value) {
+fn assert_event(
+    proxy: &Proxy,
+    req: &Value,
+    operation: &str,
+    key: Option<&str>,
+    status: u64,
+    bytes: u64,
+) -> (Value, Value) {
     let (start, end) = proxy.event(req.as_str().expect("request id"));
     assert_eq!(start["principal"], proxy.key().principal.as_str());
     assert_eq!(start["access_key_id"], proxy.key().access_key_id.as_str());

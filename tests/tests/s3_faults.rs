@@ -2,6 +2,8 @@
 //! closed: 503 and no object byte), and a shutdown while a download runs
 //! (drained, recorded, checkpointed).
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
+
 use std::process::Command;
 
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
@@ -85,7 +87,8 @@ print(json.dumps({"before": len(before), "after": results}))
     );
     assert_eq!(out["before"], 100_000);
     let attempts = out["after"].as_array().unwrap();
-    let first_refusal = attempts.iter().position(|a| a["status"] == 503).unwrap_or_else(|| panic!("never refused: {out}"));
+    let first_refusal =
+        attempts.iter().position(|a| a["status"] == 503).unwrap_or_else(|| panic!("never refused: {out}"));
     let lines = proxy.ledger();
     for served in &attempts[..first_refusal] {
         // Served only because its start record still fit on the disk.
@@ -109,14 +112,18 @@ print(json.dumps({"before": len(before), "after": results}))
 #[test]
 fn shutdown_drains_a_running_download_and_records_its_end() {
     let upstream = SeaweedFs::start();
-    let mut proxy = Proxy::start(&upstream, ProxyOptions { principals: vec!["alice".into()], ..ProxyOptions::default() });
+    let mut proxy =
+        Proxy::start(&upstream, ProxyOptions { principals: vec!["alice".into()], ..ProxyOptions::default() });
     let key = proxy.key().clone();
     let setup = python(
-        &format!("{PRELUDE}\n{}", r#"
+        &format!(
+            "{PRELUDE}\n{}",
+            r#"
 s3.create_bucket(Bucket="data")
 s3.put_object(Bucket="data", Key="big.bin", Body=os.urandom(8 * 1024 * 1024))
 print(json.dumps({"url": s3.generate_presigned_url("get_object", Params={"Bucket": "data", "Key": "big.bin"}, ExpiresIn=300, HttpMethod="GET")}))
-"#),
+"#
+        ),
         &[("ENDPOINT", &proxy.endpoint()), ("AK", &key.access_key_id), ("SK", &key.secret_access_key)],
     );
     let url = setup["url"].as_str().unwrap().to_owned();
@@ -160,14 +167,17 @@ fn an_unreachable_upstream_is_a_502_recorded_as_upstream_error() {
     );
     let key = proxy.key();
     let out = python(
-        &format!("{PRELUDE}\n{}", r#"
+        &format!(
+            "{PRELUDE}\n{}",
+            r#"
 try:
     s3.get_object(Bucket="data", Key="k")
     print(json.dumps({"ok": True}))
 except Exception as e:
     meta = e.response["ResponseMetadata"]
     print(json.dumps({"status": meta["HTTPStatusCode"], "code": e.response["Error"]["Code"], "req": meta["HTTPHeaders"]["x-egress-request-id"]}))
-"#),
+"#
+        ),
         &[("ENDPOINT", &proxy.endpoint()), ("AK", &key.access_key_id), ("SK", &key.secret_access_key)],
     );
     assert_eq!(out["status"], 502, "{out}");

@@ -1,5 +1,6 @@
 //! `egress-proxy ledger verify|export|bench|reindex|pubkey`.
 
+use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,13 +30,13 @@ pub fn verify(data_dir: &Path, checkpoints: Vec<PathBuf>, pubkey: Option<PathBuf
     } else if let Some(problem) = &report.problem {
         let mut place = String::new();
         if let Some(seq) = problem.seq {
-            place.push_str(&format!(" seq {seq}"));
+            let _ = write!(place, " seq {seq}");
         }
         if let Some(segment) = &problem.segment {
-            place.push_str(&format!(" in {segment}"));
+            let _ = write!(place, " in {segment}");
         }
         if let Some(line) = problem.line {
-            place.push_str(&format!(" line {line}"));
+            let _ = write!(place, " line {line}");
         }
         println!("ledger NOT intact ({:?}) at{place}: {}", problem.kind, problem.message);
     } else {
@@ -112,6 +113,7 @@ pub fn pubkey(data_dir: &Path) -> anyhow::Result<i32> {
 }
 
 /// `ledger bench`.
+#[allow(clippy::cast_precision_loss, clippy::cast_sign_loss)] // statistics of counts far below 2^52
 pub fn bench(data_dir: Option<&Path>, records: u64, concurrency: u64, keep: bool, json: bool) -> anyhow::Result<i32> {
     anyhow::ensure!(records > 0 && concurrency > 0, "--records and --concurrency must be at least 1");
     let mut temp = None;

@@ -6,7 +6,7 @@ use percent_encoding::percent_decode_str;
 /// What a request addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// None for service-level requests (ListBuckets).
+    /// None for service-level requests (`ListBuckets`).
     pub bucket: Option<String>,
     /// Decoded object key; None for bucket-level requests.
     pub key: Option<String>,

@@ -31,7 +31,11 @@ impl S3Error {
 
     #[must_use]
     pub fn upstream_unreachable(detail: &str) -> S3Error {
-        S3Error::new(StatusCode::BAD_GATEWAY, "BadGateway", format!("The upstream S3 endpoint could not be reached: {detail}"))
+        S3Error::new(
+            StatusCode::BAD_GATEWAY,
+            "BadGateway",
+            format!("The upstream S3 endpoint could not be reached: {detail}"),
+        )
     }
 
     #[must_use]

@@ -3,17 +3,24 @@
 
 /// The operation name of a request.
 #[must_use]
-pub fn operation(method: &str, has_bucket: bool, has_key: bool, query: Option<&str>, headers: &http::HeaderMap) -> String {
+pub fn operation(
+    method: &str,
+    has_bucket: bool,
+    has_key: bool,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+) -> String {
     let params: Vec<&str> =
         query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split('=').next().unwrap_or(p)).collect();
     let has = |name: &str| params.contains(&name);
     let copy = headers.contains_key("x-amz-copy-source");
     let name = match (method, has_bucket, has_key) {
         ("GET", false, _) => "ListBuckets",
-        (_, false, _) => "Unknown",
         ("GET", true, false) => bucket_get(&params),
         ("HEAD", true, false) => "HeadBucket",
-        ("PUT", true, false) => return bucket_sub(&params).map_or_else(|| "CreateBucket".to_owned(), |s| format!("PutBucket{s}")),
+        ("PUT", true, false) => {
+            return bucket_sub(&params).map_or_else(|| "CreateBucket".to_owned(), |s| format!("PutBucket{s}"));
+        }
         ("DELETE", true, false) => {
             return bucket_sub(&params).map_or_else(|| "DeleteBucket".to_owned(), |s| format!("DeleteBucket{s}"));
         }
@@ -49,7 +56,7 @@ pub fn operation(method: &str, has_bucket: bool, has_key: bool, query: Option<&s
 
 fn bucket_get(params: &[&str]) -> &'static str {
     let has = |name: &str| params.contains(&name);
-    if params.iter().any(|p| *p == "list-type") {
+    if params.contains(&"list-type") {
         return "ListObjectsV2";
     }
     if has("uploads") {

@@ -63,7 +63,7 @@ impl Upstream {
         // Small GETs suffer badly from Nagle + delayed ACK.
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(10)));
-        http.set_keepalive(Some(Duration::from_secs(60)));
+        http.set_keepalive(Some(Duration::from_mins(1)));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| UpstreamError::Uri(format!("loading the system's CA certificates: {e}")))?

@@ -1,4 +1,4 @@
-//! Signs forwarded requests with SigV4 (aws-sigv4) for the upstream, the way
+//! Signs forwarded requests with SigV4 (`aws-sigv4`) for the upstream, the way
 //! S3 wants it: no double encoding, no path normalisation, the payload hash
 //! given by the caller (the client's own body hash where it signed one, so
 //! that the upstream itself verifies the body).

@@ -27,7 +27,7 @@ use hyper_util::rt::TokioExecutor;
 
 #[derive(Parser)]
 struct Args {
-    /// S3 endpoint, e.g. http://127.0.0.1:9000
+    /// S3 endpoint, e.g. `http://127.0.0.1:9000`
     #[arg(long)]
     endpoint: String,
     #[arg(long, env = "AWS_ACCESS_KEY_ID")]
@@ -104,11 +104,11 @@ fn empty() -> Body {
 }
 
 #[tokio::main(flavor = "multi_thread")]
+#[allow(clippy::cast_precision_loss, clippy::cast_sign_loss)] // statistics of counts far below 2^52
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let signer = Arc::new(Signer {
-        identity: Credentials::new(&args.access_key, &args.secret_key, None, None, "bench").into(),
-    });
+    let signer =
+        Arc::new(Signer { identity: Credentials::new(&args.access_key, &args.secret_key, None, None, "bench").into() });
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: Client<HttpConnector, Body> =
@@ -183,4 +183,3 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
-
