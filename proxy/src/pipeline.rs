@@ -334,6 +334,7 @@ fn respond_error(
     outcome: Outcome,
 ) -> Response<ResponseBody> {
     let response = error_response(error, req_id, head);
+    tracing::info!(req = req_id, code = error.code, outcome = outcome.as_str(), reason = %error.message, "request refused");
     template.end.status = Some(error.status.as_u16());
     let sent = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
     template.finish(outcome, sent, Some(error.code.to_owned()));

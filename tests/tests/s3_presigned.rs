@@ -238,3 +238,44 @@ print(json.dumps(r))
     let (_, end) = assert_event(&proxy, &out["get_req"], 0, "GetObject", key, 200);
     assert_eq!(end["bytes_sent"], size, "{end}");
 }
+
+/// A presigned bucket listing. boto3 signs a path-style bucket-only request
+/// (`GET /shared?list-type=2…`) with the `SigV2` canonical resource `/shared/`
+/// (botocore `handlers.py`: "If the request URI is ONLY a bucket, the
+/// `auth_path` must be terminated with a '/' character to generate a
+/// signature that the server will accept").
+#[test]
+fn presigned_bucket_listing_sigv4_and_sigv2() {
+    let upstream = SeaweedFs::start();
+    let proxy = start_proxy(&upstream);
+    let out = run(
+        &proxy,
+        r#"
+admin = client(*alice)
+admin.create_bucket(Bucket="shared")
+admin.put_object(Bucket="shared", Key="listed/one.txt", Body=b"1")
+r = {}
+for name, (who, sv) in {"v4": (alice, "s3v4"), "v2": (bob, None)}.items():
+    url = client(*who, signature_version=sv).generate_presigned_url(
+        "list_objects_v2", Params={"Bucket": "shared", "Prefix": "listed/"}, ExpiresIn=300)
+    got = fetch(url)
+    r[name] = {"query": query(url), "status": got["status"], "len": len(got["body"]),
+        "req": got["headers"].get("x-egress-request-id"), "body": got["body"].decode("utf-8", "replace"),
+        "listed": "<Key>listed/one.txt</Key>" in got["body"].decode("utf-8", "replace")}
+print(json.dumps(r))
+"#,
+    );
+    for (name, who) in [("v4", 0), ("v2", 1)] {
+        let o = &out[name];
+        assert_eq!(o["status"], 200, "presigned {name} listing: {o}");
+        assert_eq!(o["listed"], true, "{o}");
+        let (start, end) = proxy.event(o["req"].as_str().expect("request id"));
+        assert_eq!(start["principal"], proxy.keys[who].principal.as_str(), "{start}");
+        assert_eq!(start["operation"], "ListObjectsV2", "{start}");
+        assert_eq!(start["bucket"], "shared");
+        assert_eq!(start["key"], Value::Null);
+        assert_eq!((end["status"].as_u64(), end["outcome"].as_str()), (Some(200), Some("complete")), "{end}");
+        assert_eq!(end["bytes_sent"], o["len"], "{end}");
+    }
+    assert!(out["v2"]["query"].as_array().is_some_and(|q| q.iter().any(|p| p == "AWSAccessKeyId")), "{out}");
+}

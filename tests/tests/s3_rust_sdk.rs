@@ -4,7 +4,9 @@
 //! `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`: signed chunks the proxy
 //! verifies one by one and re-frames for the upstream, with the client's
 //! CRC32 trailer. Then a full GET, range GETs and a listing; bytes compared,
-//! every request in the ledger with the bytes the SDK received.
+//! every request in the ledger with the bytes the SDK received. Also a
+//! multipart upload whose parts are file ranges (signed chunks too), and a
+//! put over HTTPS, where the SDK sends an unsigned trailer instead.
 //!
 //! Virtual-hosted addressing needs `<bucket>.s3.localhost` to reach the
 //! proxy, and `*.localhost` does not resolve on every machine (it does not
@@ -118,11 +120,25 @@ impl Intercept for Recorder {
 }
 
 fn client(endpoint: &str, key: &Key, path_style: bool, recorder: &Recorder) -> aws_sdk_s3::Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
+    client_trusting(endpoint, key, path_style, recorder, None)
+}
+
+/// A client; with `ca_pem`, TLS trusts that CA alone.
+fn client_trusting(
+    endpoint: &str,
+    key: &Key,
+    path_style: bool,
+    recorder: &Recorder,
+    ca_pem: Option<&[u8]>,
+) -> aws_sdk_s3::Client {
+    use aws_smithy_http_client::tls;
+    let mut builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring));
+    if let Some(pem) = ca_pem {
+        let trust = tls::TrustStore::empty().with_pem_certificate(pem.to_vec());
+        builder = builder.tls_context(tls::TlsContext::builder().with_trust_store(trust).build().expect("TLS context"));
+    }
+    let http = builder.build_https();
     let shared = aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -433,6 +449,69 @@ fn multipart_upload_of_file_parts_as_signed_chunks() {
         if *operation == "GetObject" {
             assert_eq!(end["bytes_sent"], size, "{end}");
             assert_eq!(end["object_size"], size, "{end}");
+        }
+    }
+}
+
+/// Over HTTPS (the proxy's TLS listener, dev certificates) the SDK sends a
+/// file body as `STREAMING-UNSIGNED-PAYLOAD-TRAILER`.
+#[test]
+fn over_https_put_from_file_sends_an_unsigned_trailer() {
+    let certs = tempfile::tempdir().expect("certs dir");
+    let made =
+        egress_e2e::run(&["certs", "--out", certs.path().to_str().expect("utf-8"), "--hosts", "localhost,127.0.0.1"]);
+    assert_eq!(made.code, 0, "{made:?}");
+    let upstream = SeaweedFs::start();
+    let proxy = Proxy::start(
+        &upstream,
+        ProxyOptions {
+            principals: vec!["rusty-tls".into()],
+            tls_certs: Some(certs.path().to_path_buf()),
+            ..ProxyOptions::default()
+        },
+    );
+    let ca = std::fs::read(certs.path().join("ca.pem")).expect("ca.pem");
+    let recorder = Recorder::default();
+    let port = proxy.tls_addr.expect("TLS listener").port();
+    let client = client_trusting(&format!("https://localhost:{port}"), proxy.key(), true, &recorder, Some(&ca));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let size: usize = 3 * 1024 * 1024 + 7;
+    let data = pseudo_random(size, 5);
+    let path = dir.path().join("tls.bin");
+    std::fs::write(&path, &data).expect("write file");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        client.create_bucket().bucket("rust-tls").send().await.expect("create bucket");
+        let body = ByteStream::from_path(&path).await.expect("body");
+        let put = client.put_object().bucket("rust-tls").key("tls.bin").body(body).send().await.expect("put");
+        assert_eq!(put.checksum_crc32(), Some(crc32_base64(&data).as_str()), "the upstream has the client's CRC32");
+        let get = client
+            .get_object()
+            .bucket("rust-tls")
+            .key("tls.bin")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("get");
+        let back = get.body.collect().await.expect("body").into_bytes();
+        assert!(back == data, "the object is the file, without chunk framing or trailer");
+    });
+    let wire = recorder.take();
+    assert_eq!(wire.len(), 3, "{wire:#?}");
+    let put = &wire[1];
+    assert!(put.uri.starts_with("https://localhost:"), "{put:?}");
+    assert_eq!(put.content_sha256.as_deref(), Some("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), "{put:?}");
+    assert_eq!(put.trailer.as_deref(), Some("x-amz-checksum-crc32"), "{put:?}");
+    for (w, (operation, bytes)) in
+        wire.iter().zip([("CreateBucket", None), ("PutObject", Some(0)), ("GetObject", Some(size))])
+    {
+        let (start, end) = proxy.event(w.egress_id.as_deref().expect("x-egress-request-id"));
+        assert_eq!(start["operation"], operation, "{start}");
+        assert_eq!(start["principal"], "rusty-tls", "{start}");
+        assert_eq!((end["status"].as_u64(), end["outcome"].as_str()), (Some(200), Some("complete")), "{end}");
+        if let Some(bytes) = bytes {
+            assert_eq!(end["bytes_sent"], bytes, "{end}");
         }
     }
 }

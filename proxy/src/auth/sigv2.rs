@@ -129,9 +129,10 @@ pub fn authenticate_header(
     let mut date_lines = date_lines;
     date_lines.dedup();
     let matched = date_lines.iter().any(|date_line| {
-        let computed =
-            hmac_sha1(secret.expose(), &string_to_sign(parts, DateLine::Header(date_line), bucket_from_host));
-        bool::from(computed.as_slice().ct_eq(client_signature.as_slice()))
+        resource_forms(parts, bucket_from_host).any(|slash| {
+            let to_sign = string_to_sign(parts, DateLine::Header(date_line), bucket_from_host, slash);
+            bool::from(hmac_sha1(secret.expose(), &to_sign).as_slice().ct_eq(client_signature.as_slice()))
+        })
     });
     if !matched {
         return Err(signature_mismatch(akid));
@@ -194,8 +195,11 @@ pub fn authenticate_query(
             reason: format!("request has expired: the presigned URL expired at {expires} (seconds since the epoch)"),
         });
     }
-    let computed = hmac_sha1(secret.expose(), &string_to_sign(parts, DateLine::Query(&expires), bucket_from_host));
-    if !bool::from(computed.as_slice().ct_eq(client_signature.as_slice())) {
+    let matched = resource_forms(parts, bucket_from_host).any(|slash| {
+        let to_sign = string_to_sign(parts, DateLine::Query(&expires), bucket_from_host, slash);
+        bool::from(hmac_sha1(secret.expose(), &to_sign).as_slice().ct_eq(client_signature.as_slice()))
+    });
+    if !matched {
         return Err(signature_mismatch(&akid));
     }
     Ok(Authenticated { principal, access_key_id: akid, method: AuthMethod::SigV2Query, payload: PayloadMode::Unsigned })
@@ -226,8 +230,23 @@ enum DateLine<'a> {
     Query(&'a str),
 }
 
-/// The V2 string to sign.
-fn string_to_sign(parts: &RequestParts<'_>, date_line: DateLine<'_>, bucket_from_host: Option<&str>) -> Vec<u8> {
+/// The resource forms to try: as sent, and for a path-style request on a
+/// bucket alone (`/bucket`) also `/bucket/`, which botocore signs ("the
+/// auth_path must be terminated with a '/'") while the AWS documentation
+/// shows `/bucket`. Both name the same resource.
+fn resource_forms(parts: &RequestParts<'_>, bucket_from_host: Option<&str>) -> impl Iterator<Item = bool> {
+    let path = parts.raw_path.strip_prefix('/').unwrap_or(parts.raw_path);
+    let bucket_only = bucket_from_host.is_none() && !path.is_empty() && !path.contains('/');
+    [false].into_iter().chain(bucket_only.then_some(true))
+}
+
+/// The V2 string to sign; `bucket_slash` appends '/' to a bucket-only path.
+fn string_to_sign(
+    parts: &RequestParts<'_>,
+    date_line: DateLine<'_>,
+    bucket_from_host: Option<&str>,
+    bucket_slash: bool,
+) -> Vec<u8> {
     let headers = parts.headers;
     let query_headers: Vec<(String, Vec<u8>)> = match date_line {
         DateLine::Header(_) => Vec::new(),
@@ -284,6 +303,9 @@ fn string_to_sign(parts: &RequestParts<'_>, date_line: DateLine<'_>, bucket_from
         out.extend_from_slice(bucket.as_bytes());
     }
     out.extend_from_slice(if parts.raw_path.is_empty() { b"/" } else { parts.raw_path.as_bytes() });
+    if bucket_slash {
+        out.push(b'/');
+    }
     let mut sub_resources: Vec<(&str, Option<Vec<u8>>)> = query_pairs(parts.raw_query.unwrap_or_default())
         .filter(|(name, _)| SUB_RESOURCES.contains(name))
         .map(|(name, value)| (name, value.map(|v| percent_decode(v, false))))
