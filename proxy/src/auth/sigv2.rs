@@ -232,7 +232,7 @@ enum DateLine<'a> {
 
 /// The resource forms to try: as sent, and for a path-style request on a
 /// bucket alone (`/bucket`) also `/bucket/`, which botocore signs ("the
-/// auth_path must be terminated with a '/'") while the AWS documentation
+/// `auth_path` must be terminated with a '/'") while the AWS documentation
 /// shows `/bucket`. Both name the same resource.
 fn resource_forms(parts: &RequestParts<'_>, bucket_from_host: Option<&str>) -> impl Iterator<Item = bool> {
     let path = parts.raw_path.strip_prefix('/').unwrap_or(parts.raw_path);
