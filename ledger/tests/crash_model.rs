@@ -284,3 +284,25 @@ fn crash_right_after_rotation_removes_the_empty_segment() {
     h.append(3);
     h.check_log(&[]);
 }
+
+/// Shrunk by proptest: data read back from the page cache after a failed
+/// fsync was built on without being synced; a later power loss then left a
+/// partial line in the middle of the log. Fixed by syncing the tail on open
+/// and the closed segment at every rotation.
+#[test]
+fn regression_unsynced_tail_read_back_after_failed_fsync() {
+    let mut h = Harness::new(1200, 5);
+    for op in [Op::FailNextSync, Op::Append(4), Op::Reopen, Op::Crash(500), Op::Append(3), Op::Reopen] {
+        h.run(&op);
+    }
+}
+
+/// Shrunk by proptest: a fault armed but not fired must not outlive the
+/// process that armed it (the open-time sync consumed it and failed open).
+#[test]
+fn regression_armed_fault_does_not_survive_reopen() {
+    let mut h = Harness::new(1200, 5);
+    for op in [Op::FailNextSync, Op::Reopen, Op::Append(3), Op::Reopen] {
+        h.run(&op);
+    }
+}
