@@ -40,6 +40,10 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// TOML file with any of these settings (flags and EGRESS_* variables
+    /// win over it); default: ./egress-proxy.toml if it exists.
+    #[arg(long, env = "EGRESS_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address of the S3 endpoint (plain HTTP).
     #[arg(long, env = "EGRESS_LISTEN", default_value = "127.0.0.1:9000")]
     pub listen: std::net::SocketAddr,

@@ -1,7 +1,7 @@
 //! The `egress-proxy` binary: parse the command line, run, exit with a code
 //! a script can act on. All the work is in the library.
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use egress_proxy::cli::{Cli, Command, EXIT_USAGE, LedgerCommand, PrincipalCommand};
 use egress_proxy::commands::{ledger, principal, serve};
 
@@ -15,15 +15,16 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EGRESS_LOG").unwrap_or_else(|_| "info".into()))
         .init();
 
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
             let _ = e.print();
             std::process::exit(code);
         }
     };
-    let code = match run(cli) {
+    let code = match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("egress-proxy: {e:#}");
@@ -33,9 +34,12 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Serve(args) => serve::serve(*args),
+        Command::Serve(args) => {
+            let serve_matches = matches.subcommand_matches("serve").unwrap_or(matches);
+            serve::serve(*args, serve_matches)
+        }
         Command::Certs { out, hosts } => {
             egress_proxy::tls::make_dev_certs(&out, &hosts)?;
             println!("wrote {0}/ca.pem, {0}/ca.key, {0}/server.pem, {0}/server.key", out.display());

@@ -1,42 +1,114 @@
-//! `egress-proxy serve`: flags into a [`ServeConfig`], then the server.
+//! `egress-proxy serve`: flags, environment and config file into one
+//! [`ServeConfig`], then the server.
+//!
+//! Precedence, per setting: a flag, then its `EGRESS_*` variable (clap reads
+//! both), then the TOML file, then the default.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::ArgMatches;
+use clap::parser::ValueSource;
 use http::Uri;
+use serde::Deserialize;
 
 use super::default_origin;
 use crate::cli::ServeArgs;
 use crate::config::{Limits, ServeConfig, TlsConfig};
+use crate::upstream::Addressing;
 
-/// Builds the typed configuration from the command line.
-pub fn config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
-    let upstream_text = args.upstream.context(
-        "--upstream is required: the S3 endpoint to put the proxy in front of, e.g. https://s3.us-east-1.amazonaws.com",
+/// The config file used when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "egress-proxy.toml";
+
+/// The TOML file: the same settings as the flags, by the same names with
+/// `_` for `-`. Unknown keys are an error (a typo must not pass silently).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub upstream: Option<String>,
+    pub upstream_region: Option<String>,
+    pub upstream_addressing: Option<Addressing>,
+    pub region: Option<String>,
+    pub virtual_host_domains: Option<Vec<String>>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_concurrent_requests: Option<usize>,
+    pub body_idle_timeout_secs: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+    }
+}
+
+/// Builds the typed configuration. `matches` are the `serve` subcommand's,
+/// to tell a value given on the command line from a default.
+pub fn config(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<ServeConfig> {
+    let file_path = args.config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+        default.exists().then_some(default)
+    });
+    let file = match &file_path {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    // True when the user set it (flag or environment), not a clap default.
+    let given = |id: &str| matches.value_source(id).is_some_and(|s| s != ValueSource::DefaultValue);
+    macro_rules! pick {
+        ($id:literal, $cli:expr, $file:expr) => {
+            match $file {
+                Some(value) if !given($id) => value,
+                _ => $cli,
+            }
+        };
+    }
+
+    let upstream_text = pick!("upstream", args.upstream, file.upstream.map(Some)).context(
+        "no upstream: give --upstream (or `upstream` in the config file), the S3 endpoint to put the proxy in front of, \
+         e.g. https://s3.us-east-1.amazonaws.com",
     )?;
-    let upstream: Uri = upstream_text.parse().with_context(|| format!("--upstream {upstream_text:?} is not a URL"))?;
+    let upstream: Uri = upstream_text.parse().with_context(|| format!("upstream {upstream_text:?} is not a URL"))?;
     anyhow::ensure!(
         matches!(upstream.scheme_str(), Some("http" | "https")) && upstream.host().is_some(),
-        "--upstream {upstream_text:?} must be an http:// or https:// URL with a host"
+        "upstream {upstream_text:?} must be an http:// or https:// URL with a host"
     );
-    let tls = match (args.tls_listen, args.tls_cert, args.tls_key) {
+    let tls_listen = pick!("tls_listen", args.tls_listen, file.tls_listen.map(Some));
+    let tls_cert = pick!("tls_cert", args.tls_cert, file.tls_cert.map(Some));
+    let tls_key = pick!("tls_key", args.tls_key, file.tls_key.map(Some));
+    let tls = match (tls_listen, tls_cert, tls_key) {
         (Some(listen), Some(cert), Some(key)) => Some(TlsConfig { listen, cert, key }),
-        _ => None,
+        (None, None, None) => None,
+        _ => anyhow::bail!("TLS needs all three of tls_listen, tls_cert and tls_key"),
     };
+    let region = pick!("region", args.region, file.region);
+    let upstream_region = pick!("upstream_region", args.upstream_region, file.upstream_region.map(Some));
+    let domains = pick!("virtual_host_domains", args.virtual_host_domains, file.virtual_host_domains);
     Ok(ServeConfig {
-        listen: args.listen,
-        data_dir: args.dir.data_dir,
+        listen: pick!("listen", args.listen, file.listen),
+        data_dir: pick!("data_dir", args.dir.data_dir, file.data_dir),
         upstream,
-        upstream_region: args.upstream_region.unwrap_or_else(|| args.region.clone()),
-        upstream_addressing: args.upstream_addressing,
+        upstream_region: upstream_region.unwrap_or_else(|| region.clone()),
+        upstream_addressing: pick!("upstream_addressing", args.upstream_addressing, file.upstream_addressing),
         upstream_credentials: None,
-        region: args.region,
-        virtual_host_domains: args.virtual_host_domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
+        region,
+        virtual_host_domains: domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
         tls,
         limits: Limits {
-            max_concurrent_requests: args.max_concurrent_requests.max(1),
-            body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
-            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            max_concurrent_requests: pick!("max_concurrent_requests", args.max_concurrent_requests, file.max_concurrent_requests)
+                .max(1),
+            body_idle_timeout: Duration::from_secs(
+                pick!("body_idle_timeout_secs", args.body_idle_timeout_secs, file.body_idle_timeout_secs).max(1),
+            ),
+            shutdown_grace: Duration::from_secs(pick!("shutdown_grace_secs", args.shutdown_grace_secs, file.shutdown_grace_secs)),
             ..Limits::default()
         },
         origin: default_origin(),
@@ -44,9 +116,64 @@ pub fn config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
 }
 
 /// Runs the server on a multi-threaded runtime until a shutdown signal.
-pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
-    let config = config(args)?;
+pub fn serve(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<i32> {
+    let config = config(args, matches)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(crate::server::serve(config))?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> anyhow::Result<ServeConfig> {
+        let matches = Cli::command().try_get_matches_from(std::iter::once("egress-proxy").chain(args.iter().copied()))?;
+        let Command::Serve(serve) = Cli::from_arg_matches(&matches)?.command else { panic!("not serve") };
+        config(*serve, matches.subcommand_matches("serve").expect("serve"))
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "upstream = \"http://127.0.0.1:8333\"\nlisten = \"127.0.0.1:9100\"\nregion = \"eu-west-1\"\n\
+             virtual_host_domains = [\"S3.Example\"]\nbody_idle_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let from_file = parse(&["serve", "--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(from_file.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(from_file.upstream.to_string(), "http://127.0.0.1:8333/");
+        assert_eq!((from_file.region.as_str(), from_file.upstream_region.as_str()), ("eu-west-1", "eu-west-1"));
+        assert_eq!(from_file.virtual_host_domains, vec!["s3.example".to_owned()]);
+        assert_eq!(from_file.limits.body_idle_timeout, Duration::from_secs(5));
+        assert_eq!(from_file.data_dir, PathBuf::from("./data"), "default when neither says");
+
+        let flagged = parse(&["serve", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:9200"]).unwrap();
+        assert_eq!(flagged.listen.to_string(), "127.0.0.1:9200");
+    }
+
+    #[test]
+    fn bad_files_and_missing_upstream_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "upstream = \"http://127.0.0.1:8333\"\nlisen = \"127.0.0.1:9100\"\n").unwrap();
+        let err = format!("{:#}", parse(&["serve", "--config", file.to_str().unwrap()]).unwrap_err());
+        assert!(err.contains("unknown field `lisen`"), "{err}");
+
+        std::fs::write(&file, "upstream = \"http://127.0.0.1:8333\"\ntls_listen = \"127.0.0.1:9443\"\n").unwrap();
+        let err = format!("{:#}", parse(&["serve", "--config", file.to_str().unwrap()]).unwrap_err());
+        assert!(err.contains("tls_listen, tls_cert and tls_key"), "{err}");
+
+        let err = format!("{:#}", parse(&["serve", "--config", "/nonexistent.toml"]).unwrap_err());
+        assert!(err.contains("reading config file /nonexistent.toml"), "{err}");
+
+        let err = format!("{:#}", parse(&["serve", "--upstream", "ftp://x"]).unwrap_err());
+        assert!(err.contains("http:// or https://"), "{err}");
+    }
 }
