@@ -51,14 +51,21 @@ up --bucket bench --key large put --size $((LARGE_MIB << 20)) >/dev/null
 up --bucket bench --key huge put --size $((HUGE_MIB << 20)) >/dev/null
 up --bucket bench --key small put --size 4096 >/dev/null
 
-echo "# large GET (${LARGE_MIB} MiB), direct then proxy, twice"
-for round in 1 2; do
+# Runs alternate direct and proxy so that drift on this shared machine hits
+# both; the summary takes the median of the rounds.
+echo "# warm-up"
+up --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" >/dev/null
+via --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" >/dev/null
+echo "# large GET (${LARGE_MIB} MiB), direct then proxy, ${ROUNDS:=3} rounds"
+for round in $(seq "$ROUNDS"); do
   up --bucket bench --key large get | tee "$work/large-direct-$round.json"
   via --bucket bench --key large get | tee "$work/large-proxy-$round.json"
 done
-echo "# small GETs (4 KiB, 64 concurrent, $SMALL_REQUESTS requests), direct then proxy"
-up --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" | tee "$work/small-direct.json"
-via --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" | tee "$work/small-proxy.json"
+echo "# small GETs (4 KiB, 64 concurrent, $SMALL_REQUESTS requests), direct then proxy, $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+  up --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" | tee "$work/small-direct-$round.json"
+  via --bucket bench --key small get --concurrency 64 --requests "$SMALL_REQUESTS" | tee "$work/small-proxy-$round.json"
+done
 
 echo "# proxy RSS while streaming ${HUGE_MIB} MiB"
 rss_before=$(awk '/VmRSS/{print $2}' /proc/$proxy_pid/status)
@@ -73,17 +80,20 @@ done
 wait $getter
 hwm=$(awk '/VmHWM/{print $2}' /proc/$proxy_pid/status)
 
-python3 - "$work" "$rss_before" "$peak" "$hwm" <<'PY'
-import json, sys
-w, before, peak, hwm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+python3 - "$work" "$ROUNDS" "$rss_before" "$peak" "$hwm" <<'PY'
+import json, sys, statistics
+w, rounds, before, peak, hwm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 j = lambda n: json.load(open(f"{w}/{n}.json"))
-best = lambda k: max(j(f"large-{k}-{r}")["mb_per_s"] for r in (1, 2))
-sd, sp = j("small-direct"), j("small-proxy")
+med = lambda kind, who, field: statistics.median(j(f"{kind}-{who}-{r}")[field] for r in range(1, rounds + 1))
+ld, lp = med("large", "direct", "mb_per_s"), med("large", "proxy", "mb_per_s")
+sd, sp = med("small", "direct", "req_per_s"), med("small", "proxy", "req_per_s")
+p99d, p99p = med("small", "direct", "p99_ms"), med("small", "proxy", "p99_ms")
 print(json.dumps({
-  "large_get_mb_per_s": {"direct": round(best("direct"), 1), "proxy": round(best("proxy"), 1), "ratio": round(best("proxy") / best("direct"), 3)},
-  "small_get_req_per_s": {"direct": round(sd["req_per_s"]), "proxy": round(sp["req_per_s"]), "ratio": round(sp["req_per_s"] / sd["req_per_s"], 3)},
-  "small_get_p50_ms": {"direct": round(sd["p50_ms"], 2), "proxy": round(sp["p50_ms"], 2)},
-  "small_get_p99_ms": {"direct": round(sd["p99_ms"], 2), "proxy": round(sp["p99_ms"], 2), "added": round(sp["p99_ms"] - sd["p99_ms"], 2)},
+  "rounds": rounds,
+  "large_get_mb_per_s_median": {"direct": round(ld, 1), "proxy": round(lp, 1), "ratio": round(lp / ld, 3)},
+  "small_get_req_per_s_median": {"direct": round(sd), "proxy": round(sp), "ratio": round(sp / sd, 3)},
+  "small_get_p50_ms_median": {"direct": round(med("small", "direct", "p50_ms"), 2), "proxy": round(med("small", "proxy", "p50_ms"), 2)},
+  "small_get_p99_ms_median": {"direct": round(p99d, 2), "proxy": round(p99p, 2), "added": round(p99p - p99d, 2)},
   "proxy_rss_mib": {"idle": round(before / 1024, 1), "peak_while_streaming": round(peak / 1024, 1), "vm_hwm": round(hwm / 1024, 1)},
 }, indent=2))
 PY

@@ -115,12 +115,15 @@ pub enum PrincipalError {
 }
 
 /// Principals and keys in sled: tree `principals` (name -> principal) and
-/// tree `access_keys` (access key id -> key with secret).
+/// tree `access_keys` (access key id -> key with secret). Active keys are
+/// also cached in memory (every request looks one up); revoking or deleting
+/// through this store drops them from the cache at once.
 #[derive(Debug, Clone)]
 pub struct PrincipalStore {
     db: sled::Db,
     principals: sled::Tree,
     keys: sled::Tree,
+    cache: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, KeyLookup>>>,
 }
 
 fn now() -> String {
@@ -153,6 +156,7 @@ impl PrincipalStore {
             db: db.clone(),
             principals: db.open_tree("principals")?,
             keys: db.open_tree("access_keys")?,
+            cache: std::sync::Arc::default(),
         })
     }
 
@@ -209,8 +213,15 @@ impl PrincipalStore {
         Ok(issued)
     }
 
+    fn forget(&self, access_key_id: &str) {
+        self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(access_key_id);
+    }
+
     /// The principal and secret of an active (not revoked) key.
     pub fn lookup(&self, access_key_id: &str) -> Result<Option<KeyLookup>, PrincipalError> {
+        if let Some(hit) = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(access_key_id) {
+            return Ok(Some(hit.clone()));
+        }
         let Some(bytes) = self.keys.get(access_key_id)? else {
             return Ok(None);
         };
@@ -218,14 +229,18 @@ impl PrincipalStore {
         if stored.revoked.is_some() {
             return Ok(None);
         }
-        Ok(Some(KeyLookup {
-            principal: stored.principal.clone(),
-            secret_access_key: SecretKey::new(stored.secret.clone()),
-        }))
+        let found =
+            KeyLookup { principal: stored.principal.clone(), secret_access_key: SecretKey::new(stored.secret.clone()) };
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(access_key_id.to_owned(), found.clone());
+        Ok(Some(found))
     }
 
     /// Revokes a key; its next request fails. Returns the principal's name.
     pub fn revoke_key(&self, access_key_id: &str) -> Result<String, PrincipalError> {
+        self.forget(access_key_id);
         let bytes = self.keys.get(access_key_id)?.ok_or_else(|| PrincipalError::NoSuchKey(access_key_id.to_owned()))?;
         let mut stored: StoredKey = serde_json::from_slice(&Zeroizing::new(bytes.to_vec()))?;
         if stored.revoked.is_none() {
@@ -240,6 +255,7 @@ impl PrincipalStore {
     pub fn delete(&self, name: &str) -> Result<(), PrincipalError> {
         let principal = self.get_principal(name)?.ok_or_else(|| PrincipalError::NoSuchPrincipal(name.to_owned()))?;
         for id in &principal.key_ids {
+            self.forget(id);
             self.keys.remove(id.as_bytes())?;
         }
         self.principals.remove(name.as_bytes())?;

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::idle::{IdleTimeout, IdleTimer};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{self, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::time::Sleep;
 
 use crate::auth::chunked::{self, AwsChunkedDecoder, ChunkMode};
 use crate::auth::{AuthError, PayloadMode};
@@ -135,19 +135,18 @@ fn remove_aws_chunked(headers: &mut HeaderMap) {
 /// A request body that fails if no byte arrives for `timeout`.
 pub struct IdleBody<B> {
     inner: B,
-    timeout: Duration,
-    sleep: Pin<Box<Sleep>>,
+    idle: IdleTimer,
 }
 
 impl<B> std::fmt::Debug for IdleBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdleBody").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("IdleBody").field("idle", &self.idle).finish_non_exhaustive()
     }
 }
 
 impl<B> IdleBody<B> {
     pub fn new(inner: B, timeout: Duration) -> IdleBody<B> {
-        IdleBody { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+        IdleBody { inner, idle: IdleTimer::new(timeout) }
     }
 }
 
@@ -163,13 +162,12 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(deadline);
+                this.idle.progress();
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                if this.sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Some(Err(Box::new(crate::meter::IdleTimeout(this.timeout)))));
+                if this.idle.expired(cx) {
+                    return Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle.timeout())))));
                 }
                 Poll::Pending
             }

@@ -10,10 +10,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::idle::{IdleTimeout, IdleTimer};
 use bytes::Bytes;
 use egress_ledger::{EndRecord, Entry, Ledger, Outcome};
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Sleep;
 
 /// What the end record needs besides the counts.
 #[derive(Debug)]
@@ -41,11 +41,6 @@ impl EndTemplate {
     }
 }
 
-/// Error a stalled body ends with.
-#[derive(Debug, thiserror::Error)]
-#[error("response body idle for more than {0:?}")]
-pub struct IdleTimeout(pub Duration);
-
 /// A response body that reports what it delivered to the ledger.
 pub struct MeteredBody<B> {
     inner: B,
@@ -56,8 +51,7 @@ pub struct MeteredBody<B> {
     pending: u64,
     /// The inner body said it has nothing more (after the last frame).
     at_end: bool,
-    idle_timeout: Duration,
-    idle: Pin<Box<Sleep>>,
+    idle: IdleTimer,
 }
 
 impl<B> std::fmt::Debug for MeteredBody<B> {
@@ -75,8 +69,7 @@ impl<B: Body> MeteredBody<B> {
             template: Some(template),
             sent: 0,
             pending: 0,
-            idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle: IdleTimer::new(idle_timeout),
         }
     }
 }
@@ -107,8 +100,7 @@ where
                     this.pending = data.len() as u64;
                 }
                 this.at_end = this.inner.is_end_stream();
-                let deadline = tokio::time::Instant::now() + this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
+                this.idle.progress();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -120,9 +112,9 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.idle.as_mut().poll(cx).is_ready() {
+                if this.idle.expired(cx) {
                     this.finish(Outcome::Timeout, None);
-                    return Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle_timeout)))));
+                    return Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle.timeout())))));
                 }
                 Poll::Pending
             }

@@ -103,12 +103,20 @@ pub fn config(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<ServeConf
         virtual_host_domains: domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
         tls,
         limits: Limits {
-            max_concurrent_requests: pick!("max_concurrent_requests", args.max_concurrent_requests, file.max_concurrent_requests)
-                .max(1),
+            max_concurrent_requests: pick!(
+                "max_concurrent_requests",
+                args.max_concurrent_requests,
+                file.max_concurrent_requests
+            )
+            .max(1),
             body_idle_timeout: Duration::from_secs(
                 pick!("body_idle_timeout_secs", args.body_idle_timeout_secs, file.body_idle_timeout_secs).max(1),
             ),
-            shutdown_grace: Duration::from_secs(pick!("shutdown_grace_secs", args.shutdown_grace_secs, file.shutdown_grace_secs)),
+            shutdown_grace: Duration::from_secs(pick!(
+                "shutdown_grace_secs",
+                args.shutdown_grace_secs,
+                file.shutdown_grace_secs
+            )),
             ..Limits::default()
         },
         origin: default_origin(),
@@ -131,7 +139,8 @@ mod tests {
     use crate::cli::{Cli, Command};
 
     fn parse(args: &[&str]) -> anyhow::Result<ServeConfig> {
-        let matches = Cli::command().try_get_matches_from(std::iter::once("egress-proxy").chain(args.iter().copied()))?;
+        let matches =
+            Cli::command().try_get_matches_from(std::iter::once("egress-proxy").chain(args.iter().copied()))?;
         let Command::Serve(serve) = Cli::from_arg_matches(&matches)?.command else { panic!("not serve") };
         config(*serve, matches.subcommand_matches("serve").expect("serve"))
     }
