@@ -262,7 +262,15 @@ async fn forward(
     }
     result.map_err(|e| {
         tracing::warn!(error = %e, "upstream request failed");
-        (S3Error::upstream_unreachable(&e.to_string()), Outcome::UpstreamError)
+        let error = match &e {
+            crate::upstream::UpstreamError::Sign(_) => S3Error::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                format!("The proxy cannot sign for the upstream ({e}); its operator must give it AWS credentials."),
+            ),
+            _ => S3Error::upstream_unreachable(&e.to_string()),
+        };
+        (error, Outcome::UpstreamError)
     })
 }
 

@@ -44,6 +44,11 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         Some((id, secret)) => CredentialSource::fixed(id, secret.expose()),
         None => CredentialSource::from_environment(&config.upstream_region).await?,
     };
+    // Say it at start rather than on the first request; credentials may
+    // still appear later (a role attached, a profile written), so serve anyway.
+    if let Err(e) = credentials.get().await {
+        tracing::warn!(error = %e, "no upstream credentials yet: every request will fail with InternalError until there are");
+    }
     let upstream = Upstream::new(
         &config.upstream,
         config.upstream_addressing,
