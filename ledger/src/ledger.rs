@@ -114,12 +114,14 @@ pub struct Head {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Append(Entry, oneshot::Sender<Result<Appended, AppendError>>),
+    /// An append nobody waits on: written lazily (see [`Ledger::submit`]).
+    Submit(Entry),
     Checkpoint(oneshot::Sender<Result<Option<CheckpointRecord>, AppendError>>),
     Close(oneshot::Sender<Result<(), AppendError>>),
 }
 
 struct Shared {
-    tx: Mutex<Option<mpsc::Sender<Command>>>,
+    tx: std::sync::RwLock<Option<mpsc::Sender<Command>>>,
     head: Mutex<Head>,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
 }
@@ -214,8 +216,11 @@ impl Ledger {
         let (core, report) = WriterCore::open(storage, signer, config.writer.clone())?;
         let head = Head { records: core.next_seq(), hash: core.head_hash() };
         let (tx, rx) = mpsc::channel();
-        let shared =
-            Arc::new(Shared { tx: Mutex::new(Some(tx)), head: Mutex::new(head), threads: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            tx: std::sync::RwLock::new(Some(tx)),
+            head: Mutex::new(head),
+            threads: Mutex::new(Vec::new()),
+        });
 
         let (index_tx, index_rx) = mpsc::sync_channel::<Vec<(Appended, Entry)>>(1024);
         let index = store.as_ref().map(|s| s.index.clone());
@@ -233,6 +238,9 @@ impl Ledger {
             shared: Arc::clone(&shared),
             checkpoints_dir: dirs.as_ref().map(DataDir::checkpoints),
             interval: config.checkpoint_interval,
+            unsynced: Vec::new(),
+            lazy_deadline: None,
+            last_checkpoint: Instant::now(),
             _lock: lock,
         };
         let writer = thread::Builder::new()
@@ -244,7 +252,7 @@ impl Ledger {
     }
 
     fn send(&self, command: Command) -> Result<(), AppendError> {
-        let tx = self.shared.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = self.shared.tx.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         tx.as_ref().ok_or(AppendError::Closed)?.send(command).map_err(|_| AppendError::Closed)
     }
 
@@ -255,13 +263,14 @@ impl Ledger {
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// Queues an append without waiting for it: the writer commits queued
-    /// entries in order, so it is durable before anything queued later
-    /// (a close included). For records nobody waits on, such as an `end`
-    /// written as a response body is dropped. Failures are logged by the writer.
+    /// Queues an append nobody waits for, such as the `end` written as a
+    /// response body is dropped. The writer appends queued entries in order;
+    /// this one becomes durable with the next commit someone waits on, or
+    /// within 10 ms, and always before a close returns. A crash inside that
+    /// window loses it (recovery then records the event as `interrupted`).
+    /// Failures are logged by the writer.
     pub fn submit(&self, entry: Entry) -> Result<(), AppendError> {
-        let (tx, _rx) = oneshot::channel();
-        self.send(Command::Append(entry, tx))
+        self.send(Command::Submit(entry))
     }
 
     /// [`Ledger::append`] for code outside an async runtime.
@@ -283,7 +292,7 @@ impl Ledger {
     pub fn close_blocking(&self) -> Result<(), AppendError> {
         let (tx, rx) = oneshot::channel();
         let sent = self.send(Command::Close(tx));
-        self.shared.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.shared.tx.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let result = match sent {
             Ok(()) => rx.blocking_recv().unwrap_or(Err(AppendError::Closed)),
             Err(AppendError::Closed) => Ok(()),
@@ -327,6 +336,10 @@ impl Ledger {
     }
 }
 
+/// How long a lazily written record (see [`Ledger::submit`]) may wait for
+/// an fsync when no other commit brings one.
+const LAZY_SYNC_WINDOW: Duration = Duration::from_millis(10);
+
 struct WriterThread {
     core: WriterCore,
     rx: mpsc::Receiver<Command>,
@@ -335,19 +348,22 @@ struct WriterThread {
     shared: Arc<Shared>,
     checkpoints_dir: Option<PathBuf>,
     interval: Duration,
+    /// Lines written lazily and not yet durable, held back from the index
+    /// and the head until they are (a crash could still take them).
+    unsynced: Vec<(Appended, Entry)>,
+    /// When the oldest of `unsynced` must be made durable.
+    lazy_deadline: Option<Instant>,
+    last_checkpoint: Instant,
     _lock: Option<DirLock>,
 }
 
 impl WriterThread {
     fn run(mut self) {
-        let mut last_checkpoint = Instant::now();
         let mut batch = Vec::new();
         loop {
-            let wait = if self.core.since_checkpoint() > 0 {
-                self.interval.saturating_sub(last_checkpoint.elapsed())
-            } else {
-                Duration::from_hours(1)
-            };
+            let checkpoint_due = (self.core.since_checkpoint() > 0).then(|| self.last_checkpoint + self.interval);
+            let wake = [checkpoint_due, self.lazy_deadline].into_iter().flatten().min();
+            let wait = wake.map_or(Duration::from_hours(1), |w| w.saturating_duration_since(Instant::now()));
             batch.clear();
             match self.rx.recv_timeout(wait) {
                 Ok(command) => batch.push(command),
@@ -362,8 +378,15 @@ impl WriterThread {
                     Err(_) => break,
                 }
             }
-            let closing = self.commit_batch(&mut batch, &mut last_checkpoint);
-            if closing {
+            if batch.is_empty() {
+                if checkpoint_due.is_some_and(|due| Instant::now() >= due) {
+                    self.commit_batch(&mut batch, true);
+                } else if self.lazy_deadline.is_some_and(|due| Instant::now() >= due) {
+                    self.sync_lazy();
+                }
+                continue;
+            }
+            if self.commit_batch(&mut batch, false) {
                 break;
             }
         }
@@ -377,9 +400,32 @@ impl WriterThread {
         }
     }
 
+    /// Lines became durable: publish them to the index and the head.
+    fn durable(&mut self, mut written: Vec<(Appended, Entry)>) {
+        let mut all = std::mem::take(&mut self.unsynced);
+        all.append(&mut written);
+        self.lazy_deadline = None;
+        *self.shared.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Head { records: self.core.next_seq(), hash: self.core.head_hash() };
+        if let Some(tx) = &self.index_tx
+            && !all.is_empty()
+        {
+            let _ = tx.send(all);
+        }
+    }
+
+    fn sync_lazy(&mut self) {
+        match self.core.sync() {
+            Ok(()) => self.durable(Vec::new()),
+            Err(e) => {
+                tracing::error!(error = %e, "ledger fsync of lazily written records failed");
+                self.lazy_deadline = None;
+            }
+        }
+    }
+
     /// Commits one batch and answers its waiters. Returns true on close.
-    fn commit_batch(&mut self, batch: &mut Vec<Command>, last_checkpoint: &mut Instant) -> bool {
-        let timed_out = batch.is_empty();
+    fn commit_batch(&mut self, batch: &mut Vec<Command>, checkpoint_due: bool) -> bool {
         let mut entries = Vec::with_capacity(batch.len());
         let mut appenders = Vec::with_capacity(batch.len());
         let mut checkpointers = Vec::new();
@@ -388,21 +434,29 @@ impl WriterThread {
             match command {
                 Command::Append(entry, reply) => {
                     entries.push(entry);
-                    appenders.push(reply);
+                    appenders.push(Some(reply));
+                }
+                Command::Submit(entry) => {
+                    entries.push(entry);
+                    appenders.push(None);
                 }
                 Command::Checkpoint(reply) => checkpointers.push(reply),
                 Command::Close(reply) => closer = Some(reply),
             }
         }
-        let force = timed_out || !checkpointers.is_empty() || closer.is_some();
-        match self.core.commit(entries, force) {
+        let force = checkpoint_due || !checkpointers.is_empty() || closer.is_some();
+        let someone_waits = force || appenders.iter().any(Option::is_some);
+        let result = if someone_waits { self.core.commit(entries, force) } else { self.core.write_lazy(entries) };
+        match result {
             Ok(committed) => {
                 for (reply, appended) in appenders.into_iter().zip(&committed.appended) {
-                    let _ = reply.send(Ok(*appended));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(*appended));
+                    }
                 }
                 let last_cp = committed.checkpoints.last().cloned();
                 if let Some(cp) = &last_cp {
-                    *last_checkpoint = Instant::now();
+                    self.last_checkpoint = Instant::now();
                     if let Some(dir) = &self.checkpoints_dir
                         && let Err(e) = write_checkpoint_file(dir, cp)
                     {
@@ -412,12 +466,11 @@ impl WriterThread {
                 for reply in checkpointers {
                     let _ = reply.send(Ok(last_cp.clone()));
                 }
-                *self.shared.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Head { records: self.core.next_seq(), hash: self.core.head_hash() };
-                if let Some(tx) = &self.index_tx
-                    && !committed.written.is_empty()
-                {
-                    let _ = tx.send(committed.written);
+                if self.core.has_unsynced() {
+                    self.unsynced.extend(committed.written);
+                    self.lazy_deadline.get_or_insert_with(|| Instant::now() + LAZY_SYNC_WINDOW);
+                } else {
+                    self.durable(committed.written);
                 }
                 if let Some(reply) = closer {
                     self.finish_indexer();
@@ -427,7 +480,7 @@ impl WriterThread {
             }
             Err(e) => {
                 tracing::error!(error = %e, "ledger commit failed");
-                for reply in appenders {
+                for reply in appenders.into_iter().flatten() {
                     let _ = reply.send(Err(e.clone()));
                 }
                 for reply in checkpointers {

@@ -112,6 +112,8 @@ pub struct WriterCore {
     since_checkpoint: u64,
     poisoned: Option<String>,
     buf: Vec<u8>,
+    /// Bytes were written to the file since its last fsync.
+    unsynced: bool,
 }
 
 impl std::fmt::Debug for WriterCore {
@@ -207,6 +209,7 @@ impl WriterCore {
             since_checkpoint: 0,
             poisoned: None,
             buf: Vec::with_capacity(1 << 20),
+            unsynced: false,
         };
         if !core.open_starts.is_empty() {
             notes.push(
@@ -263,19 +266,49 @@ impl WriterCore {
     }
 
     /// Appends `entries` and, if due or `force_checkpoint` (and anything was
-    /// appended since the last one), a checkpoint; durable on return.
+    /// appended since the last one), a checkpoint; durable on return, and so
+    /// is everything written lazily before.
     pub fn commit(&mut self, entries: Vec<Entry>, force_checkpoint: bool) -> Result<Committed, AppendError> {
+        self.guarded(|core| core.commit_inner(entries, force_checkpoint, true))
+    }
+
+    /// Appends `entries` without an fsync of their own: they become durable
+    /// with the next [`WriterCore::commit`] or [`WriterCore::sync`]. For
+    /// records nobody waits on (an `end`), so that they ride along with the
+    /// next fsync instead of costing one each. A checkpoint that falls due
+    /// is still made durable at once.
+    pub fn write_lazy(&mut self, entries: Vec<Entry>) -> Result<Committed, AppendError> {
+        self.guarded(|core| core.commit_inner(entries, false, false))
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&mut self) -> Result<(), AppendError> {
+        self.guarded(WriterCore::sync_file)
+    }
+
+    /// Whether lines were written that are not durable yet.
+    #[must_use]
+    pub fn has_unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    fn guarded<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T, AppendError>) -> Result<T, AppendError> {
         if let Some(why) = &self.poisoned {
             return Err(AppendError::Poisoned(why.clone()));
         }
-        let result = self.commit_inner(entries, force_checkpoint);
+        let result = op(self);
         if let Err(AppendError::Io(why)) = &result {
             self.poisoned = Some(why.clone());
         }
         result
     }
 
-    fn commit_inner(&mut self, entries: Vec<Entry>, force_checkpoint: bool) -> Result<Committed, AppendError> {
+    fn commit_inner(
+        &mut self,
+        entries: Vec<Entry>,
+        force_checkpoint: bool,
+        sync: bool,
+    ) -> Result<Committed, AppendError> {
         let mut committed = Committed { appended: Vec::with_capacity(entries.len()), ..Committed::default() };
         self.buf.clear();
         for entry in entries {
@@ -289,7 +322,11 @@ impl WriterCore {
         if force_checkpoint && self.since_checkpoint > 0 {
             self.push_checkpoint(&mut committed)?;
         }
-        self.flush_and_sync()?;
+        self.flush()?;
+        // A checkpoint's detached file is written once its record is durable.
+        if sync || !committed.checkpoints.is_empty() {
+            self.sync_file()?;
+        }
         Ok(committed)
     }
 
@@ -331,25 +368,35 @@ impl WriterCore {
         Ok(Appended { seq, hash, segment: self.segment, offset, ts_micros })
     }
 
-    fn flush_and_sync(&mut self) -> Result<(), AppendError> {
+    fn flush(&mut self) -> Result<(), AppendError> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let io = |e: std::io::Error| AppendError::Io(e.to_string());
-        self.file.append(&self.buf).map_err(io)?;
+        self.unsynced = true;
+        self.file.append(&self.buf).map_err(|e| AppendError::Io(e.to_string()))?;
         self.segment_len += self.buf.len() as u64;
         self.buf.clear();
-        self.file.sync().map_err(io)
+        Ok(())
+    }
+
+    fn sync_file(&mut self) -> Result<(), AppendError> {
+        if self.unsynced {
+            self.file.sync().map_err(|e| AppendError::Io(e.to_string()))?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
 
     /// Closes the current segment (durably) and opens the next, whose first
     /// line carries the starts still open so recovery need read only it.
     fn rotate(&mut self) -> Result<(), AppendError> {
-        self.flush_and_sync()?;
+        self.flush()?;
         if self.segment_len > 0 {
-            // Even with nothing buffered: a closed segment must be durable
-            // before a later one is, or a power loss leaves a gap.
+            // Even with nothing buffered or marked unsynced (lines read back
+            // at open): a closed segment must be durable before a later one
+            // is, or a power loss leaves a gap.
             self.file.sync().map_err(|e| AppendError::Io(e.to_string()))?;
+            self.unsynced = false;
         }
         let first_seq = self.chain.next_seq;
         let name = segment_name(first_seq);

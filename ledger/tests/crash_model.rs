@@ -21,6 +21,10 @@ use proptest::prelude::*;
 enum Op {
     /// Commit this many new entries (starts, and ends for open starts).
     Append(usize),
+    /// Write this many entries lazily (durable only with a later sync).
+    AppendLazy(usize),
+    /// Make everything written durable.
+    Sync,
     FailNextSync,
     TearNextAppend(usize),
     DiskFull(bool),
@@ -32,6 +36,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (1usize..12).prop_map(Op::Append),
+        3 => (1usize..6).prop_map(Op::AppendLazy),
+        1 => Just(Op::Sync),
         1 => Just(Op::FailNextSync),
         1 => (0usize..400).prop_map(Op::TearNextAppend),
         1 => any::<bool>().prop_map(Op::DiskFull),
@@ -47,6 +53,8 @@ struct Harness {
     core: Option<WriterCore>,
     /// seq -> hash of every acknowledged line.
     acked: BTreeMap<u64, LineHash>,
+    /// Lines written lazily: acknowledged by the next successful sync.
+    lazy: BTreeMap<u64, LineHash>,
     /// Starts we know of whose end we have not sent (req by start seq).
     open: BTreeMap<u64, String>,
     next_req: u64,
@@ -63,6 +71,7 @@ impl Harness {
             options: WriterOptions { segment_max_bytes, checkpoint_every_records },
             core: None,
             acked: BTreeMap::new(),
+            lazy: BTreeMap::new(),
             open: BTreeMap::new(),
             next_req: 0,
             _keys: keys,
@@ -73,6 +82,8 @@ impl Harness {
 
     fn reopen(&mut self) {
         self.core = None;
+        // Whatever was written lazily either survived or not: no promise.
+        self.lazy.clear();
         let (core, report) =
             WriterCore::open(Arc::new(self.storage.clone()), Arc::clone(&self.signer), self.options.clone()).unwrap();
         self.core = Some(core);
@@ -82,6 +93,10 @@ impl Harness {
     }
 
     fn append(&mut self, n: usize) {
+        self.append_with(n, false);
+    }
+
+    fn append_with(&mut self, n: usize, lazy: bool) {
         let mut entries = Vec::new();
         let mut ending = BTreeSet::new();
         for i in 0..n {
@@ -117,11 +132,20 @@ impl Harness {
             }
         }
         let core = self.core.as_mut().unwrap();
-        match core.commit(entries.clone(), false) {
+        let result = if lazy { core.write_lazy(entries.clone()) } else { core.commit(entries.clone(), false) };
+        let durable = !lazy || !core.has_unsynced();
+        match result {
             Ok(committed) => {
                 assert_eq!(committed.appended.len(), entries.len());
+                let target = if durable { &mut self.acked } else { &mut self.lazy };
+                for (appended, _) in &committed.written {
+                    target.insert(appended.seq, appended.hash);
+                }
+                if durable {
+                    // A sync makes every earlier lazy write durable too.
+                    self.acked.append(&mut self.lazy);
+                }
                 for (appended, entry) in committed.appended.iter().zip(&entries) {
-                    self.acked.insert(appended.seq, appended.hash);
                     match entry {
                         Entry::Start(s) => {
                             self.open.insert(appended.seq, s.req.clone());
@@ -131,9 +155,6 @@ impl Harness {
                         }
                         _ => {}
                     }
-                }
-                for (appended, _) in &committed.written {
-                    self.acked.insert(appended.seq, appended.hash);
                 }
             }
             Err(AppendError::Io(_) | AppendError::Poisoned(_)) => {
@@ -184,6 +205,12 @@ impl Harness {
     fn run(&mut self, op: &Op) {
         match op {
             Op::Append(n) => self.append(*n),
+            Op::AppendLazy(n) => self.append_with(*n, true),
+            Op::Sync => {
+                if self.core.as_mut().unwrap().sync().is_ok() {
+                    self.acked.append(&mut self.lazy);
+                }
+            }
             Op::FailNextSync => self.storage.fail_next_sync(),
             Op::TearNextAppend(n) => self.storage.tear_next_append(*n),
             Op::DiskFull(full) => self.storage.set_fail_appends(*full),

@@ -141,8 +141,17 @@ impl SeaweedFs {
             let text = fs::read_to_string(&out).unwrap_or_default();
             text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
         };
-        if !port_open(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(30)) {
-            return Err(format!("no listener on {port}; weed's log:\n{}", log(&mut seaweed)));
+        // weed exits at once when one of its ports was taken meanwhile (the
+        // free-port race): notice that instead of waiting out the timeout.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if port_open(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(100)) {
+                break;
+            }
+            let exited = seaweed.child.try_wait().ok().flatten().is_some();
+            if exited || Instant::now() > deadline {
+                return Err(format!("no listener on {port}; weed's log:\n{}", log(&mut seaweed)));
+            }
         }
         // The gateway listens before its filer is ready: wait until a signed
         // bucket round trip works.
