@@ -1,8 +1,38 @@
 //! `egress-admin`: the admin REST API of egress-proxy (axum): principals, AWS
 //! provisioning of the upstream (buckets, server access logging, a
-//! CloudTrail trail, bucket policies) and ledger queries.
+//! CloudTrail trail, bucket policies), ledger queries and metrics.
 //!
 //! It depends on `egress-ledger` for the state store and the ledger, and
-//! knows nothing of the S3 data path. The routes arrive with the admin API
-//! issue; the crate is in the workspace now so the dependency chain
-//! `proxy -> admin -> ledger` is in place from the start.
+//! knows nothing of the S3 data path: the data plane only hands it a
+//! [`metrics::Metrics`] to count into. `docs/ADMIN_API.md` is its contract.
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod provisioning;
+pub mod routes;
+pub mod token;
+
+use std::sync::Arc;
+
+use egress_ledger::Ledger;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use token::AdminToken;
+
+/// What every admin route can reach.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub ledger: Ledger,
+    pub token: Arc<AdminToken>,
+    pub metrics: Arc<Metrics>,
+    pub provisioner: Arc<provisioning::Provisioner>,
+}
+
+/// The whole admin API: `/healthz` and `/readyz` open, everything else
+/// behind the bearer token.
+pub fn router(state: AdminState) -> axum::Router {
+    routes::router(state)
+}

@@ -124,6 +124,7 @@ struct Shared {
     tx: std::sync::RwLock<Option<mpsc::Sender<Command>>>,
     head: Mutex<Head>,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    stats: crate::stats::LiveStats,
 }
 
 /// An open ledger. Cheap to clone; all clones share one writer.
@@ -220,6 +221,7 @@ impl Ledger {
             tx: std::sync::RwLock::new(Some(tx)),
             head: Mutex::new(head),
             threads: Mutex::new(Vec::new()),
+            stats: crate::stats::LiveStats::default(),
         });
 
         let (index_tx, index_rx) = mpsc::sync_channel::<Vec<(Appended, Entry)>>(1024);
@@ -310,6 +312,12 @@ impl Ledger {
     pub async fn close(&self) -> Result<(), AppendError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.close_blocking()).await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// The writer's counters since open (for `/metrics`).
+    #[must_use]
+    pub fn stats(&self) -> crate::LedgerStats {
+        self.shared.stats.snapshot()
     }
 
     /// The head as of the last commit.
@@ -416,7 +424,10 @@ impl WriterThread {
 
     fn sync_lazy(&mut self) {
         match self.core.sync() {
-            Ok(()) => self.durable(Vec::new()),
+            Ok(()) => {
+                self.shared.stats.fsync();
+                self.durable(Vec::new());
+            }
             Err(e) => {
                 tracing::error!(error = %e, "ledger fsync of lazily written records failed");
                 self.lazy_deadline = None;
@@ -449,6 +460,7 @@ impl WriterThread {
         let result = if someone_waits { self.core.commit(entries, force) } else { self.core.write_lazy(entries) };
         match result {
             Ok(committed) => {
+                self.shared.stats.commit(committed.written.len() as u64, !self.core.has_unsynced());
                 for (reply, appended) in appenders.into_iter().zip(&committed.appended) {
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(*appended));

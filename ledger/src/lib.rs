@@ -20,11 +20,13 @@ pub mod principals;
 pub mod reader;
 pub mod record;
 pub mod segment;
+pub mod stats;
 pub mod storage;
 pub mod store;
 pub mod verify;
 pub mod writer;
 
 pub use ledger::{DataDir, Head, Ledger, LedgerConfig, LedgerOpenError, checkpoint_file_name};
+pub use stats::LedgerStats;
 pub use record::{CheckpointRecord, EndRecord, Entry, LineHash, NoteRecord, Outcome, StartRecord};
 pub use writer::{AppendError, Appended, RecoveryReport, WriterOptions};

@@ -1,0 +1,134 @@
+//! Counters the data plane and the ledger feed, rendered in the Prometheus
+//! text format at `/metrics`. Labels are operation, status and bucket only:
+//! per-principal bytes belong in the ledger queries, not in metric labels
+//! (unbounded cardinality, and who-read-what is audit data).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histograms.
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// A fixed-bucket histogram of seconds.
+#[derive(Debug)]
+pub struct Histogram {
+    counts: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram {
+            counts: LATENCY_BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, count) in LATENCY_BUCKETS.iter().zip(&self.counts) {
+            if secs <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    #[allow(clippy::cast_precision_loss)] // a sum of microseconds far below 2^52
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in LATENCY_BUCKETS.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", count.load(Ordering::Relaxed));
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    bytes_out: Mutex<BTreeMap<String, u64>>,
+    /// Time for a `start` record to become durable.
+    pub ledger_append: Histogram,
+    /// Time from sending a request upstream to its response head.
+    pub upstream: Histogram,
+}
+
+impl Metrics {
+    /// A request ended: its operation, the status sent (0 if none), its
+    /// bucket and the body bytes that left.
+    pub fn request_finished(&self, operation: &str, status: u16, bucket: Option<&str>, bytes: u64) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((operation.to_owned(), status))
+            .or_default() += 1;
+        if let Some(bucket) = bucket {
+            *self
+                .bytes_out
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(bucket.to_owned())
+                .or_default() += bytes;
+        }
+    }
+
+    /// The Prometheus text exposition, with the ledger's own counters.
+    #[must_use]
+    pub fn render(&self, ledger: &egress_ledger::LedgerStats) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP egress_requests_total Requests answered, by S3 operation and HTTP status.\n");
+        out.push_str("# TYPE egress_requests_total counter\n");
+        for ((operation, status), n) in self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "egress_requests_total{{operation=\"{}\",status=\"{status}\"}} {n}", escape(operation));
+        }
+        out.push_str("# HELP egress_bytes_out_total Response body bytes handed to clients, by bucket.\n");
+        out.push_str("# TYPE egress_bytes_out_total counter\n");
+        for (bucket, n) in self.bytes_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "egress_bytes_out_total{{bucket=\"{}\"}} {n}", escape(bucket));
+        }
+        self.ledger_append.render(&mut out, "egress_ledger_append_seconds", "Time for a start record to become durable.");
+        self.upstream.render(&mut out, "egress_upstream_seconds", "Time from forwarding a request to the upstream's response head.");
+        ledger.render(&mut out);
+        out
+    }
+}
+
+/// Escapes a Prometheus label value.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.request_finished("GetObject", 200, Some("data"), 100);
+        m.request_finished("GetObject", 200, Some("data"), 50);
+        m.request_finished("PutObject", 403, Some("we\"ird"), 0);
+        m.ledger_append.observe(Duration::from_micros(700));
+        let text = m.render(&egress_ledger::LedgerStats::default());
+        assert!(text.contains("egress_requests_total{operation=\"GetObject\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("egress_bytes_out_total{bucket=\"data\"} 150"));
+        assert!(text.contains("egress_bytes_out_total{bucket=\"we\\\"ird\"} 0"));
+        assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.0005\"} 0"));
+        assert!(text.contains("egress_ledger_append_seconds_count 1"));
+    }
+}

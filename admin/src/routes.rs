@@ -1,0 +1,26 @@
+//! The routes, each group in its own module; every handler is annotated
+//! for the OpenAPI document (`/openapi.json`, see [`crate::openapi`]).
+
+pub mod health;
+pub mod principals;
+pub mod provisioning;
+pub mod queries;
+
+use axum::middleware;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AdminState;
+
+/// Every route; the token layer covers all but the health probes.
+pub fn router(state: AdminState) -> axum::Router {
+    let (protected, api) = OpenApiRouter::with_openapi(crate::openapi::base())
+        .merge(principals::router())
+        .merge(provisioning::router())
+        .merge(queries::router())
+        .split_for_parts();
+    let spec = axum::Json(api.clone());
+    let protected = protected
+        .route("/openapi.json", axum::routing::get(move || async move { spec.clone() }))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token));
+    health::router().merge(protected).with_state(state)
+}

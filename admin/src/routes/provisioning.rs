@@ -1,0 +1,9 @@
+//! Routes of the admin API: provisioning (being written).
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AdminState;
+
+pub fn router() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+}

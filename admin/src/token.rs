@@ -1,0 +1,106 @@
+//! The admin bearer token: from `--admin-token-file`, `EGRESS_ADMIN_TOKEN`,
+//! or generated on first start into `<data-dir>/admin.token` (0600). It is
+//! compared in constant time and never printed.
+
+use std::path::{Path, PathBuf};
+
+use rand::Rng as _;
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+/// The admin token.
+pub struct AdminToken(Zeroizing<String>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Where the token came from, for the start-up log (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    File(PathBuf),
+    Environment,
+    Generated(PathBuf),
+}
+
+/// Why the token could not be had.
+#[derive(Debug, thiserror::Error)]
+#[error("admin token: {0}")]
+pub struct TokenError(String);
+
+impl AdminToken {
+    /// A token from its text (at least 16 characters, surrounding space trimmed).
+    pub fn new(text: &str) -> Result<AdminToken, TokenError> {
+        let text = text.trim();
+        if text.len() < 16 {
+            return Err(TokenError("must be at least 16 characters".into()));
+        }
+        Ok(AdminToken(Zeroizing::new(text.to_owned())))
+    }
+
+    /// The token to use: the file if given, else the environment value if
+    /// given, else `<data_dir>/admin.token`, generated there (0600) if missing.
+    pub fn load(file: Option<&Path>, env: Option<&str>, data_dir: &Path) -> Result<(AdminToken, TokenSource), TokenError> {
+        if let Some(path) = file {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|e| TokenError(format!("reading {}: {e}", path.display())))?,
+            );
+            return Ok((AdminToken::new(&text)?, TokenSource::File(path.to_path_buf())));
+        }
+        if let Some(text) = env {
+            return Ok((AdminToken::new(text)?, TokenSource::Environment));
+        }
+        let path = data_dir.join("admin.token");
+        if path.exists() {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(&path).map_err(|e| TokenError(format!("reading {}: {e}", path.display())))?,
+            );
+            return Ok((AdminToken::new(&text)?, TokenSource::File(path)));
+        }
+        let token: String =
+            rand::rngs::OsRng.sample_iter(rand::distributions::Alphanumeric).take(40).map(char::from).collect();
+        write_private(&path, &token).map_err(|e| TokenError(format!("writing {}: {e}", path.display())))?;
+        Ok((AdminToken(Zeroizing::new(token)), TokenSource::Generated(path)))
+    }
+
+    /// Constant-time comparison with what a client sent.
+    #[must_use]
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(presented).into()
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_then_reused_and_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (first, source) = AdminToken::load(None, None, dir.path()).unwrap();
+        assert!(matches!(source, TokenSource::Generated(_)));
+        let mode = std::fs::metadata(dir.path().join("admin.token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, source) = AdminToken::load(None, None, dir.path()).unwrap();
+        assert!(matches!(source, TokenSource::File(_)));
+        let text = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+        assert!(first.matches(text.trim().as_bytes()) && again.matches(text.trim().as_bytes()));
+        assert!(!first.matches(b"wrong"));
+        assert!(!format!("{first:?}").contains(text.trim()));
+        assert!(AdminToken::load(None, Some("short"), dir.path()).is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Counters of the writer, for `/metrics`: how many lines, how many
+//! fsyncs, and how large the group commits are.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the batch-size histogram (lines per commit).
+pub const BATCH_BUCKETS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 8192];
+
+/// Live counters, updated by the writer thread.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    lines: AtomicU64,
+    fsyncs: AtomicU64,
+    batches: [AtomicU64; 13],
+    batch_count: AtomicU64,
+    batch_sum: AtomicU64,
+}
+
+impl LiveStats {
+    pub(crate) fn commit(&self, lines: u64, synced: bool) {
+        self.lines.fetch_add(lines, Ordering::Relaxed);
+        if synced {
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        for (bound, count) in BATCH_BUCKETS.iter().zip(&self.batches) {
+            if lines <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.batch_count.fetch_add(1, Ordering::Relaxed);
+        self.batch_sum.fetch_add(lines, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fsync(&self) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy.
+    #[must_use]
+    pub fn snapshot(&self) -> LedgerStats {
+        LedgerStats {
+            lines: self.lines.load(Ordering::Relaxed),
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            batch_buckets: self.batches.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            batch_count: self.batch_count.load(Ordering::Relaxed),
+            batch_sum: self.batch_sum.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A copy of the writer's counters since the ledger was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerStats {
+    pub lines: u64,
+    pub fsyncs: u64,
+    /// Cumulative counts per [`BATCH_BUCKETS`] bound.
+    pub batch_buckets: Vec<u64>,
+    pub batch_count: u64,
+    pub batch_sum: u64,
+}
+
+impl LedgerStats {
+    /// Appends the Prometheus text exposition of these counters.
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP egress_ledger_lines_total Lines appended to the ledger since start.");
+        let _ = writeln!(out, "# TYPE egress_ledger_lines_total counter\negress_ledger_lines_total {}", self.lines);
+        let _ = writeln!(out, "# HELP egress_ledger_fsyncs_total fdatasync calls of the ledger writer since start.");
+        let _ = writeln!(out, "# TYPE egress_ledger_fsyncs_total counter\negress_ledger_fsyncs_total {}", self.fsyncs);
+        let _ = writeln!(out, "# HELP egress_ledger_batch_lines Lines per group commit.");
+        let _ = writeln!(out, "# TYPE egress_ledger_batch_lines histogram");
+        for (bound, count) in BATCH_BUCKETS.iter().zip(self.batch_buckets.iter().chain(std::iter::repeat(&0))) {
+            let _ = writeln!(out, "egress_ledger_batch_lines_bucket{{le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "egress_ledger_batch_lines_bucket{{le=\"+Inf\"}} {}", self.batch_count);
+        let _ = writeln!(out, "egress_ledger_batch_lines_sum {}", self.batch_sum);
+        let _ = writeln!(out, "egress_ledger_batch_lines_count {}", self.batch_count);
+    }
+}
