@@ -74,6 +74,17 @@ pub struct ServeArgs {
     /// PEM private key for --tls-listen.
     #[arg(long, env = "EGRESS_TLS_KEY", requires = "tls_listen")]
     pub tls_key: Option<PathBuf>,
+    /// Address of the admin API (JSON, bearer token).
+    #[arg(long, env = "EGRESS_ADMIN_LISTEN", default_value = "127.0.0.1:9001")]
+    pub admin_listen: std::net::SocketAddr,
+    /// File holding the admin token (else `EGRESS_ADMIN_TOKEN`, else one is
+    /// generated into <data-dir>/admin.token on first start).
+    #[arg(long, env = "EGRESS_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Endpoint for every AWS client of the admin API's provisioning (an
+    /// emulator such as moto for dev and tests); default: AWS itself.
+    #[arg(long, env = "EGRESS_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
     /// Requests processed at once over all connections; more wait their turn.
     #[arg(long, default_value_t = 4096)]
     pub max_concurrent_requests: usize,

@@ -63,6 +63,17 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Name of the ledger (its checkpoint origin), used when the key is made.
     pub origin: String,
+    pub admin: AdminConfig,
+}
+
+/// The admin API listener.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    /// The token from `EGRESS_ADMIN_TOKEN`, read at the edge.
+    pub token_env: Option<SecretKey>,
+    pub aws_endpoint: Option<String>,
 }
 
 impl ServeConfig {

@@ -21,6 +21,8 @@ pub struct EndTemplate {
     pub ledger: Ledger,
     pub end: EndRecord,
     pub started: Instant,
+    /// Where to count the request, with its operation and bucket.
+    pub metrics: Option<(std::sync::Arc<egress_admin::Metrics>, String, Option<String>)>,
 }
 
 impl EndTemplate {
@@ -33,6 +35,9 @@ impl EndTemplate {
         self.end.duration_ms = Some(self.started.elapsed().as_millis() as u64);
         if error_code.is_some() {
             self.end.error_code = error_code;
+        }
+        if let Some((metrics, operation, bucket)) = &self.metrics {
+            metrics.request_finished(operation, self.end.status.unwrap_or(0), bucket.as_deref(), bytes_sent);
         }
         let req = self.end.req.clone();
         if let Err(e) = self.ledger.submit(Entry::End(self.end)) {

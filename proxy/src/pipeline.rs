@@ -38,6 +38,7 @@ pub struct ProxyState {
     pub virtual_host_domains: Vec<String>,
     /// A request or response body that moves no byte for this long is cut.
     pub body_idle_timeout: Duration,
+    pub metrics: Arc<egress_admin::Metrics>,
 }
 
 impl SecretLookup for PrincipalStore {
@@ -183,8 +184,13 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
     // Only object reads have an object size; a listing's length is not one.
     let object_read = matches!(start.operation.as_str(), "GetObject" | "HeadObject");
 
+    let operation = start.operation.clone();
+    let bucket = start.bucket.clone();
     // Fail closed: nothing is forwarded, and no byte leaves, unrecorded.
-    let start_seq = match state.ledger.append(Entry::Start(start)).await {
+    let appending = Instant::now();
+    let appended = state.ledger.append(Entry::Start(start)).await;
+    state.metrics.ledger_append.observe(appending.elapsed());
+    let start_seq = match appended {
         Ok(appended) => appended.seq,
         Err(e) => {
             tracing::error!(req = req_id, error = %e, "ledger refused the start record; answering 503");
@@ -207,6 +213,7 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
             error_code: None,
         },
         started,
+        metrics: Some((Arc::clone(&state.metrics), operation, bucket)),
     };
 
     let (target, authenticated) = match verdict {
@@ -254,7 +261,9 @@ async fn forward(
     *request.method_mut() = parts.method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
+    let sent = Instant::now();
     let result = state.upstream.send(request, &payload_hash).await;
+    state.metrics.upstream.observe(sent.elapsed());
     // A body we refused (bad chunk signature, truncated) is the client's
     // fault, whatever the upstream made of the cut-off request.
     if let Some(refused) = verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {

@@ -39,7 +39,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
-    let principals = ledger.store().context("ledger opened without its state store")?.principals.clone();
+    let store = ledger.store().context("ledger opened without its state store")?.clone();
+    let principals = store.principals.clone();
+    let metrics = Arc::new(egress_admin::Metrics::default());
     let credentials = match &config.upstream_credentials {
         Some((id, secret)) => CredentialSource::fixed(id, secret.expose()),
         None => CredentialSource::from_environment(&config.upstream_region).await?,
@@ -55,12 +57,21 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         UpstreamSigner::new(&config.upstream_region, credentials),
     )?;
     let state = Arc::new(ProxyState {
-        ledger,
+        ledger: ledger.clone(),
         principals,
         upstream,
         virtual_host_domains: config.virtual_host_domains.clone(),
         body_idle_timeout: config.limits.body_idle_timeout,
+        metrics: Arc::clone(&metrics),
     });
+
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let admin = start_admin(config, ledger, &store, metrics, stop.clone()).await?;
 
     let plain =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
@@ -78,7 +89,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
 
     let graceful = GracefulShutdown::new();
     let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(stopped(stop));
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
@@ -125,7 +136,52 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
             tracing::warn!(grace = ?config.limits.shutdown_grace, "connections still open after the grace period; closing anyway");
         }
     }
+    match tokio::time::timeout(config.limits.shutdown_grace, admin).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin API ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "admin API task failed"),
+        Err(_) => tracing::warn!("admin API still busy after the grace period"),
+    }
     Ok(())
+}
+
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Starts the admin API on its own listener; it stops with `stop`.
+async fn start_admin(
+    config: &ServeConfig,
+    ledger: Ledger,
+    store: &egress_ledger::store::Store,
+    metrics: Arc<egress_admin::Metrics>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let admin = &config.admin;
+    let (token, source) = egress_admin::AdminToken::load(
+        admin.token_file.as_deref(),
+        admin.token_env.as_ref().map(egress_ledger::principals::SecretKey::expose),
+        &config.data_dir,
+    )?;
+    match &source {
+        egress_admin::token::TokenSource::Generated(path) => {
+            tracing::info!(path = %path.display(), "generated the admin token (mode 0600)");
+        }
+        egress_admin::token::TokenSource::File(path) => tracing::info!(path = %path.display(), "admin token from file"),
+        egress_admin::token::TokenSource::Environment => tracing::info!("admin token from EGRESS_ADMIN_TOKEN"),
+    }
+    let provisioner =
+        egress_admin::provisioning::Provisioner::new(admin.aws_endpoint.clone(), config.region.clone(), store.tree("provisioning")?)
+            .await;
+    let router = egress_admin::router(egress_admin::AdminState {
+        ledger,
+        token: Arc::new(token),
+        metrics,
+        provisioner: Arc::new(provisioner),
+    });
+    let listener = TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "serving the admin API");
+    Ok(tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await }))
 }
 
 async fn accept_tls(

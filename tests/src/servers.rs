@@ -217,6 +217,9 @@ pub struct Proxy {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
+    /// The admin API, and its bearer token.
+    pub admin_addr: SocketAddr,
+    pub admin_token: String,
     pub data_dir: PathBuf,
     pub keys: Vec<Key>,
     log: PathBuf,
@@ -269,8 +272,16 @@ impl Proxy {
         }
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let admin_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let admin_token = format!("test-admin-token-{port}-0123456789");
+        let token_file = data_dir.parent().unwrap_or(Path::new("/tmp")).join(format!("admin-token-{port}"));
+        fs::write(&token_file, &admin_token).expect("write admin token");
         let mut args: Vec<String> = vec![
             "serve".into(),
+            "--admin-listen".into(),
+            admin_addr.to_string(),
+            "--admin-token-file".into(),
+            token_file.display().to_string(),
             "--listen".into(),
             addr.to_string(),
             "--data-dir".into(),
@@ -305,10 +316,11 @@ impl Proxy {
             .spawn()
             .expect("start egress-proxy serve");
         wait_for_port(addr, "egress-proxy", &log);
+        wait_for_port(admin_addr, "egress-proxy admin API", &log);
         if let Some(tls) = tls_addr {
             wait_for_port(tls, "egress-proxy TLS", &log);
         }
-        Proxy { child: Some(child), addr, tls_addr, data_dir, keys, log, _dir: dir }
+        Proxy { child: Some(child), addr, tls_addr, admin_addr, admin_token, data_dir, keys, log, _dir: dir }
     }
 
     #[must_use]

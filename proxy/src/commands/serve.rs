@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 use super::default_origin;
 use crate::cli::ServeArgs;
-use crate::config::{Limits, ServeConfig, TlsConfig};
+use crate::config::{AdminConfig, Limits, ServeConfig, TlsConfig};
+use egress_ledger::principals::SecretKey;
 use crate::upstream::Addressing;
 
 /// The config file used when `--config` is not given, if it exists.
@@ -37,6 +38,9 @@ pub struct FileConfig {
     pub tls_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub admin_listen: Option<SocketAddr>,
+    pub admin_token_file: Option<PathBuf>,
+    pub aws_endpoint: Option<String>,
     pub max_concurrent_requests: Option<usize>,
     pub body_idle_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
@@ -120,6 +124,12 @@ pub fn config(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<ServeConf
             ..Limits::default()
         },
         origin: default_origin(),
+        admin: AdminConfig {
+            listen: pick!("admin_listen", args.admin_listen, file.admin_listen),
+            token_file: pick!("admin_token_file", args.admin_token_file, file.admin_token_file.map(Some)),
+            token_env: std::env::var("EGRESS_ADMIN_TOKEN").ok().map(SecretKey::new),
+            aws_endpoint: pick!("aws_endpoint", args.aws_endpoint, file.aws_endpoint.map(Some)),
+        },
     })
 }
 
