@@ -131,6 +131,27 @@ pub struct EndRecord {
     pub error_code: Option<String>,
 }
 
+impl EndRecord {
+    /// The end of the event `req` (started at `start_seq`) with `outcome`,
+    /// everything else unknown (null) until filled in.
+    #[must_use]
+    pub fn unknown(req: &str, start_seq: u64, outcome: Outcome) -> EndRecord {
+        EndRecord {
+            req: req.to_owned(),
+            start_seq,
+            status: None,
+            bytes_sent: None,
+            object_size: None,
+            etag: None,
+            upstream_request_id: None,
+            upstream_id2: None,
+            duration_ms: None,
+            outcome,
+            error_code: None,
+        }
+    }
+}
+
 /// A signed statement of the chain's head, also kept as a detached file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointRecord {

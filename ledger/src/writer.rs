@@ -221,19 +221,7 @@ impl WriterCore {
         let mut entries: Vec<Entry> = notes.into_iter().map(Entry::Note).collect();
         for (&start_seq, req) in &core.open_starts {
             report.interrupted.push(start_seq);
-            entries.push(Entry::End(EndRecord {
-                req: req.clone(),
-                start_seq,
-                status: None,
-                bytes_sent: None,
-                object_size: None,
-                etag: None,
-                upstream_request_id: None,
-                upstream_id2: None,
-                duration_ms: None,
-                outcome: Outcome::Interrupted,
-                error_code: None,
-            }));
+            entries.push(Entry::End(EndRecord::unknown(req, start_seq, Outcome::Interrupted)));
         }
         if !entries.is_empty() {
             core.commit(entries, false)?;

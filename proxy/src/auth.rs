@@ -95,6 +95,22 @@ pub enum PayloadMode {
     StreamingUnsignedTrailer,
 }
 
+/// Query parameters that carry a presigned request's signature (SigV4 and
+/// SigV2); they are the client's and never travel further.
+pub const AUTH_QUERY_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "X-Amz-Content-Sha256",
+    "AWSAccessKeyId",
+    "Signature",
+    "Expires",
+];
+
 /// Allowed distance between the client's clock and ours (same as S3).
 pub(crate) const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 

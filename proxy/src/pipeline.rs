@@ -53,20 +53,6 @@ impl SecretLookup for PrincipalStore {
     }
 }
 
-/// Query parameters that carry the client's signature, never forwarded.
-const AUTH_QUERY_PARAMS: &[&str] = &[
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
-    "X-Amz-Security-Token",
-    "X-Amz-Content-Sha256",
-    "AWSAccessKeyId",
-    "Signature",
-    "Expires",
-];
 
 /// Request headers never forwarded: hop-by-hop ones, and the client's own
 /// signature, which the upstream signature replaces.
@@ -199,19 +185,8 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
     };
     let template = EndTemplate {
         ledger: state.ledger.clone(),
-        end: EndRecord {
-            req: req_id.clone(),
-            start_seq,
-            status: None,
-            bytes_sent: None,
-            object_size: None,
-            etag: None,
-            upstream_request_id: None,
-            upstream_id2: None,
-            duration_ms: None,
-            outcome: Outcome::Complete,
-            error_code: None,
-        },
+        // Outcome and counts are set when the response ends.
+        end: EndRecord::unknown(&req_id, start_seq, Outcome::Complete),
         started,
         metrics: Some((Arc::clone(&state.metrics), operation, bucket)),
     };
@@ -288,7 +263,7 @@ fn strip_auth_params(query: &str) -> String {
         .split('&')
         .filter(|pair| {
             let name = pair.split('=').next().unwrap_or(pair);
-            !pair.is_empty() && !AUTH_QUERY_PARAMS.contains(&name)
+            !pair.is_empty() && !auth::AUTH_QUERY_PARAMS.contains(&name)
         })
         .collect::<Vec<_>>()
         .join("&")

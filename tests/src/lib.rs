@@ -89,3 +89,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 pub mod servers;
+
+/// Deterministic, incompressible-looking bytes (xorshift64*).
+#[must_use]
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+

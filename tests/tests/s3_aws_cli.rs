@@ -8,22 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use egress_e2e::pseudo_random;
 use egress_e2e::servers::{Key, Proxy, ProxyOptions, SeaweedFs, venv_bin};
 use serde_json::Value;
-
-/// Deterministic, incompressible-looking bytes (xorshift64*).
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// Runs `aws --endpoint-url <proxy> ARGS...` with nothing of the machine's
 /// AWS setup: a fresh HOME, empty config and credentials files, and only

@@ -29,6 +29,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use egress_e2e::pseudo_random;
 use egress_e2e::servers::{Key, Proxy, ProxyOptions, SeaweedFs};
 use serde_json::Value;
 
@@ -156,20 +157,6 @@ fn client_trusting(
     let config =
         aws_sdk_s3::config::Builder::from(&shared).force_path_style(path_style).interceptor(recorder.clone()).build();
     aws_sdk_s3::Client::from_conf(config)
-}
-
-/// Deterministic, incompressible-looking bytes (xorshift64*).
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// CRC32 (IEEE), as S3's `x-amz-checksum-crc32`: base64 of the big-endian
