@@ -1,0 +1,223 @@
+//! The two bucket policies a spec asks for, and their comparison with what
+//! AWS holds: by meaning (statement order, a single value or a list of one,
+//! `Sid`s and the case of action names do not matter), never by string.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+use super::spec::ProvisioningSpec;
+
+/// The data bucket's policy: the proxy is the only road out.
+///
+/// Deny statements only, so it grants nothing by itself (the proxy's own
+/// IAM policy grants the reads) and Block Public Access has nothing to
+/// object to.
+#[must_use]
+pub fn data_bucket_policy(spec: &ProvisioningSpec) -> Value {
+    let bucket = spec.bucket_arn(&spec.data_bucket);
+    let objects = format!("{bucket}/*");
+    let reads = json!(["s3:GetObject", "s3:GetObjectVersion"]);
+    let mut statements = vec![
+        json!({
+            "Sid": "DenyRequestsWithoutTls",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket, objects],
+            "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+        }),
+        json!({
+            "Sid": "OnlyTheProxyReadsObjects",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": reads,
+            "Resource": objects,
+            "Condition": { "ArnNotEquals": { "aws:PrincipalArn": spec.proxy_principal_arn } },
+        }),
+    ];
+    if !spec.allowed_source_cidrs.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadsOnlyFromAllowedNetworks",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": reads,
+            "Resource": objects,
+            "Condition": { "NotIpAddress": { "aws:SourceIp": spec.allowed_source_cidrs } },
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The log bucket's policy: S3 log delivery for the data bucket under the
+/// prefix, CloudTrail for the trail under `AWSLogs/ACCOUNT/`, and no
+/// request without TLS.
+#[must_use]
+pub fn log_bucket_policy(spec: &ProvisioningSpec) -> Value {
+    let bucket = spec.bucket_arn(&spec.log_bucket);
+    let account = spec.account_id();
+    let trail = spec.trail_arn();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "S3ServerAccessLogDelivery",
+                "Effect": "Allow",
+                "Principal": { "Service": "logging.s3.amazonaws.com" },
+                "Action": "s3:PutObject",
+                "Resource": format!("{bucket}/{}*", spec.log_prefix),
+                "Condition": {
+                    "ArnLike": { "aws:SourceArn": spec.bucket_arn(&spec.data_bucket) },
+                    "StringEquals": { "aws:SourceAccount": account },
+                },
+            },
+            {
+                "Sid": "CloudTrailAclCheck",
+                "Effect": "Allow",
+                "Principal": { "Service": "cloudtrail.amazonaws.com" },
+                "Action": "s3:GetBucketAcl",
+                "Resource": bucket,
+                "Condition": { "StringEquals": { "aws:SourceArn": trail } },
+            },
+            {
+                "Sid": "CloudTrailWrite",
+                "Effect": "Allow",
+                "Principal": { "Service": "cloudtrail.amazonaws.com" },
+                "Action": "s3:PutObject",
+                "Resource": format!("{bucket}/AWSLogs/{account}/*"),
+                "Condition": {
+                    "StringEquals": { "s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail },
+                },
+            },
+            {
+                "Sid": "DenyRequestsWithoutTls",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket, format!("{bucket}/*")],
+                "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+            },
+        ],
+    })
+}
+
+/// Whether two policy documents mean the same.
+#[must_use]
+pub fn same_policy(a: &Value, b: &Value) -> bool {
+    canonical(a) == canonical(b)
+}
+
+/// A policy in one form per meaning: statements as a sorted list without
+/// `Sid`, every value list as a sorted set of strings, action names and
+/// condition keys in lower case (IAM compares both case-insensitively).
+#[must_use]
+pub fn canonical(policy: &Value) -> Value {
+    let statements = match policy.get("Statement") {
+        Some(Value::Array(list)) => list.iter().map(canonical_statement).collect(),
+        Some(one) => vec![canonical_statement(one)],
+        None => Vec::new(),
+    };
+    let sorted: BTreeSet<String> = statements.iter().map(Value::to_string).collect();
+    let statements: Vec<Value> = sorted.into_iter().filter_map(|s| serde_json::from_str(&s).ok()).collect();
+    json!({ "Version": policy.get("Version").cloned().unwrap_or(Value::Null), "Statement": statements })
+}
+
+fn canonical_statement(statement: &Value) -> Value {
+    let Value::Object(fields) = statement else { return statement.clone() };
+    let mut out = Map::new();
+    for (key, value) in fields {
+        let value = match key.as_str() {
+            "Sid" => continue,
+            "Action" | "NotAction" => lowercase_set(value),
+            "Resource" | "NotResource" => string_set(value),
+            "Principal" | "NotPrincipal" => match value {
+                Value::Object(kinds) => {
+                    Value::Object(kinds.iter().map(|(kind, ids)| (kind.clone(), string_set(ids))).collect())
+                }
+                other => other.clone(),
+            },
+            "Condition" => match value {
+                Value::Object(operators) => Value::Object(
+                    operators
+                        .iter()
+                        .map(|(operator, keys)| {
+                            let keys = match keys {
+                                Value::Object(keys) => Value::Object(
+                                    keys.iter().map(|(k, v)| (k.to_ascii_lowercase(), string_set(v))).collect(),
+                                ),
+                                other => other.clone(),
+                            };
+                            (operator.clone(), keys)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out)
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn string_set(value: &Value) -> Value {
+    let set: BTreeSet<String> = match value {
+        Value::Array(items) => items.iter().map(scalar).collect(),
+        one => std::iter::once(scalar(one)).collect(),
+    };
+    Value::Array(set.into_iter().map(Value::String).collect())
+}
+
+fn lowercase_set(value: &Value) -> Value {
+    let set: BTreeSet<String> = match string_set(value) {
+        Value::Array(items) => items.iter().map(|v| scalar(v).to_ascii_lowercase()).collect(),
+        _ => BTreeSet::new(),
+    };
+    Value::Array(set.into_iter().map(Value::String).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_single_values_sids_and_case_do_not_matter() {
+        let a = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "A", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*",
+             "Condition": {"Bool": {"aws:SecureTransport": false}}},
+            {"Sid": "B", "Effect": "Allow", "Principal": {"Service": "x.amazonaws.com"}, "Action": ["s3:PutObject", "s3:GetObject"],
+             "Resource": ["arn:aws:s3:::b/*"]},
+        ]});
+        let b = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": ["x.amazonaws.com"]}, "Action": ["s3:getobject", "s3:PutObject"],
+             "Resource": "arn:aws:s3:::b/*"},
+            {"Sid": "Other", "Effect": "Deny", "Principal": "*", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/*",
+             "Condition": {"Bool": {"aws:securetransport": ["false"]}}},
+        ]});
+        assert!(same_policy(&a, &b));
+    }
+
+    #[test]
+    fn a_changed_value_or_a_missing_statement_is_drift() {
+        let a = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+        ]});
+        let fewer = json!({"Version": "2012-10-17", "Statement":
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}});
+        let changed = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::c/*"},
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+        ]});
+        assert!(!same_policy(&a, &fewer));
+        assert!(!same_policy(&a, &changed));
+        assert!(same_policy(&fewer, &fewer));
+    }
+}
