@@ -93,15 +93,24 @@ impl Metrics {
         out.push_str("# HELP egress_requests_total Requests answered, by S3 operation and HTTP status.\n");
         out.push_str("# TYPE egress_requests_total counter\n");
         for ((operation, status), n) in self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            let _ = writeln!(out, "egress_requests_total{{operation=\"{}\",status=\"{status}\"}} {n}", escape(operation));
+            let _ =
+                writeln!(out, "egress_requests_total{{operation=\"{}\",status=\"{status}\"}} {n}", escape(operation));
         }
         out.push_str("# HELP egress_bytes_out_total Response body bytes handed to clients, by bucket.\n");
         out.push_str("# TYPE egress_bytes_out_total counter\n");
         for (bucket, n) in self.bytes_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             let _ = writeln!(out, "egress_bytes_out_total{{bucket=\"{}\"}} {n}", escape(bucket));
         }
-        self.ledger_append.render(&mut out, "egress_ledger_append_seconds", "Time for a start record to become durable.");
-        self.upstream.render(&mut out, "egress_upstream_seconds", "Time from forwarding a request to the upstream's response head.");
+        self.ledger_append.render(
+            &mut out,
+            "egress_ledger_append_seconds",
+            "Time for a start record to become durable.",
+        );
+        self.upstream.render(
+            &mut out,
+            "egress_upstream_seconds",
+            "Time from forwarding a request to the upstream's response head.",
+        );
         ledger.render(&mut out);
         out
     }

@@ -1,5 +1,5 @@
 //! The routes, each group in its own module; every handler is annotated
-//! for the OpenAPI document (`/openapi.json`, see [`crate::openapi`]).
+//! for the `OpenAPI` document (`/openapi.json`, see [`crate::openapi`]).
 
 pub mod health;
 pub mod principals;
@@ -9,7 +9,16 @@ pub mod queries;
 use axum::middleware;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::AdminState;
+use crate::{AdminState, ApiError};
+
+/// Runs store or ledger reads off the async workers; `what` names the work
+/// in the error if the task itself fails.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("{what} task failed: {e}")))?
+}
 
 /// Every route; the token layer covers all but the health probes.
 pub fn router(state: AdminState) -> axum::Router {

@@ -42,7 +42,11 @@ impl AdminToken {
 
     /// The token to use: the file if given, else the environment value if
     /// given, else `<data_dir>/admin.token`, generated there (0600) if missing.
-    pub fn load(file: Option<&Path>, env: Option<&str>, data_dir: &Path) -> Result<(AdminToken, TokenSource), TokenError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<(AdminToken, TokenSource), TokenError> {
         if let Some(path) = file {
             let text = Zeroizing::new(
                 std::fs::read_to_string(path).map_err(|e| TokenError(format!("reading {}: {e}", path.display())))?,

@@ -53,7 +53,6 @@ impl SecretLookup for PrincipalStore {
     }
 }
 
-
 /// Request headers never forwarded: hop-by-hop ones, and the client's own
 /// signature, which the upstream signature replaces.
 const DROP_REQUEST_HEADERS: &[&str] = &[

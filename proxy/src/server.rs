@@ -170,16 +170,20 @@ async fn start_admin(
         egress_admin::token::TokenSource::File(path) => tracing::info!(path = %path.display(), "admin token from file"),
         egress_admin::token::TokenSource::Environment => tracing::info!("admin token from EGRESS_ADMIN_TOKEN"),
     }
-    let provisioner =
-        egress_admin::provisioning::Provisioner::new(admin.aws_endpoint.clone(), config.region.clone(), store.tree("provisioning")?)
-            .await;
+    let provisioner = egress_admin::provisioning::Provisioner::new(
+        admin.aws_endpoint.clone(),
+        config.region.clone(),
+        store.tree("provisioning")?,
+    )
+    .await;
     let router = egress_admin::router(egress_admin::AdminState {
         ledger,
         token: Arc::new(token),
         metrics,
         provisioner: Arc::new(provisioner),
     });
-    let listener = TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;
+    let listener =
+        TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "serving the admin API");
     Ok(tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await }))
 }

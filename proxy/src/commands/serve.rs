@@ -17,8 +17,8 @@ use serde::Deserialize;
 use super::default_origin;
 use crate::cli::ServeArgs;
 use crate::config::{AdminConfig, Limits, ServeConfig, TlsConfig};
-use egress_ledger::principals::SecretKey;
 use crate::upstream::Addressing;
+use egress_ledger::principals::SecretKey;
 
 /// The config file used when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "egress-proxy.toml";
