@@ -106,3 +106,66 @@ impl LedgerReader {
         Ok(())
     }
 }
+
+impl LedgerReader {
+    /// Seq and hash of the last complete line, read from the tail of the
+    /// last non-empty segment; `None` for an empty ledger.
+    pub fn head(&self) -> io::Result<Option<(u64, crate::record::LineHash)>> {
+        for (_, name) in self.segments.iter().rev() {
+            let mut file = fs::File::open(self.dir.join(name))?;
+            let len = file.metadata()?.len();
+            // A line is far shorter than this; read more only if it is not.
+            let mut window = 64 * 1024u64;
+            loop {
+                let start = len.saturating_sub(window);
+                file.seek(SeekFrom::Start(start))?;
+                let mut tail = Vec::with_capacity(window as usize);
+                file.by_ref().take(window).read_to_end(&mut tail)?;
+                let complete = match tail.iter().rposition(|&b| b == b'\n') {
+                    Some(end) => &tail[..end],
+                    None if start == 0 => break,
+                    None => {
+                        window *= 4;
+                        continue;
+                    }
+                };
+                let line_start = complete.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                if line_start == 0 && start > 0 {
+                    window *= 4;
+                    continue;
+                }
+                let line = &complete[line_start..];
+                let (header, _) = crate::record::decode_header(line)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: last line: {e}")))?;
+                return Ok(Some((header.seq, crate::record::line_hash(line))));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_is_the_last_complete_line_of_the_last_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger_dir = dir.path();
+        assert_eq!(LedgerReader::open(ledger_dir).unwrap().head().unwrap(), None);
+        let mut text = String::new();
+        let mut prev = crate::record::LineHash::GENESIS;
+        let mut last = None;
+        for seq in 0..2000u64 {
+            let entry = crate::record::Entry::Note(crate::record::NoteRecord::new("x").with("pad", "y".repeat(100)));
+            let line = crate::record::encode_line(seq, &prev, "2026-01-01T00:00:00.000000Z", &entry);
+            prev = crate::record::line_hash(&line);
+            last = Some((seq, prev));
+            text.push_str(std::str::from_utf8(&line).unwrap());
+            text.push('\n');
+        }
+        text.push_str("{\"v\":1,\"seq\":2000,\"partial");
+        std::fs::write(ledger_dir.join(crate::segment::segment_name(0)), text).unwrap();
+        assert_eq!(LedgerReader::open(ledger_dir).unwrap().head().unwrap(), last);
+    }
+}
