@@ -36,6 +36,27 @@ pub enum Command {
     /// Manage principals and their access keys.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// Check a configuration without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration `serve` would run with these same arguments
+    /// (secrets masked) and every problem found in it.
+    ///
+    /// Exit codes: 0 no problem; 1 one or more problems; 64 usage error.
+    Check(Box<ConfigCheckArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -51,7 +51,7 @@ pub struct TlsConfig {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub upstream: Uri,
+    pub upstream: UpstreamTarget,
     pub upstream_region: String,
     pub upstream_addressing: Addressing,
     /// Fixed upstream credentials instead of the AWS chain (the embedded store).
@@ -64,6 +64,26 @@ pub struct ServeConfig {
     /// Name of the ledger (its checkpoint origin), used when the key is made.
     pub origin: String,
     pub admin: AdminConfig,
+}
+
+/// Where the proxy forwards requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// An S3 endpoint (`--upstream`).
+    Endpoint(Uri),
+    /// None configured: the embedded dev store under `<data-dir>/objects`,
+    /// started with the server and reached through the same client, signer
+    /// and pipeline as an endpoint (see [`crate::embedded`]).
+    Embedded,
+}
+
+impl std::fmt::Display for UpstreamTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamTarget::Endpoint(uri) => uri.fmt(f),
+            UpstreamTarget::Embedded => f.write_str("embedded dev store (<data-dir>/objects)"),
+        }
+    }
 }
 
 /// The admin API listener.

@@ -9,6 +9,7 @@ pub mod body;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod embedded;
 pub mod idle;
 pub mod meter;
 pub mod pipeline;

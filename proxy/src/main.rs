@@ -2,8 +2,8 @@
 //! a script can act on. All the work is in the library.
 
 use clap::{CommandFactory as _, FromArgMatches as _};
-use egress_proxy::cli::{Cli, Command, EXIT_USAGE, LedgerCommand, PrincipalCommand};
-use egress_proxy::commands::{ledger, principal, serve};
+use egress_proxy::cli::{Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, PrincipalCommand};
+use egress_proxy::commands::{config_check, ledger, principal, serve};
 
 fn main() {
     // Secrets and keys are written under the data dir: nothing we create is
@@ -65,5 +65,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
             PrincipalCommand::List { dir } => principal::list(&dir.data_dir),
             PrincipalCommand::Revoke { access_key_id, dir } => principal::revoke(&dir.data_dir, &access_key_id),
         },
+        Command::Config(ConfigCommand::Check(args)) => {
+            let check_matches = matches.subcommand_matches("config").and_then(|m| m.subcommand_matches("check"));
+            config_check::check(*args, check_matches.unwrap_or(matches))
+        }
     }
 }

@@ -17,9 +17,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Limits, ServeConfig};
+use crate::config::{Limits, ServeConfig, UpstreamTarget};
+use crate::embedded::{EmbeddedStore, first_start};
 use crate::pipeline::{self, ProxyState};
-use crate::upstream::{CredentialSource, Upstream, UpstreamSigner};
+use crate::upstream::{Addressing, CredentialSource, Upstream, UpstreamSigner};
 
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
 /// (their `end` records included) and closes the ledger.
@@ -42,7 +43,22 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     let store = ledger.store().context("ledger opened without its state store")?.clone();
     let principals = store.principals.clone();
     let metrics = Arc::new(egress_admin::Metrics::default());
-    let credentials = match &config.upstream_credentials {
+    // With no upstream configured, the embedded store is started here and
+    // from then on is an endpoint with fixed credentials like any other.
+    let (endpoint, addressing, fixed_credentials, embedded) = match &config.upstream {
+        UpstreamTarget::Endpoint(uri) => {
+            (uri.clone(), config.upstream_addressing, config.upstream_credentials.clone(), None)
+        }
+        UpstreamTarget::Embedded => {
+            let embedded = EmbeddedStore::start(&config.data_dir).await?;
+            tracing::warn!(
+                objects = %embedded.objects().display(),
+                "no --upstream: the upstream is the EMBEDDED DEV STORE on local disk, not S3"
+            );
+            (embedded.endpoint().clone(), Addressing::Path, Some(embedded.credentials()), Some(embedded))
+        }
+    };
+    let credentials = match &fixed_credentials {
         Some((id, secret)) => CredentialSource::fixed(id, secret.expose()),
         None => CredentialSource::from_environment(&config.upstream_region).await?,
     };
@@ -51,11 +67,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     if let Err(e) = credentials.get().await {
         tracing::warn!(error = %e, "no upstream credentials yet: every request will fail with InternalError until there are");
     }
-    let upstream = Upstream::new(
-        &config.upstream,
-        config.upstream_addressing,
-        UpstreamSigner::new(&config.upstream_region, credentials),
-    )?;
+    let upstream = Upstream::new(&endpoint, addressing, UpstreamSigner::new(&config.upstream_region, credentials))?;
     let state = Arc::new(ProxyState {
         ledger: ledger.clone(),
         principals,
@@ -71,11 +83,11 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let admin = start_admin(config, ledger, &store, metrics, stop.clone()).await?;
+    let admin = start_admin(config, ledger.clone(), &store, metrics, stop.clone()).await?;
 
     let plain =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
-    tracing::info!(listen = %plain.local_addr()?, upstream = %config.upstream, "serving S3");
+    tracing::info!(listen = %plain.local_addr()?, upstream = %endpoint, "serving S3");
     let tls = match &config.tls {
         Some(tls) => {
             let acceptor = crate::tls::acceptor(&tls.cert, &tls.key)?;
@@ -86,6 +98,22 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         }
         None => None,
     };
+
+    if embedded.is_some() {
+        let token_file = match (&config.admin.token_file, &config.admin.token_env) {
+            (Some(file), _) => Some(file.clone()),
+            (None, Some(_)) => None,
+            (None, None) => Some(config.data_dir.join("admin.token")),
+        };
+        let welcome = first_start::Welcome {
+            s3: plain.local_addr()?,
+            admin: config.admin.listen,
+            region: config.region.clone(),
+            admin_token_file: token_file,
+            data_dir: config.data_dir.clone(),
+        };
+        first_start::welcome(&ledger, &welcome).await?;
+    }
 
     let graceful = GracefulShutdown::new();
     let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));

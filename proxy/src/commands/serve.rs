@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::default_origin;
 use crate::cli::ServeArgs;
-use crate::config::{AdminConfig, Limits, ServeConfig, TlsConfig};
+use crate::config::{AdminConfig, Limits, ServeConfig, TlsConfig, UpstreamTarget};
 use crate::upstream::Addressing;
 use egress_ledger::principals::SecretKey;
 
@@ -57,14 +57,25 @@ impl FileConfig {
 /// Builds the typed configuration. `matches` are the `serve` subcommand's,
 /// to tell a value given on the command line from a default.
 pub fn config(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<ServeConfig> {
-    let file_path = args.config.clone().or_else(|| {
-        let default = PathBuf::from(DEFAULT_CONFIG_FILE);
-        default.exists().then_some(default)
-    });
-    let file = match &file_path {
-        Some(path) => FileConfig::load(path)?,
+    let file = match config_file_path(&args) {
+        Some(path) => FileConfig::load(&path)?,
         None => FileConfig::default(),
     };
+    config_with_file(args, matches, file)
+}
+
+/// The config file `serve` reads with these arguments, if any.
+#[must_use]
+pub fn config_file_path(args: &ServeArgs) -> Option<PathBuf> {
+    args.config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+        default.exists().then_some(default)
+    })
+}
+
+/// [`config`] with the file already read (`config check` reads it leniently,
+/// to report every problem in it rather than the first).
+pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> anyhow::Result<ServeConfig> {
     // True when the user set it (flag or environment), not a clap default.
     let given = |id: &str| matches.value_source(id).is_some_and(|s| s != ValueSource::DefaultValue);
     macro_rules! pick {
@@ -76,15 +87,18 @@ pub fn config(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<ServeConf
         };
     }
 
-    let upstream_text = pick!("upstream", args.upstream, file.upstream.map(Some)).context(
-        "no upstream: give --upstream (or `upstream` in the config file), the S3 endpoint to put the proxy in front of, \
-         e.g. https://s3.us-east-1.amazonaws.com",
-    )?;
-    let upstream: Uri = upstream_text.parse().with_context(|| format!("upstream {upstream_text:?} is not a URL"))?;
-    anyhow::ensure!(
-        matches!(upstream.scheme_str(), Some("http" | "https")) && upstream.host().is_some(),
-        "upstream {upstream_text:?} must be an http:// or https:// URL with a host"
-    );
+    // No upstream is not an error: the embedded dev store stands in.
+    let upstream = match pick!("upstream", args.upstream, file.upstream.map(Some)) {
+        None => UpstreamTarget::Embedded,
+        Some(text) => {
+            let uri: Uri = text.parse().with_context(|| format!("upstream {text:?} is not a URL"))?;
+            anyhow::ensure!(
+                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
+                "upstream {text:?} must be an http:// or https:// URL with a host"
+            );
+            UpstreamTarget::Endpoint(uri)
+        }
+    };
     let tls_listen = pick!("tls_listen", args.tls_listen, file.tls_listen.map(Some));
     let tls_cert = pick!("tls_cert", args.tls_cert, file.tls_cert.map(Some));
     let tls_key = pick!("tls_key", args.tls_key, file.tls_key.map(Some));
@@ -178,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_files_and_missing_upstream_are_clear_errors() {
+    fn bad_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "upstream = \"http://127.0.0.1:8333\"\nlisen = \"127.0.0.1:9100\"\n").unwrap();
@@ -194,5 +208,13 @@ mod tests {
 
         let err = format!("{:#}", parse(&["serve", "--upstream", "ftp://x"]).unwrap_err());
         assert!(err.contains("http:// or https://"), "{err}");
+    }
+
+    #[test]
+    fn no_upstream_means_the_embedded_dev_store() {
+        let config = parse(&["serve", "--data-dir", "/tmp/egress-embedded-test"]).unwrap();
+        assert!(matches!(config.upstream, crate::config::UpstreamTarget::Embedded), "{:?}", config.upstream);
+        let config = parse(&["serve", "--upstream", "http://127.0.0.1:8333"]).unwrap();
+        assert!(matches!(config.upstream, crate::config::UpstreamTarget::Endpoint(_)));
     }
 }
