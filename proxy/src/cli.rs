@@ -13,8 +13,31 @@ pub const EXIT_USAGE: i32 = 64;
 #[derive(Debug, Parser)]
 #[command(name = "egress-proxy", version, about = "S3 proxy that records every read in a verifiable ledger")]
 pub struct Cli {
+    /// Log lines for people (`human`) or for machines (`json`, one object a line).
+    #[arg(long, global = true, env = "EGRESS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `--version`: the version and, when `./data` (or `EGRESS_DATA_DIR`) holds a
+/// ledger, its head.
+#[must_use]
+pub fn long_version() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let data_dir = std::env::var_os("EGRESS_DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from);
+    let head = egress_ledger::reader::LedgerReader::open(&data_dir.join("ledger")).and_then(|r| r.head());
+    match head {
+        Ok(Some((seq, hash))) => format!("{version}\nledger {}: head seq {seq} hash {hash}", data_dir.display()),
+        Ok(None) => format!("{version}\nledger {}: empty", data_dir.display()),
+        Err(_) => version.to_owned(),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,20 +2,17 @@
 //! a script can act on. All the work is in the library.
 
 use clap::{CommandFactory as _, FromArgMatches as _};
-use egress_proxy::cli::{Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, PrincipalCommand};
+use egress_proxy::cli::{Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, LogFormat, PrincipalCommand};
 use egress_proxy::commands::{config_check, ledger, principal, serve};
 
 fn main() {
     // Secrets and keys are written under the data dir: nothing we create is
     // for other users.
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EGRESS_LOG").unwrap_or_else(|_| "info".into()))
-        .init();
-
-    let parsed = Cli::command().try_get_matches().and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let parsed = Cli::command()
+        .long_version(egress_proxy::cli::long_version())
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let (cli, matches) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -24,6 +21,7 @@ fn main() {
             std::process::exit(code);
         }
     };
+    init_logging(cli.log_format);
     let code = match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
@@ -32,6 +30,15 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EGRESS_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Human => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {

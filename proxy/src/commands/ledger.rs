@@ -18,7 +18,16 @@ use crate::cli::{EXIT_USAGE, ExportFormatArg};
 /// `ledger verify`: exit code as documented on the command.
 pub fn verify(data_dir: &Path, checkpoints: Vec<PathBuf>, pubkey: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let options = VerifyOptions { pubkey, checkpoints };
-    let report = match verify_ledger(data_dir, &options, |_| {}) {
+    let bar = progress_bar(data_dir, !json);
+    let report = verify_ledger(data_dir, &options, |bytes| {
+        if let Some(bar) = &bar {
+            bar.set_position(bytes);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = match report {
         Ok(report) => report,
         Err(e) => {
             eprintln!("egress-proxy: {e}");
@@ -85,12 +94,55 @@ pub fn export(
         ExportFormatArg::Csv => ExportFormat::Csv,
     };
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    match export_lines(&reader, filter, format, &mut out).and_then(|_| out.flush()) {
+    let bar = progress_bar(data_dir, true);
+    let mut out = Counting { inner: BufWriter::with_capacity(1 << 20, stdout.lock()), bar: bar.as_ref(), written: 0 };
+    let result = export_lines(&reader, filter, format, &mut out).and_then(|_| out.flush());
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match result {
         Ok(()) => Ok(0),
         // `| head` closing the pipe is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A progress bar over the ledger's bytes, on stderr, only when stderr is a
+/// terminal (and `wanted`): scripts and pipes see nothing.
+fn progress_bar(data_dir: &Path, wanted: bool) -> Option<indicatif::ProgressBar> {
+    if !wanted || !std::io::IsTerminal::is_terminal(&io::stderr()) {
+        return None;
+    }
+    let total =
+        egress_ledger::reader::LedgerReader::open(&data_dir.join("ledger")).and_then(|r| r.total_bytes()).ok()?;
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Counts what goes out, for the export's progress bar.
+struct Counting<'a, W: Write> {
+    inner: W,
+    bar: Option<&'a indicatif::ProgressBar>,
+    written: u64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if let Some(bar) = self.bar {
+            bar.set_position(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
