@@ -65,13 +65,15 @@ fn intact_ledger_verifies() {
 fn one_edited_byte_is_caught_with_its_place() {
     let (_tmp, dir) = ledger_with(500);
     let mut all = lines(&dir);
-    all[100] = all[100].replacen("\"GET\"", "\"PUT\"", 1);
+    // A start line (ends have no method) in the middle of the log.
+    let edited = (100..all.len()).find(|&i| all[i].contains("\"method\":\"GET\"")).unwrap();
+    all[edited] = all[edited].replacen("\"method\":\"GET\"", "\"method\":\"PUT\"", 1);
     write_lines(&dir, &all);
     let (code, report) = verify(&dir, &[]);
     assert_eq!(code, 1, "{report}");
     // The edited line hashes differently, so the next line's prev breaks.
-    assert_eq!(report["problem"]["seq"], 101);
-    assert_eq!(report["problem"]["line"], 102);
+    assert_eq!(report["problem"]["seq"], edited as u64 + 1);
+    assert_eq!(report["problem"]["line"], edited as u64 + 2);
     assert_eq!(report["problem"]["segment"], "segment-00000000000000000000.jsonl");
 }
 
