@@ -17,7 +17,7 @@ async fn healthz(State(state): State<AdminState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "ledger": { "records": head.records, "head": head.hash.to_hex() },
+        "ledger": { "records": head.records, "seq": head.records.checked_sub(1), "head": head.hash.to_hex() },
     }))
 }
 
