@@ -84,6 +84,16 @@ impl From<egress_ledger::principals::PrincipalError> for ApiError {
     }
 }
 
+impl From<egress_ledger::issuing::IssueError> for ApiError {
+    fn from(e: egress_ledger::issuing::IssueError) -> ApiError {
+        match e {
+            egress_ledger::issuing::IssueError::Principal(e) => e.into(),
+            egress_ledger::issuing::IssueError::Ledger(e) => e.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<egress_ledger::AppendError> for ApiError {
     fn from(e: egress_ledger::AppendError) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string())

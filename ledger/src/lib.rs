@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod export;
 pub mod index;
+pub mod issuing;
 mod ledger;
 pub mod principals;
 pub mod reader;

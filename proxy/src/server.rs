@@ -83,7 +83,8 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let admin = start_admin(config, ledger.clone(), &store, metrics, stop.clone()).await?;
+    let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } =
+        start_admin(config, ledger.clone(), &store, metrics, stop.clone()).await?;
 
     let plain =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
@@ -100,16 +101,11 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     };
 
     if embedded.is_some() {
-        let token_file = match (&config.admin.token_file, &config.admin.token_env) {
-            (Some(file), _) => Some(file.clone()),
-            (None, Some(_)) => None,
-            (None, None) => Some(config.data_dir.join("admin.token")),
-        };
         let welcome = first_start::Welcome {
             s3: plain.local_addr()?,
-            admin: config.admin.listen,
+            admin: admin_addr,
             region: config.region.clone(),
-            admin_token_file: token_file,
+            admin_token_file,
             data_dir: config.data_dir.clone(),
         };
         first_start::welcome(&ledger, &welcome).await?;
@@ -177,6 +173,14 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
+/// The running admin API: where it listens, where its token is kept (none
+/// when it came from the environment), and its task.
+struct AdminApi {
+    addr: SocketAddr,
+    token_file: Option<std::path::PathBuf>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
 /// Starts the admin API on its own listener; it stops with `stop`.
 async fn start_admin(
     config: &ServeConfig,
@@ -184,20 +188,27 @@ async fn start_admin(
     store: &egress_ledger::store::Store,
     metrics: Arc<egress_admin::Metrics>,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+) -> anyhow::Result<AdminApi> {
     let admin = &config.admin;
     let (token, source) = egress_admin::AdminToken::load(
         admin.token_file.as_deref(),
         admin.token_env.as_ref().map(egress_ledger::principals::SecretKey::expose),
         &config.data_dir,
     )?;
-    match &source {
+    let token_file = match source {
         egress_admin::token::TokenSource::Generated(path) => {
             tracing::info!(path = %path.display(), "generated the admin token (mode 0600)");
+            Some(path)
         }
-        egress_admin::token::TokenSource::File(path) => tracing::info!(path = %path.display(), "admin token from file"),
-        egress_admin::token::TokenSource::Environment => tracing::info!("admin token from EGRESS_ADMIN_TOKEN"),
-    }
+        egress_admin::token::TokenSource::File(path) => {
+            tracing::info!(path = %path.display(), "admin token from file");
+            Some(path)
+        }
+        egress_admin::token::TokenSource::Environment => {
+            tracing::info!("admin token from EGRESS_ADMIN_TOKEN");
+            None
+        }
+    };
     let provisioner = egress_admin::provisioning::Provisioner::new(
         admin.aws_endpoint.clone(),
         config.region.clone(),
@@ -212,8 +223,10 @@ async fn start_admin(
     });
     let listener =
         TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, "serving the admin API");
-    Ok(tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await }))
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, "serving the admin API");
+    let task = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await });
+    Ok(AdminApi { addr, token_file, task })
 }
 
 async fn accept_tls(

@@ -13,7 +13,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use egress_ledger::principals::{AccessKeyInfo, IssuedKey, Principal, PrincipalStore, SecretKey};
-use egress_ledger::{Entry, NoteRecord};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -158,9 +157,7 @@ fn bad_path(rejection: &PathRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("path: {}", rejection.body_text()))
 }
 
-fn key_note(event: &str, principal: &str, access_key_id: &str) -> Entry {
-    Entry::Note(NoteRecord::new(event).with("principal", principal).with("access_key_id", access_key_id))
-}
+use egress_ledger::issuing::key_note;
 
 /// Creates a principal with one access key.
 #[utoipa::path(
@@ -177,21 +174,12 @@ fn key_note(event: &str, principal: &str, access_key_id: &str) -> Entry {
 )]
 async fn create_principal(State(state): State<AdminState>, body: Bytes) -> Result<IssuedKeyBody, ApiError> {
     let request = CreatePrincipal::parse(&body)?;
-    let store = principals(&state)?;
-    let issued = super::blocking("principal store", {
-        let store = store.clone();
-        move || Ok(store.create(&request.name, request.description.as_deref())?)
+    // A key the ledger does not know of is never handed out.
+    let ledger = state.ledger.clone();
+    let issued = super::blocking("principal store", move || {
+        Ok(ledger.create_principal_blocking(&request.name, request.description.as_deref())?)
     })
     .await?;
-    let note = key_note("principal_created", &issued.principal, &issued.access_key_id);
-    if let Err(e) = state.ledger.append(note).await {
-        // A key the ledger does not know of must not be handed out.
-        let name = issued.principal.clone();
-        if let Err(undo) = super::blocking("principal store", move || Ok(store.delete(&name)?)).await {
-            tracing::error!(error = %undo, principal = %issued.principal, "could not remove a principal whose creation the ledger refused");
-        }
-        return Err(e.into());
-    }
     Ok(issued.into())
 }
 
@@ -226,20 +214,8 @@ async fn add_key(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<IssuedKeyBody, ApiError> {
     let Path(name) = path.map_err(|e| bad_path(&e))?;
-    let store = principals(&state)?;
-    let issued = super::blocking("principal store", {
-        let store = store.clone();
-        move || Ok(store.add_key(&name)?)
-    })
-    .await?;
-    let note = key_note("principal_created", &issued.principal, &issued.access_key_id);
-    if let Err(e) = state.ledger.append(note).await {
-        let id = issued.access_key_id.clone();
-        if let Err(undo) = super::blocking("principal store", move || Ok(store.revoke_key(&id)?)).await {
-            tracing::error!(error = %undo, access_key_id = %issued.access_key_id, "could not revoke a key whose issue the ledger refused");
-        }
-        return Err(e.into());
-    }
+    let ledger = state.ledger.clone();
+    let issued = super::blocking("principal store", move || Ok(ledger.add_key_blocking(&name)?)).await?;
     Ok(issued.into())
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use egress_ledger::{Entry, NoteRecord};
+use egress_ledger::issuing::key_note;
 use serde_json::json;
 
 use super::open_ledger;
@@ -10,17 +10,7 @@ use super::open_ledger;
 /// `principal create NAME`: prints `{"name","access_key_id","secret_access_key"}`.
 pub fn create(data_dir: &Path, name: &str, description: Option<&str>) -> anyhow::Result<i32> {
     let ledger = open_ledger(data_dir)?;
-    let result = (|| {
-        let store = ledger.store().ok_or_else(|| anyhow::anyhow!("ledger opened without its state store"))?;
-        let issued = store.principals.create(name, description)?;
-        // The ledger says who got a key and when; never the secret.
-        ledger.append_blocking(Entry::Note(
-            NoteRecord::new("principal_created")
-                .with("principal", name)
-                .with("access_key_id", issued.access_key_id.clone()),
-        ))?;
-        anyhow::Ok(issued)
-    })();
+    let result = ledger.create_principal_blocking(name, description);
     ledger.close_blocking()?;
     let issued = result?;
     println!(
@@ -49,11 +39,7 @@ pub fn revoke(data_dir: &Path, access_key_id: &str) -> anyhow::Result<i32> {
     let result = (|| {
         let store = ledger.store().ok_or_else(|| anyhow::anyhow!("ledger opened without its state store"))?;
         let principal = store.principals.revoke_key(access_key_id)?;
-        ledger.append_blocking(Entry::Note(
-            NoteRecord::new("access_key_revoked")
-                .with("principal", principal.clone())
-                .with("access_key_id", access_key_id),
-        ))?;
+        ledger.append_blocking(key_note("access_key_revoked", &principal, access_key_id))?;
         anyhow::Ok(principal)
     })();
     ledger.close_blocking()?;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use egress_ledger::{Entry, Ledger, NoteRecord};
+use egress_ledger::Ledger;
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -44,16 +44,11 @@ pub async fn welcome(ledger: &Ledger, welcome: &Welcome) -> anyhow::Result<()> {
         tracing::info!(s3 = %s3, admin = %admin, "embedded dev store ready");
         return Ok(());
     }
-    let issued =
-        store.principals.create(DEFAULT_PRINCIPAL, Some("created on first start with the embedded dev store"))?;
-    // The ledger says who got a key and when; never the secret.
-    ledger
-        .append(Entry::Note(
-            NoteRecord::new("principal_created")
-                .with("principal", DEFAULT_PRINCIPAL)
-                .with("access_key_id", issued.access_key_id.clone()),
-        ))
-        .await?;
+    let ledger = ledger.clone();
+    let issued = tokio::task::spawn_blocking(move || {
+        ledger.create_principal_blocking(DEFAULT_PRINCIPAL, Some("created on first start with the embedded dev store"))
+    })
+    .await??;
     let body = Zeroizing::new(
         json!({
             "name": issued.principal,
