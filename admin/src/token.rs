@@ -65,7 +65,8 @@ impl AdminToken {
         }
         let token: String =
             rand::rngs::OsRng.sample_iter(rand::distributions::Alphanumeric).take(40).map(char::from).collect();
-        write_private(&path, &token).map_err(|e| TokenError(format!("writing {}: {e}", path.display())))?;
+        egress_ledger::storage::write_file_durably(&path, format!("{token}\n").as_bytes(), 0o600, false)
+            .map_err(|e| TokenError(format!("writing {}: {e}", path.display())))?;
         Ok((AdminToken(Zeroizing::new(token)), TokenSource::Generated(path)))
     }
 
@@ -74,17 +75,6 @@ impl AdminToken {
     pub fn matches(&self, presented: &[u8]) -> bool {
         self.0.as_bytes().ct_eq(presented).into()
     }
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(file, "{text}")?;
-    file.sync_all()
 }
 
 #[cfg(test)]

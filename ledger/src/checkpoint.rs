@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::record::{CheckpointRecord, LineHash};
+use crate::storage::write_file_durably;
 
 /// Algorithm byte of Ed25519 in signed-note keys.
 const ALG_ED25519: u8 = 0x01;
@@ -120,9 +121,9 @@ impl CheckpointSigner {
             hex::encode(signer.key_id()),
             BASE64.encode(&raw)
         ));
-        write_new(&path, text.as_bytes(), 0o600).map_err(io_err(&path))?;
+        write_file_durably(&path, text.as_bytes(), 0o600, false).map_err(io_err(&path))?;
         let pub_path = keys_dir.join(VERIFIER_FILE);
-        write_new(&pub_path, format!("{}\n", signer.verifier_key_text()).as_bytes(), 0o644)
+        write_file_durably(&pub_path, format!("{}\n", signer.verifier_key_text()).as_bytes(), 0o644, false)
             .map_err(io_err(&pub_path))?;
         Ok(signer)
     }
@@ -177,14 +178,6 @@ fn split_key(s: &str) -> Option<(&str, &str, &str)> {
     let id = parts.next()?;
     let key = parts.next()?;
     (!origin.is_empty() && id.len() == 8).then_some((origin, id, key))
-}
-
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 /// A public key that checks checkpoints of one origin.

@@ -538,15 +538,9 @@ pub fn checkpoint_file_name(head_seq: u64) -> String {
 }
 
 fn write_checkpoint_file(dir: &Path, cp: &CheckpointRecord) -> io::Result<()> {
-    use std::io::Write;
     let text = crate::checkpoint::to_note(cp);
-    let tmp = dir.join(".checkpoint.tmp");
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, dir.join(checkpoint_file_name(cp.head_seq)))?;
-    fs::copy(dir.join(checkpoint_file_name(cp.head_seq)), dir.join(".latest.tmp"))?;
-    fs::rename(dir.join(".latest.tmp"), dir.join("latest.txt"))?;
+    crate::storage::write_file_durably(&dir.join(checkpoint_file_name(cp.head_seq)), text.as_bytes(), 0o600, true)?;
+    crate::storage::write_file_durably(&dir.join("latest.txt"), text.as_bytes(), 0o600, true)?;
     let mut files: Vec<_> = fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with("checkpoint-"))

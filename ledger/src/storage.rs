@@ -134,3 +134,57 @@ impl Storage for FsStorage {
         self.sync_dir()
     }
 }
+
+/// Writes a small whole file durably, with `mode` set explicitly (not left
+/// to the umask): into a temporary file beside it, fsynced, moved into
+/// place, the directory fsynced. Parent directories are created. With
+/// `replace` false an existing file is never overwritten (`AlreadyExists`),
+/// which is what keys need.
+pub fn write_file_durably(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        if replace {
+            fs::rename(&tmp, path)
+        } else {
+            // A hard link fails if the name exists: no clobbering, atomically.
+            fs::hard_link(&tmp, path).and_then(|()| fs::remove_file(&tmp))
+        }
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durable_writes_set_the_mode_and_respect_replace() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("key");
+        write_file_durably(&path, b"one", 0o600, false).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let again = write_file_durably(&path, b"two", 0o600, false).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        write_file_durably(&path, b"three", 0o644, true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"three");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file left");
+    }
+}

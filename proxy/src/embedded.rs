@@ -15,9 +15,7 @@
 
 pub mod first_start;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use egress_ledger::principals::SecretKey;
@@ -176,26 +174,14 @@ fn load_or_create_key(path: &Path) -> Result<InternalKey, EmbeddedError> {
         secret_access_key: (&mut rng).sample_iter(Alphanumeric).take(40).map(char::from).collect(),
     };
     let json = Zeroizing::new(serde_json::to_vec(&key).map_err(|e| key_error(std::io::Error::other(e)))?);
-    write_private(path, &json).map_err(key_error)?;
+    egress_ledger::storage::write_file_durably(path, &json, 0o600, true).map_err(key_error)?;
     Ok(key)
-}
-
-/// Writes `bytes` to a new file readable by its owner only (0600), through
-/// a temporary file and a rename so a crash leaves no half-written key.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    // `mode` is filtered by the umask and ignored for an existing file.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     #[tokio::test]

@@ -21,8 +21,10 @@ pub struct EndTemplate {
     pub ledger: Ledger,
     pub end: EndRecord,
     pub started: Instant,
-    /// Where to count the request, with its operation and bucket.
-    pub metrics: Option<(std::sync::Arc<egress_admin::Metrics>, String, Option<String>)>,
+    /// Where to count the request, under its operation and bucket.
+    pub metrics: std::sync::Arc<egress_admin::Metrics>,
+    pub operation: String,
+    pub bucket: Option<String>,
 }
 
 impl EndTemplate {
@@ -36,9 +38,12 @@ impl EndTemplate {
         if error_code.is_some() {
             self.end.error_code = error_code;
         }
-        if let Some((metrics, operation, bucket)) = &self.metrics {
-            metrics.request_finished(operation, self.end.status.unwrap_or(0), bucket.as_deref(), bytes_sent);
-        }
+        self.metrics.request_finished(
+            &self.operation,
+            self.end.status.unwrap_or(0),
+            self.bucket.as_deref(),
+            bytes_sent,
+        );
         let req = self.end.req.clone();
         if let Err(e) = self.ledger.submit(Entry::End(self.end)) {
             tracing::error!(req, error = %e, "could not queue the end record");

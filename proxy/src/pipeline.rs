@@ -165,7 +165,6 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
         start.principal = Some(authenticated.principal.clone());
         start.access_key_id = Some(authenticated.access_key_id.clone());
     }
-    let resource = raw_path.clone();
     // Only object reads have an object size; a listing's length is not one.
     let object_read = matches!(start.operation.as_str(), "GetObject" | "HeadObject");
 
@@ -187,16 +186,18 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
         // Outcome and counts are set when the response ends.
         end: EndRecord::unknown(&req_id, start_seq, Outcome::Complete),
         started,
-        metrics: Some((Arc::clone(&state.metrics), operation, bucket)),
+        metrics: Arc::clone(&state.metrics),
+        operation,
+        bucket,
     };
 
     let (target, authenticated) = match verdict {
         Ok(ok) => ok,
-        Err(error) => return respond_error(template, &error.with_resource(resource), &req_id, head, Outcome::Denied),
+        Err(error) => return respond_error(template, &error.with_resource(raw_path), &req_id, head, Outcome::Denied),
     };
     match forward(&state, parts, body, &target, &authenticated, raw_query.as_deref()).await {
         Ok(upstream_response) => pass_back(&state, upstream_response, template, &req_id, object_read),
-        Err((error, outcome)) => respond_error(template, &error.with_resource(resource), &req_id, head, outcome),
+        Err((error, outcome)) => respond_error(template, &error.with_resource(raw_path), &req_id, head, outcome),
     }
 }
 

@@ -67,16 +67,7 @@ pub fn make_dev_certs(out: &Path, hosts: &[String]) -> anyhow::Result<()> {
 }
 
 fn write(dir: &Path, name: &str, text: &str, mode: u32) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(name);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
+    egress_ledger::storage::write_file_durably(&path, text.as_bytes(), mode, true)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -58,7 +58,7 @@ pub async fn welcome(ledger: &Ledger, welcome: &Welcome) -> anyhow::Result<()> {
         .to_string()
             + "\n",
     );
-    super::write_private(&key_file, body.as_bytes()).with_context(|| {
+    egress_ledger::storage::write_file_durably(&key_file, body.as_bytes(), 0o600, true).with_context(|| {
         format!(
             "writing the key of principal `default` to {}; make another key with \
              `egress-proxy principal create NAME`",
