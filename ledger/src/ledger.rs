@@ -21,7 +21,7 @@ use crate::reader::LedgerReader;
 use crate::record::{CheckpointRecord, Entry, LineHash};
 use crate::storage::{FsStorage, Storage};
 use crate::store::Store;
-use crate::writer::{AppendError, Appended, OpenError, RecoveryReport, WriterCore, WriterOptions};
+use crate::writer::{AppendError, Appended, Committed, OpenError, RecoveryReport, WriterCore, WriterOptions};
 
 /// How many detached checkpoint files are kept (older ones stay in the ledger).
 const CHECKPOINT_FILES_KEPT: usize = 100;
@@ -241,6 +241,8 @@ impl Ledger {
             checkpoints_dir: dirs.as_ref().map(DataDir::checkpoints),
             interval: config.checkpoint_interval,
             unsynced: Vec::new(),
+            lost_ends: Vec::new(),
+            heal_at: None,
             lazy_deadline: None,
             last_checkpoint: Instant::now(),
             _lock: lock,
@@ -347,6 +349,8 @@ impl Ledger {
 /// How long a lazily written record (see [`Ledger::submit`]) may wait for
 /// an fsync when no other commit brings one.
 const LAZY_SYNC_WINDOW: Duration = Duration::from_millis(10);
+/// How often a writer refusing appends after a failure tries to heal.
+const HEAL_RETRY: Duration = Duration::from_secs(1);
 
 struct WriterThread {
     core: WriterCore,
@@ -361,6 +365,10 @@ struct WriterThread {
     unsynced: Vec<(Appended, Entry)>,
     /// When the oldest of `unsynced` must be made durable.
     lazy_deadline: Option<Instant>,
+    /// `end` records lost with failed writes, written once the writer heals.
+    lost_ends: Vec<Entry>,
+    /// When to try healing next, while appends are refused.
+    heal_at: Option<Instant>,
     last_checkpoint: Instant,
     _lock: Option<DirLock>,
 }
@@ -370,7 +378,7 @@ impl WriterThread {
         let mut batch = Vec::new();
         loop {
             let checkpoint_due = (self.core.since_checkpoint() > 0).then(|| self.last_checkpoint + self.interval);
-            let wake = [checkpoint_due, self.lazy_deadline].into_iter().flatten().min();
+            let wake = [checkpoint_due, self.lazy_deadline, self.heal_at].into_iter().flatten().min();
             let wait = wake.map_or(Duration::from_hours(1), |w| w.saturating_duration_since(Instant::now()));
             batch.clear();
             match self.rx.recv_timeout(wait) {
@@ -385,6 +393,10 @@ impl WriterThread {
                     Ok(command) => batch.push(command),
                     Err(_) => break,
                 }
+            }
+            let closing = batch.iter().any(|c| matches!(c, Command::Close(_)));
+            if self.heal_at.is_some_and(|at| closing || Instant::now() >= at) {
+                self.try_heal();
             }
             if batch.is_empty() {
                 if checkpoint_due.is_some_and(|due| Instant::now() >= due) {
@@ -430,9 +442,66 @@ impl WriterThread {
             }
             Err(e) => {
                 tracing::error!(error = %e, "ledger fsync of lazily written records failed");
-                self.lazy_deadline = None;
+                self.writes_failed();
             }
         }
+    }
+
+    /// A commit or sync failed: the `end` records of the failed commit wait
+    /// for the heal, as do the lines written lazily and not synced (`unsynced`),
+    /// which the heal cuts unless a rotation made them durable already.
+    fn writes_failed(&mut self) {
+        self.lost_ends.extend(self.core.take_failed_ends());
+        self.lazy_deadline = None;
+        if self.heal_at.is_none() {
+            self.shared.stats.write_failed();
+            self.heal_at = Some(Instant::now() + HEAL_RETRY);
+        }
+    }
+
+    /// Tries to accept appends again (see [`WriterCore::heal`]).
+    fn try_heal(&mut self) {
+        let lazy_ends = self.unsynced.iter().filter(|(_, entry)| matches!(entry, Entry::End(_)));
+        let mut retry: Vec<Entry> = lazy_ends.map(|(_, entry)| entry.clone()).collect();
+        retry.append(&mut self.lost_ends);
+        match self.core.heal(retry) {
+            Ok(committed) => {
+                tracing::warn!("ledger writable again; the `end` records lost with the failure were written");
+                self.heal_at = None;
+                self.shared.stats.healed();
+                self.shared.stats.commit(committed.written.len() as u64, true);
+                // Lazily written lines below the heal's first line survived.
+                let boundary = committed.written.first().map_or(u64::MAX, |(appended, _)| appended.seq);
+                self.unsynced.retain(|(appended, _)| appended.seq < boundary);
+                self.published(committed);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "ledger still not writable");
+                self.lost_ends.extend(self.core.take_failed_ends());
+                self.heal_at = Some(Instant::now() + HEAL_RETRY);
+            }
+        }
+    }
+
+    /// A successful commit: detached checkpoint files, then the index and
+    /// head (at once if durable, or after the next fsync).
+    fn published(&mut self, committed: Committed) -> Option<CheckpointRecord> {
+        let last_cp = committed.checkpoints.last().cloned();
+        if let Some(cp) = &last_cp {
+            self.last_checkpoint = Instant::now();
+            if let Some(dir) = &self.checkpoints_dir
+                && let Err(e) = write_checkpoint_file(dir, cp)
+            {
+                tracing::error!(error = %e, "could not write the detached checkpoint file");
+            }
+        }
+        if self.core.has_unsynced() {
+            self.unsynced.extend(committed.written);
+            self.lazy_deadline.get_or_insert_with(|| Instant::now() + LAZY_SYNC_WINDOW);
+        } else {
+            self.durable(committed.written);
+        }
+        last_cp
     }
 
     /// Commits one batch and answers its waiters. Returns true on close.
@@ -466,23 +535,9 @@ impl WriterThread {
                         let _ = reply.send(Ok(*appended));
                     }
                 }
-                let last_cp = committed.checkpoints.last().cloned();
-                if let Some(cp) = &last_cp {
-                    self.last_checkpoint = Instant::now();
-                    if let Some(dir) = &self.checkpoints_dir
-                        && let Err(e) = write_checkpoint_file(dir, cp)
-                    {
-                        tracing::error!(error = %e, "could not write the detached checkpoint file");
-                    }
-                }
+                let last_cp = self.published(committed);
                 for reply in checkpointers {
                     let _ = reply.send(Ok(last_cp.clone()));
-                }
-                if self.core.has_unsynced() {
-                    self.unsynced.extend(committed.written);
-                    self.lazy_deadline.get_or_insert_with(|| Instant::now() + LAZY_SYNC_WINDOW);
-                } else {
-                    self.durable(committed.written);
                 }
                 if let Some(reply) = closer {
                     self.finish_indexer();
@@ -491,7 +546,10 @@ impl WriterThread {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "ledger commit failed");
+                if self.heal_at.is_none() {
+                    tracing::error!(error = %e, "ledger commit failed; appends are refused until it heals");
+                }
+                self.writes_failed();
                 for reply in appenders.into_iter().flatten() {
                     let _ = reply.send(Err(e.clone()));
                 }

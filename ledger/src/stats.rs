@@ -15,9 +15,23 @@ pub struct LiveStats {
     batches: [AtomicU64; 13],
     batch_count: AtomicU64,
     batch_sum: AtomicU64,
+    write_failures: AtomicU64,
+    heals: AtomicU64,
+    /// 1 while appends are refused after a write failure.
+    unwritable: AtomicU64,
 }
 
 impl LiveStats {
+    pub(crate) fn write_failed(&self) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
+        self.unwritable.store(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn healed(&self) {
+        self.heals.fetch_add(1, Ordering::Relaxed);
+        self.unwritable.store(0, Ordering::Relaxed);
+    }
+
     pub(crate) fn commit(&self, lines: u64, synced: bool) {
         self.lines.fetch_add(lines, Ordering::Relaxed);
         if synced {
@@ -45,6 +59,9 @@ impl LiveStats {
             batch_buckets: self.batches.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
             batch_count: self.batch_count.load(Ordering::Relaxed),
             batch_sum: self.batch_sum.load(Ordering::Relaxed),
+            write_failures: self.write_failures.load(Ordering::Relaxed),
+            heals: self.heals.load(Ordering::Relaxed),
+            writable: self.unwritable.load(Ordering::Relaxed) == 0,
         }
     }
 }
@@ -58,6 +75,12 @@ pub struct LedgerStats {
     pub batch_buckets: Vec<u64>,
     pub batch_count: u64,
     pub batch_sum: u64,
+    /// Commits or fsyncs that failed (each poisons the writer until it heals).
+    pub write_failures: u64,
+    /// Times the writer accepted appends again after failures.
+    pub heals: u64,
+    /// Whether appends are accepted now.
+    pub writable: bool,
 }
 
 impl LedgerStats {
@@ -75,5 +98,21 @@ impl LedgerStats {
         let _ = writeln!(out, "egress_ledger_batch_lines_bucket{{le=\"+Inf\"}} {}", self.batch_count);
         let _ = writeln!(out, "egress_ledger_batch_lines_sum {}", self.batch_sum);
         let _ = writeln!(out, "egress_ledger_batch_lines_count {}", self.batch_count);
+        let _ = writeln!(
+            out,
+            "# HELP egress_ledger_writable 1 while the ledger accepts appends, 0 after a write failure until it heals."
+        );
+        let _ =
+            writeln!(out, "# TYPE egress_ledger_writable gauge\negress_ledger_writable {}", u8::from(self.writable));
+        let _ =
+            writeln!(out, "# HELP egress_ledger_write_failures_total Ledger writes or fsyncs that failed since start.");
+        let _ = writeln!(
+            out,
+            "# TYPE egress_ledger_write_failures_total counter\negress_ledger_write_failures_total {}",
+            self.write_failures
+        );
+        let _ =
+            writeln!(out, "# HELP egress_ledger_heals_total Times the ledger resumed appending after write failures.");
+        let _ = writeln!(out, "# TYPE egress_ledger_heals_total counter\negress_ledger_heals_total {}", self.heals);
     }
 }

@@ -4,9 +4,12 @@
 //! turns a batch of entries into lines (assigning `seq`, `prev` and `ts`),
 //! writes them with one `write` and makes them durable with one fdatasync;
 //! only then is the batch acknowledged. A failed write or fsync poisons the
-//! core: every later commit fails until the ledger is reopened, because after
-//! a failed fsync nobody knows what the file holds (the kernel may have
-//! dropped the dirty pages).
+//! core: after a failed fsync nobody knows what the file holds (the kernel
+//! may have dropped the dirty pages), so every later commit fails until
+//! [`WriterCore::heal`] (or a reopen) cuts the segment back to what was last
+//! made durable and reads the chain from disk again. The `end` records of
+//! failed commits are kept ([`WriterCore::take_failed_ends`]) to be written
+//! once the ledger heals: the requests they close did happen.
 //!
 //! The thread and channel around it live in [`crate::ledger`].
 
@@ -107,10 +110,14 @@ pub struct WriterCore {
     file: Box<dyn SegmentFile>,
     segment: u64,
     segment_len: u64,
+    /// Bytes of the current segment known durable (the last successful fsync).
+    synced_len: u64,
     /// `start` seq -> its `req`, for every start without an end yet.
     open_starts: BTreeMap<u64, String>,
     since_checkpoint: u64,
     poisoned: Option<String>,
+    /// `end` entries of commits that failed, to be written after a heal.
+    failed_ends: Vec<Entry>,
     buf: Vec<u8>,
     /// Bytes were written to the file since its last fsync.
     unsynced: bool,
@@ -148,50 +155,7 @@ impl WriterCore {
     ) -> Result<(WriterCore, RecoveryReport), OpenError> {
         let mut report = RecoveryReport::default();
         let mut notes = Vec::new();
-        let tail = loop {
-            let segments = sorted_segments(storage.list()?);
-            let Some((first_seq, name)) = segments.last().cloned() else {
-                storage.create(&segment_name(0))?;
-                break Tail {
-                    chain: Chain::genesis(),
-                    segment: 0,
-                    name: segment_name(0),
-                    len: 0,
-                    open_starts: BTreeMap::new(),
-                };
-            };
-            let chain = match segments.len() {
-                1 => Chain::genesis(),
-                n => chain_after(storage.as_ref(), &segments[n - 2].1)?,
-            };
-            if chain.next_seq != first_seq {
-                return Err(OpenError::Damaged {
-                    segment: name,
-                    line: 1,
-                    why: format!("segment should start at seq {} (the previous one ends there)", chain.next_seq),
-                });
-            }
-            let (tail, cut) = scan_last_segment(storage.as_ref(), first_seq, &name, chain)?;
-            if let Some((offset, reason)) = cut {
-                report.cut_bytes += tail_cut(storage.as_ref(), &name, offset)?;
-                notes.push(
-                    NoteRecord::new("recovery")
-                        .with("segment", name.clone())
-                        .with("offset", offset)
-                        .with("cut_bytes", report.cut_bytes)
-                        .with("reason", reason)
-                        .with("kept_in", format!("{name}.torn-{offset}")),
-                );
-            }
-            // A segment created just before a crash holds nothing, not even its
-            // opening note: drop it and continue from the one before.
-            if tail.len == 0 && segments.len() > 1 {
-                storage.remove(&name)?;
-                report.removed_segments.push(name);
-                continue;
-            }
-            break tail;
-        };
+        let tail = find_tail(storage.as_ref(), &mut report, &mut notes)?;
 
         let mut file = storage.open_append(&tail.name)?;
         // What we just read may have come from the page cache of a process
@@ -205,9 +169,11 @@ impl WriterCore {
             file,
             segment: tail.segment,
             segment_len: tail.len,
+            synced_len: tail.len,
             open_starts: tail.open_starts,
             since_checkpoint: 0,
             poisoned: None,
+            failed_ends: Vec::new(),
             buf: Vec::with_capacity(1 << 20),
             unsynced: false,
         };
@@ -257,7 +223,7 @@ impl WriterCore {
     /// appended since the last one), a checkpoint; durable on return, and so
     /// is everything written lazily before.
     pub fn commit(&mut self, entries: Vec<Entry>, force_checkpoint: bool) -> Result<Committed, AppendError> {
-        self.guarded(|core| core.commit_inner(entries, force_checkpoint, true))
+        self.commit_inner(entries, force_checkpoint, true)
     }
 
     /// Appends `entries` without an fsync of their own: they become durable
@@ -266,12 +232,15 @@ impl WriterCore {
     /// next fsync instead of costing one each. A checkpoint that falls due
     /// is still made durable at once.
     pub fn write_lazy(&mut self, entries: Vec<Entry>) -> Result<Committed, AppendError> {
-        self.guarded(|core| core.commit_inner(entries, false, false))
+        self.commit_inner(entries, false, false)
     }
 
     /// Makes everything written so far durable.
     pub fn sync(&mut self) -> Result<(), AppendError> {
-        self.guarded(WriterCore::sync_file)
+        if let Some(why) = &self.poisoned {
+            return Err(AppendError::Poisoned(why.clone()));
+        }
+        self.sync_file().inspect_err(|e| self.poison(e))
     }
 
     /// Whether lines were written that are not durable yet.
@@ -280,15 +249,85 @@ impl WriterCore {
         self.unsynced
     }
 
-    fn guarded<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T, AppendError>) -> Result<T, AppendError> {
-        if let Some(why) = &self.poisoned {
-            return Err(AppendError::Poisoned(why.clone()));
-        }
-        let result = op(self);
-        if let Err(AppendError::Io(why)) = &result {
+    /// Why appends are refused, if they are (see [`WriterCore::heal`]).
+    #[must_use]
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    /// The `end` entries of commits that failed since the last call, in order.
+    /// Lines written lazily before the failure are not among them: whoever
+    /// wrote them holds them (see `ledger::WriterThread`), and some may have
+    /// become durable after all (a rotation syncs the segment it closes).
+    pub fn take_failed_ends(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.failed_ends)
+    }
+
+    /// Accepts appends again after a write failure, without a restart: cuts
+    /// the segment back to what the last successful fsync made durable,
+    /// reads the chain head and the open starts from disk as an open does
+    /// (without ending those starts: their requests are still running), and
+    /// commits a `recovery` note followed by the `end` records of `retry`
+    /// (those lost with the failure) whose start is open on disk, once each.
+    /// Lines before the note (seq below its seq) are durable. If the
+    /// storage still fails, the core stays poisoned and those `end` records
+    /// are kept for the next try ([`WriterCore::take_failed_ends`]).
+    pub fn heal(&mut self, mut retry: Vec<Entry>) -> Result<Committed, AppendError> {
+        let Some(why) = self.poisoned.clone() else {
+            return self.commit(retry, false);
+        };
+        let name = segment_name(self.segment);
+        let mut report = RecoveryReport::default();
+        let mut notes = Vec::new();
+        let reread = self
+            .storage
+            .truncate(&name, self.synced_len)
+            .map_err(OpenError::from)
+            .and_then(|()| find_tail(self.storage.as_ref(), &mut report, &mut notes))
+            .and_then(|tail| {
+                let mut file = self.storage.open_append(&tail.name)?;
+                file.sync()?;
+                Ok((tail, file))
+            });
+        let (tail, file) = match reread {
+            Ok(found) => found,
+            Err(e) => {
+                self.failed_ends.extend(retry.into_iter().filter(|e| matches!(e, Entry::End(_))));
+                return Err(AppendError::Io(format!("healing after `{why}`: {e}")));
+            }
+        };
+        // An end whose start did not survive (it was never acknowledged) or
+        // already has its end on disk would break the one-end-per-start rule.
+        let mut ending = std::collections::BTreeSet::new();
+        retry.retain(|entry| {
+            matches!(entry, Entry::End(end)
+                if tail.open_starts.contains_key(&end.start_seq) && ending.insert(end.start_seq))
+        });
+        self.chain = tail.chain;
+        self.file = file;
+        self.segment = tail.segment;
+        self.segment_len = tail.len;
+        self.synced_len = tail.len;
+        self.open_starts = tail.open_starts;
+        self.poisoned = None;
+        self.unsynced = false;
+        self.buf.clear();
+        let note = NoteRecord::new("recovery")
+            .with("reason", "appends failed; the segment was cut back to its last fsync and writing resumed")
+            .with("error", why)
+            .with("segment", name)
+            .with("offset", self.synced_len)
+            .with("retried_ends", retry.len());
+        let mut entries: Vec<Entry> = notes.into_iter().map(Entry::Note).collect();
+        entries.push(Entry::Note(note));
+        entries.extend(retry);
+        self.commit(entries, false)
+    }
+
+    fn poison(&mut self, error: &AppendError) {
+        if let AppendError::Io(why) = error {
             self.poisoned = Some(why.clone());
         }
-        result
     }
 
     fn commit_inner(
@@ -298,24 +337,56 @@ impl WriterCore {
         sync: bool,
     ) -> Result<Committed, AppendError> {
         let mut committed = Committed { appended: Vec::with_capacity(entries.len()), ..Committed::default() };
+        let mut entries = entries.into_iter();
+        let result = match &self.poisoned {
+            Some(why) => Err(AppendError::Poisoned(why.clone())),
+            None => self.write_entries(&mut entries, &mut committed, force_checkpoint, sync),
+        };
+        match result {
+            Ok(()) => Ok(committed),
+            Err(e) => {
+                self.poison(&e);
+                let failed = committed.written.into_iter().map(|(_, entry)| entry).chain(entries);
+                self.failed_ends.extend(failed.filter(|entry| matches!(entry, Entry::End(_))));
+                Err(e)
+            }
+        }
+    }
+
+    fn write_entries(
+        &mut self,
+        entries: &mut std::vec::IntoIter<Entry>,
+        committed: &mut Committed,
+        force_checkpoint: bool,
+        sync: bool,
+    ) -> Result<(), AppendError> {
         self.buf.clear();
-        for entry in entries {
-            let appended = self.push(&entry)?;
+        for entry in entries.by_ref() {
+            let appended = match self.push(&entry) {
+                Ok(appended) => appended,
+                Err(e) => {
+                    // Neither written nor left in `entries`: keep it here.
+                    if matches!(entry, Entry::End(_)) {
+                        self.failed_ends.push(entry);
+                    }
+                    return Err(e);
+                }
+            };
             committed.appended.push(appended);
             committed.written.push((appended, entry));
             if self.since_checkpoint >= self.options.checkpoint_every_records {
-                self.push_checkpoint(&mut committed)?;
+                self.push_checkpoint(committed)?;
             }
         }
         if force_checkpoint && self.since_checkpoint > 0 {
-            self.push_checkpoint(&mut committed)?;
+            self.push_checkpoint(committed)?;
         }
         self.flush()?;
         // A checkpoint's detached file is written once its record is durable.
         if sync || !committed.checkpoints.is_empty() {
             self.sync_file()?;
         }
-        Ok(committed)
+        Ok(())
     }
 
     fn push_checkpoint(&mut self, committed: &mut Committed) -> Result<(), AppendError> {
@@ -371,6 +442,7 @@ impl WriterCore {
         if self.unsynced {
             self.file.sync().map_err(|e| AppendError::Io(e.to_string()))?;
             self.unsynced = false;
+            self.synced_len = self.segment_len;
         }
         Ok(())
     }
@@ -385,12 +457,14 @@ impl WriterCore {
             // is, or a power loss leaves a gap.
             self.file.sync().map_err(|e| AppendError::Io(e.to_string()))?;
             self.unsynced = false;
+            self.synced_len = self.segment_len;
         }
         let first_seq = self.chain.next_seq;
         let name = segment_name(first_seq);
         self.file = self.storage.create(&name).map_err(|e| AppendError::Io(e.to_string()))?;
         self.segment = first_seq;
         self.segment_len = 0;
+        self.synced_len = 0;
         let open: Vec<serde_json::Value> =
             self.open_starts.iter().map(|(seq, req)| serde_json::json!({ "seq": seq, "req": req })).collect();
         let note = Entry::Note(NoteRecord::new("segment").with("open_starts", open));
@@ -398,6 +472,59 @@ impl WriterCore {
         // with it, and a segment left empty by a crash is removed on open.
         self.push(&note)?;
         Ok(())
+    }
+}
+
+/// Finds the end of the log: the last segment, its torn tail cut (and
+/// noted in `notes`), an empty trailing segment removed.
+fn find_tail(
+    storage: &dyn Storage,
+    report: &mut RecoveryReport,
+    notes: &mut Vec<NoteRecord>,
+) -> Result<Tail, OpenError> {
+    loop {
+        let segments = sorted_segments(storage.list()?);
+        let Some((first_seq, name)) = segments.last().cloned() else {
+            storage.create(&segment_name(0))?;
+            return Ok(Tail {
+                chain: Chain::genesis(),
+                segment: 0,
+                name: segment_name(0),
+                len: 0,
+                open_starts: BTreeMap::new(),
+            });
+        };
+        let chain = match segments.len() {
+            1 => Chain::genesis(),
+            n => chain_after(storage, &segments[n - 2].1)?,
+        };
+        if chain.next_seq != first_seq {
+            return Err(OpenError::Damaged {
+                segment: name,
+                line: 1,
+                why: format!("segment should start at seq {} (the previous one ends there)", chain.next_seq),
+            });
+        }
+        let (tail, cut) = scan_last_segment(storage, first_seq, &name, chain)?;
+        if let Some((offset, reason)) = cut {
+            report.cut_bytes += tail_cut(storage, &name, offset)?;
+            notes.push(
+                NoteRecord::new("recovery")
+                    .with("segment", name.clone())
+                    .with("offset", offset)
+                    .with("cut_bytes", report.cut_bytes)
+                    .with("reason", reason)
+                    .with("kept_in", format!("{name}.torn-{offset}")),
+            );
+        }
+        // A segment created just before a crash holds nothing, not even its
+        // opening note: drop it and continue from the one before.
+        if tail.len == 0 && segments.len() > 1 {
+            storage.remove(&name)?;
+            report.removed_segments.push(name);
+            continue;
+        }
+        return Ok(tail);
     }
 }
 

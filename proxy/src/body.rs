@@ -42,8 +42,25 @@ pub enum RequestBodyPlan {
     ReframeSigned { mode: ChunkMode, decoded_len: Option<u64> },
 }
 
-/// Why the body was refused, if it was (read after the upstream exchange).
-pub type BodyVerdict = Arc<Mutex<Option<AuthError>>>;
+/// Why the request body failed on our side, if it did: the upstream then
+/// saw a cut body, but the fault is the client's.
+#[derive(Debug)]
+pub enum BodyFault {
+    /// It failed verification (a bad chunk signature, a truncated chunk, …).
+    Refused(AuthError),
+    /// No byte came for the idle timeout.
+    Idle(Duration),
+    /// The client's connection failed in the middle of it.
+    ClientGone(String),
+}
+
+/// Where a body tells its fault (read after the upstream exchange); the
+/// first fault told stays.
+pub type BodyVerdict = Arc<Mutex<Option<BodyFault>>>;
+
+fn tell(verdict: &BodyVerdict, fault: BodyFault) {
+    verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(fault);
+}
 
 /// Chooses the plan for an authenticated request.
 pub fn plan(payload: &PayloadMode, headers: &HeaderMap) -> Result<RequestBodyPlan, AuthError> {
@@ -102,7 +119,7 @@ impl RequestBodyPlan {
     #[must_use]
     pub fn body(self, incoming: Incoming, idle_timeout: Duration) -> (UpstreamBody, BodyVerdict) {
         let verdict = BodyVerdict::default();
-        let idle = IdleBody::new(incoming, idle_timeout);
+        let idle = IdleBody::new(incoming, idle_timeout, Arc::clone(&verdict));
         let body = match self {
             RequestBodyPlan::PassThrough => idle.boxed_unsync(),
             RequestBodyPlan::DecodeSigned { mode, decoded_len } => {
@@ -132,10 +149,12 @@ fn remove_aws_chunked(headers: &mut HeaderMap) {
     }
 }
 
-/// A request body that fails if no byte arrives for `timeout`.
+/// A request body that fails if no byte arrives for `timeout`, telling
+/// that (or the client's connection failing) to the verdict.
 pub struct IdleBody<B> {
     inner: B,
     idle: IdleTimer,
+    verdict: BodyVerdict,
 }
 
 impl<B> std::fmt::Debug for IdleBody<B> {
@@ -145,8 +164,8 @@ impl<B> std::fmt::Debug for IdleBody<B> {
 }
 
 impl<B> IdleBody<B> {
-    pub fn new(inner: B, timeout: Duration) -> IdleBody<B> {
-        IdleBody { inner, idle: IdleTimer::new(timeout) }
+    pub fn new(inner: B, timeout: Duration, verdict: BodyVerdict) -> IdleBody<B> {
+        IdleBody { inner, idle: IdleTimer::new(timeout), verdict }
     }
 }
 
@@ -161,12 +180,18 @@ where
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                let e: crate::BoxError = e.into();
+                tell(&this.verdict, BodyFault::ClientGone(e.to_string()));
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(frame) => {
                 this.idle.progress();
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
                 if this.idle.expired(cx) {
+                    tell(&this.verdict, BodyFault::Idle(this.idle.timeout()));
                     return Poll::Ready(Some(Err(Box::new(IdleTimeout(this.idle.timeout())))));
                 }
                 Poll::Pending
@@ -212,7 +237,7 @@ impl<B> DecodingBody<B> {
 
     fn refuse(&mut self, error: AuthError) -> crate::BoxError {
         let message = error.to_string();
-        *self.verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+        tell(&self.verdict, BodyFault::Refused(error));
         self.done = true;
         message.into()
     }

@@ -132,9 +132,16 @@ pub struct ServeArgs {
     /// Requests processed at once over all connections; more wait their turn.
     #[arg(long, default_value_t = 4096)]
     pub max_concurrent_requests: usize,
+    /// Seconds a client has to send a whole request head (and a TLS handshake).
+    #[arg(long, default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
     /// Seconds a request or response body may move no byte before it is cut.
     #[arg(long, default_value_t = 60)]
     pub body_idle_timeout_secs: u64,
+    /// Seconds the upstream has to start answering a request without a body
+    /// (GET, HEAD, DELETE, listings) before the client gets 504.
+    #[arg(long, default_value_t = 60)]
+    pub upstream_header_timeout_secs: u64,
     /// Seconds shutdown waits for requests in flight.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace_secs: u64,

@@ -22,6 +22,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A request or response body that moves nothing for this long is cut.
     pub body_idle_timeout: Duration,
+    /// Time the upstream has to start answering a request without a body.
+    pub upstream_header_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -33,6 +35,7 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_mins(1),
+            upstream_header_timeout: Duration::from_mins(1),
             shutdown_grace: Duration::from_secs(30),
         }
     }

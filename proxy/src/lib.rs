@@ -15,6 +15,7 @@ pub mod meter;
 pub mod pipeline;
 pub mod s3;
 pub mod server;
+pub mod stall;
 pub mod tls;
 pub mod upstream;
 

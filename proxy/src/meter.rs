@@ -3,7 +3,8 @@
 //! It counts a data frame as sent once hyper asks for the next one (hyper
 //! has then taken the frame for the connection), or once the stream ended.
 //! When the body ends, fails, stalls past the idle timeout, or is dropped
-//! early (the client went away), it hands the `end` record to the ledger —
+//! early (the client went away, or stopped reading and was cut by
+//! [`crate::stall::StallGuard`]), it hands the `end` record to the ledger —
 //! exactly once, whatever happens.
 
 use std::pin::Pin;
@@ -25,6 +26,8 @@ pub struct EndTemplate {
     pub metrics: std::sync::Arc<egress_admin::Metrics>,
     pub operation: String,
     pub bucket: Option<String>,
+    /// Whether the client connection was cut for not reading.
+    pub stalled: crate::stall::Stalled,
 }
 
 impl EndTemplate {
@@ -150,6 +153,8 @@ impl<B> Drop for MeteredBody<B> {
         if self.at_end {
             self.sent += std::mem::take(&mut self.pending);
             self.finish(Outcome::Complete, None);
+        } else if self.template.as_ref().is_some_and(|t| t.stalled.get()) {
+            self.finish(Outcome::Timeout, None);
         } else {
             self.finish(Outcome::ClientAbort, None);
         }

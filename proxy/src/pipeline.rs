@@ -18,11 +18,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::auth::{self, AuthError, AuthMethod, Authenticated, RequestParts, SecretLookup};
-use crate::body;
+use crate::body::{self, BodyFault};
 use crate::meter::{EndTemplate, MeteredBody};
 use crate::s3::addressing::{self, Target};
 use crate::s3::error::S3Error;
 use crate::s3::operation::operation;
+use crate::stall::Stalled;
 use crate::upstream::Upstream;
 use crate::upstream::client::UpstreamBody;
 
@@ -38,6 +39,8 @@ pub struct ProxyState {
     pub virtual_host_domains: Vec<String>,
     /// A request or response body that moves no byte for this long is cut.
     pub body_idle_timeout: Duration,
+    /// Time the upstream has to start answering a request without a body.
+    pub upstream_header_timeout: Duration,
     pub metrics: Arc<egress_admin::Metrics>,
 }
 
@@ -95,7 +98,12 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// Handles one request end to end.
-pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    state: Arc<ProxyState>,
+    remote: SocketAddr,
+    stalled: Stalled,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let req_id = uuid::Uuid::now_v7().to_string();
     let (mut parts, body) = request.into_parts();
@@ -170,10 +178,29 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
 
     let operation = start.operation.clone();
     let bucket = start.bucket.clone();
-    // Fail closed: nothing is forwarded, and no byte leaves, unrecorded.
+    let read_only = matches!(parts.method, Method::GET | Method::HEAD);
     let appending = Instant::now();
-    let appended = state.ledger.append(Entry::Start(start)).await;
-    state.metrics.ledger_append.observe(appending.elapsed());
+    let record = async {
+        let appended = state.ledger.append(Entry::Start(start)).await;
+        state.metrics.ledger_append.observe(appending.elapsed());
+        appended
+    };
+    // Fail closed: no byte leaves, and nothing that can change data goes
+    // upstream, before the start is durable. A read goes upstream while its
+    // start is being made durable (that fsync is most of its cost); its
+    // answer waits for the start, and is dropped unsent if the ledger fails.
+    let (appended, forwarded) = match verdict {
+        Err(error) => (record.await, Err((error, Outcome::Denied))),
+        Ok((target, authenticated)) if read_only => {
+            tokio::join!(record, forward(&state, parts, body, &target, &authenticated, raw_query.as_deref()))
+        }
+        Ok((target, authenticated)) => match record.await {
+            Ok(appended) => {
+                (Ok(appended), forward(&state, parts, body, &target, &authenticated, raw_query.as_deref()).await)
+            }
+            Err(e) => (Err(e), Err((S3Error::ledger_unavailable(), Outcome::Denied))),
+        },
+    };
     let start_seq = match appended {
         Ok(appended) => appended.seq,
         Err(e) => {
@@ -189,13 +216,9 @@ pub async fn handle(state: Arc<ProxyState>, remote: SocketAddr, request: Request
         metrics: Arc::clone(&state.metrics),
         operation,
         bucket,
+        stalled,
     };
-
-    let (target, authenticated) = match verdict {
-        Ok(ok) => ok,
-        Err(error) => return respond_error(template, &error.with_resource(raw_path), &req_id, head, Outcome::Denied),
-    };
-    match forward(&state, parts, body, &target, &authenticated, raw_query.as_deref()).await {
+    match forwarded {
         Ok(upstream_response) => pass_back(&state, upstream_response, template, &req_id, object_read),
         Err((error, outcome)) => respond_error(template, &error.with_resource(raw_path), &req_id, head, outcome),
     }
@@ -230,6 +253,7 @@ async fn forward(
         .map_err(|e| (S3Error::new(e.status(), e.code(), e.to_string()), Outcome::Denied))?;
     plan.adjust_headers(&mut headers);
     let payload_hash = plan.upstream_payload_hash(&authenticated.payload);
+    let bodiless = http_body::Body::is_end_stream(&body);
     let (upstream_body, verdict): (UpstreamBody, _) = plan.body(body, state.body_idle_timeout);
 
     let mut request = Request::new(upstream_body);
@@ -237,12 +261,44 @@ async fn forward(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let sent = Instant::now();
-    let result = state.upstream.send(request, &payload_hash).await;
+    // Without a body the answer should start at once; with one, it starts
+    // once the upload is done, which the body's idle timeout bounds.
+    let result = if bodiless {
+        match tokio::time::timeout(state.upstream_header_timeout, state.upstream.send(request, &payload_hash)).await {
+            Ok(result) => result,
+            Err(_) => {
+                let waited = state.upstream_header_timeout.as_secs();
+                tracing::warn!(waited_secs = waited, "upstream did not answer in time");
+                let message = format!("The upstream did not start answering within {waited} s.");
+                return Err((S3Error::new(StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout", message), Outcome::Timeout));
+            }
+        }
+    } else {
+        state.upstream.send(request, &payload_hash).await
+    };
     state.metrics.upstream.observe(sent.elapsed());
     // A body we refused (bad chunk signature, truncated) is the client's
     // fault, whatever the upstream made of the cut-off request.
-    if let Some(refused) = verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-        return Err((S3Error::new(refused.status(), refused.code(), refused.to_string()), Outcome::Denied));
+    if let Some(fault) = verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        return Err(match fault {
+            BodyFault::Refused(e) => (S3Error::new(e.status(), e.code(), e.to_string()), Outcome::Denied),
+            BodyFault::Idle(idle) => (
+                S3Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "RequestTimeout",
+                    format!(
+                        "Your socket connection to the server was not read from or written to within the timeout \
+                         period ({} s).",
+                        idle.as_secs()
+                    ),
+                ),
+                Outcome::Timeout,
+            ),
+            BodyFault::ClientGone(why) => (
+                S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", format!("The request body was cut: {why}")),
+                Outcome::ClientAbort,
+            ),
+        });
     }
     result.map_err(|e| {
         tracing::warn!(error = %e, "upstream request failed");

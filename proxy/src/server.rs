@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Limits, ServeConfig, UpstreamTarget};
 use crate::embedded::{EmbeddedStore, first_start};
 use crate::pipeline::{self, ProxyState};
+use crate::stall::{StallGuard, Stalled};
 use crate::upstream::{Addressing, CredentialSource, Upstream, UpstreamSigner};
 
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
@@ -74,6 +75,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         upstream,
         virtual_host_domains: config.virtual_host_domains.clone(),
         body_idle_timeout: config.limits.body_idle_timeout,
+        upstream_header_timeout: config.limits.upstream_header_timeout,
         metrics: Arc::clone(&metrics),
     });
 
@@ -139,12 +141,12 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             match acceptor {
-                None => connection.serve(TokioIo::new(stream), watcher).await,
+                None => connection.serve(stream, watcher).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(connection.limits.header_read_timeout, acceptor.accept(stream));
                     match handshake.await {
-                        Ok(Ok(tls_stream)) => connection.serve(TokioIo::new(tls_stream), watcher).await,
+                        Ok(Ok(tls_stream)) => connection.serve(tls_stream, watcher).await,
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                     }
@@ -246,19 +248,23 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve<I>(self, io: TokioIo<I>, watcher: hyper_util::server::graceful::Watcher)
+    async fn serve<I>(self, io: I, watcher: hyper_util::server::graceful::Watcher)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let state = self.state;
         let remote = self.remote;
+        // A client that stops reading is cut after the body idle timeout.
+        let stalled = Stalled::default();
+        let io = TokioIo::new(StallGuard::new(io, self.limits.body_idle_timeout, stalled.clone()));
         let service = tower::ServiceBuilder::new()
             // Caps requests in flight across all connections; the rest wait
             // for a slot (their connection stays open, nothing is dropped).
             .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(self.requests))
             .service_fn(move |request: hyper::Request<Incoming>| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, request).await) }
+                let stalled = stalled.clone();
+                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, stalled, request).await) }
             });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder

@@ -88,6 +88,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+pub mod relay;
 pub mod servers;
 
 /// Deterministic, incompressible-looking bytes (xorshift64*).

@@ -215,6 +215,7 @@ pub struct Key {
 #[derive(Debug)]
 pub struct Proxy {
     child: Option<Child>,
+    args: Vec<String>,
     pub addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
     /// The admin API, and its bearer token.
@@ -303,9 +304,23 @@ impl Proxy {
         });
         args.extend(options.extra_args.iter().cloned());
         let log = data_dir.parent().unwrap_or(Path::new("/tmp")).join(format!("proxy-{port}.log"));
-        let log_file = fs::File::create(&log).expect("proxy log");
+        let mut proxy =
+            Proxy { child: None, args, addr, tls_addr, admin_addr, admin_token, data_dir, keys, log, _dir: dir };
+        proxy.restart();
+        proxy
+    }
+
+    /// Starts the proxy process again with the same arguments (after
+    /// [`Proxy::kill`] or [`Proxy::stop`]), appending to the same log, and
+    /// waits for its listeners.
+    ///
+    /// # Panics
+    /// If it is running, or does not come up.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the proxy is running");
+        let log_file = fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("proxy log");
         let child = Command::new(crate::bin())
-            .args(&args)
+            .args(&self.args)
             .env("AWS_ACCESS_KEY_ID", UPSTREAM_KEY)
             .env("AWS_SECRET_ACCESS_KEY", UPSTREAM_SECRET)
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -315,17 +330,51 @@ impl Proxy {
             .stderr(log_file)
             .spawn()
             .expect("start egress-proxy serve");
-        wait_for_port(addr, "egress-proxy", &log);
-        wait_for_port(admin_addr, "egress-proxy admin API", &log);
-        if let Some(tls) = tls_addr {
-            wait_for_port(tls, "egress-proxy TLS", &log);
+        self.child = Some(child);
+        wait_for_port(self.addr, "egress-proxy", &self.log);
+        wait_for_port(self.admin_addr, "egress-proxy admin API", &self.log);
+        if let Some(tls) = self.tls_addr {
+            wait_for_port(tls, "egress-proxy TLS", &self.log);
         }
-        Proxy { child: Some(child), addr, tls_addr, admin_addr, admin_token, data_dir, keys, log, _dir: dir }
+    }
+
+    /// The running proxy's process id.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the proxy with SIGKILL (a crash: no drain, no final
+    /// checkpoint) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     #[must_use]
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// GET on the admin API with the token; the body (any status).
+    ///
+    /// # Panics
+    /// If the admin API cannot be reached.
+    #[must_use]
+    pub fn admin_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.admin_addr).expect("admin API reachable");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\nconnection: close\r\n\r\n",
+            self.admin_addr, self.admin_token
+        )
+        .expect("admin request written");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("admin response read");
+        response.split_once("\r\n\r\n").map_or(response.clone(), |(_, body)| body.to_owned())
     }
 
     /// The key of the principal created first.

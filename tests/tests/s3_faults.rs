@@ -1,6 +1,7 @@
 //! The proxy under faults of its own: a ledger that cannot write (fail
-//! closed: 503 and no object byte), and a shutdown while a download runs
-//! (drained, recorded, checkpointed).
+//! closed: 503 and no object byte, then healing by itself once space is
+//! back), and a shutdown while a download runs (drained, recorded,
+//! checkpointed).
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
 
@@ -39,7 +40,7 @@ impl Drop for Tmpfs {
 }
 
 #[test]
-fn a_full_ledger_disk_fails_closed_with_503_and_no_object_bytes() {
+fn a_full_ledger_disk_fails_closed_with_503_and_heals_by_itself_once_space_is_back() {
     let upstream = SeaweedFs::start();
     let tmpfs = Tmpfs::mount("24m");
     let data_dir = tmpfs.0.path().join("data");
@@ -54,28 +55,49 @@ fn a_full_ledger_disk_fails_closed_with_503_and_no_object_bytes() {
             r#"
 s3.create_bucket(Bucket="data")
 s3.put_object(Bucket="data", Key="model.bin", Body=b"w" * 100000)
+s3.put_object(Bucket="data", Key="big.bin", Body=b"b" * (64 << 20))
 before = s3.get_object(Bucket="data", Key="model.bin")["Body"].read()
-# Fill the ledger's disk.
-with open(os.path.join(os.environ["FILL"], "filler"), "wb") as f:
+# A download that began before the disk filled and ends while it is full
+# (too large to sit in the socket buffers: the proxy ends it only once read).
+running = s3.get_object(Bucket="data", Key="big.bin")
+running_req = running["ResponseMetadata"]["HTTPHeaders"]["x-egress-request-id"]
+first = running["Body"].read(1)
+filler = os.path.join(os.environ["FILL"], "filler")
+with open(filler, "wb") as f:
     try:
         while True:
             f.write(b"\0" * (1 << 20)); f.flush(); os.fsync(f.fileno())
     except OSError:
         pass
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "data", "Key": "model.bin"}, ExpiresIn=300)
+def fetch():
+    try:
+        with urllib.request.urlopen(url) as r:
+            return {"status": r.status, "body": len(r.read()), "req": r.headers["x-egress-request-id"]}
+    except urllib.error.HTTPError as e:
+        body = e.read().decode()
+        return {"status": e.code, "code": body.split("<Code>")[1].split("</Code>")[0], "object_bytes": "www" in body}
 results = []
 # The last page of the segment may still have room for a record or two;
 # after that every request must be refused.
 for _ in range(60):
-    try:
-        with urllib.request.urlopen(url) as r:
-            results.append({"status": r.status, "body": len(r.read()), "req": r.headers["x-egress-request-id"]})
-    except urllib.error.HTTPError as e:
-        body = e.read().decode()
-        results.append({"status": e.code, "code": body.split("<Code>")[1].split("</Code>")[0], "object_bytes": "www" in body})
+    results.append(fetch())
     if len([x for x in results if x["status"] == 503]) >= 3:
         break
-print(json.dumps({"before": len(before), "after": results}))
+running_len = len(first) + len(running["Body"].read())
+running["Body"].close()
+time.sleep(0.5)
+os.remove(filler)
+# No restart: the writer retries every second and must heal by itself.
+healed, deadline = None, time.time() + 15
+while time.time() < deadline:
+    attempt = fetch()
+    if attempt["status"] == 200:
+        healed = attempt
+        break
+    time.sleep(0.2)
+print(json.dumps({"before": len(before), "after": results, "running": {"req": running_req, "len": running_len},
+                  "healed": healed}))
 "#
         ),
         &[
@@ -89,22 +111,40 @@ print(json.dumps({"before": len(before), "after": results}))
     let attempts = out["after"].as_array().unwrap();
     let first_refusal =
         attempts.iter().position(|a| a["status"] == 503).unwrap_or_else(|| panic!("never refused: {out}"));
+    assert!(
+        out["healed"]["status"] == 200,
+        "the ledger did not heal within 15 s of space coming back: {out}\n{}",
+        proxy.log()
+    );
     let lines = proxy.ledger();
-    for served in &attempts[..first_refusal] {
+    for served in attempts[..first_refusal].iter().chain([&out["healed"]]) {
         // Served only because its start record still fit on the disk.
         assert_eq!(served["status"], 200, "{out}");
         let req = served["req"].as_str().unwrap();
         assert!(lines.iter().any(|l| l["kind"] == "start" && l["req"] == req), "served {req} without a durable start");
     }
     for refused in &attempts[first_refusal..] {
-        assert_eq!(refused["status"], 503, "once refusing, the ledger refuses until reopened: {out}");
+        assert_eq!(refused["status"], 503, "once refusing, the ledger refuses until space is back: {out}");
         assert_eq!(refused["code"], "ServiceUnavailable");
         assert_eq!(refused["object_bytes"], false);
     }
     assert!(proxy.log().contains("ledger refused the start record"), "{}", proxy.log());
+    // The end of the download that finished while the disk was full was
+    // kept and written by the heal, after the heal's note.
+    assert_eq!(out["running"]["len"], 64 << 20);
+    let (start, end) = proxy.event(out["running"]["req"].as_str().unwrap());
+    assert_eq!(end["outcome"], "complete", "{start} {end}");
+    assert_eq!(end["bytes_sent"], 64 << 20);
+    let note = lines
+        .iter()
+        .find(|l| l["kind"] == "note" && l["event"] == "recovery" && l["retried_ends"].as_u64() >= Some(1))
+        .unwrap_or_else(|| panic!("no heal note in the ledger"));
+    assert!(note["seq"].as_u64() < end["seq"].as_u64(), "the download's end came with the heal: {note} {end}");
+    let metrics = proxy.admin_get("/metrics");
+    assert!(metrics.contains("egress_ledger_writable 1"), "{metrics}");
+    assert!(metrics.contains("egress_ledger_heals_total 1"), "{metrics}");
     drop(proxy);
     // Every acknowledged record is intact; what the full disk refused is absent.
-    std::fs::remove_file(tmpfs.0.path().join("filler")).unwrap();
     let verify = egress_e2e::run_in(&data_dir, &["ledger", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
 }

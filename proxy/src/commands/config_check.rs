@@ -67,15 +67,9 @@ fn inspect(args: crate::cli::ServeArgs, matches: &ArgMatches) -> Report {
     let aws_endpoint = pick(given("aws_endpoint"), args.aws_endpoint.clone(), file.aws_endpoint.clone().map(Some));
     let token_file =
         pick(given("admin_token_file"), args.admin_token_file.clone(), file.admin_token_file.clone().map(Some));
-    // The numbers without an environment variable: show what `serve` uses.
-    let limits = (
-        pick(given("max_concurrent_requests"), args.max_concurrent_requests, file.max_concurrent_requests),
-        pick(given("body_idle_timeout_secs"), args.body_idle_timeout_secs, file.body_idle_timeout_secs),
-        pick(given("shutdown_grace_secs"), args.shutdown_grace_secs, file.shutdown_grace_secs),
-    );
 
     let effective = match serve::config_with_file(args, matches, file) {
-        Ok(config) => Some(describe(&config, limits)),
+        Ok(config) => Some(describe(&config)),
         Err(e) => {
             problems.push(format!("{e:#}"));
             None
@@ -182,10 +176,7 @@ fn file_keys() -> &'static [&'static str] {
 }
 
 /// The effective configuration as a map, secrets masked.
-fn describe(
-    config: &ServeConfig,
-    (max_concurrent, idle_secs, grace_secs): (usize, u64, u64),
-) -> Vec<(&'static str, Value)> {
+fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
     const MASK: &str = "***";
     let tls = config.tls.as_ref();
     let admin_token = if config.admin.token_env.is_some() {
@@ -221,9 +212,12 @@ fn describe(
     put("admin_listen", json!(config.admin.listen.to_string()));
     put("admin_token", json!(admin_token));
     put("aws_endpoint", json!(config.admin.aws_endpoint.as_deref().unwrap_or("AWS")));
-    put("max_concurrent_requests", json!(max_concurrent.max(1)));
-    put("body_idle_timeout_secs", json!(idle_secs.max(1)));
-    put("shutdown_grace_secs", json!(grace_secs));
+    let limits = &config.limits;
+    put("max_concurrent_requests", json!(limits.max_concurrent_requests));
+    put("header_read_timeout_secs", json!(limits.header_read_timeout.as_secs()));
+    put("body_idle_timeout_secs", json!(limits.body_idle_timeout.as_secs()));
+    put("upstream_header_timeout_secs", json!(limits.upstream_header_timeout.as_secs()));
+    put("shutdown_grace_secs", json!(limits.shutdown_grace.as_secs()));
     settings
 }
 

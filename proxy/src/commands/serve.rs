@@ -42,7 +42,9 @@ pub struct FileConfig {
     pub admin_token_file: Option<PathBuf>,
     pub aws_endpoint: Option<String>,
     pub max_concurrent_requests: Option<usize>,
+    pub header_read_timeout_secs: Option<u64>,
     pub body_idle_timeout_secs: Option<u64>,
+    pub upstream_header_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
 }
 
@@ -127,8 +129,19 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
                 file.max_concurrent_requests
             )
             .max(1),
+            header_read_timeout: Duration::from_secs(
+                pick!("header_read_timeout_secs", args.header_read_timeout_secs, file.header_read_timeout_secs).max(1),
+            ),
             body_idle_timeout: Duration::from_secs(
                 pick!("body_idle_timeout_secs", args.body_idle_timeout_secs, file.body_idle_timeout_secs).max(1),
+            ),
+            upstream_header_timeout: Duration::from_secs(
+                pick!(
+                    "upstream_header_timeout_secs",
+                    args.upstream_header_timeout_secs,
+                    file.upstream_header_timeout_secs
+                )
+                .max(1),
             ),
             shutdown_grace: Duration::from_secs(pick!(
                 "shutdown_grace_secs",

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Kills the proxy with SIGKILL at random moments while boto3 clients read and
+# write through it, restarts it, and checks the ledger after every restart
+# and at the end (tests/tests/crash.rs). The test suite runs 20 crashes.
+#
+#   scripts/crash-test.sh              1000 crashes
+#   scripts/crash-test.sh 50           50 crashes
+#   EGRESS_CRASH_SEED=123 scripts/crash-test.sh 50   repeat a run's timing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/egress-proxy/target}"
+. scripts/venv.sh
+export EGRESS_CRASHES="${1:-1000}"
+cargo build -p egress-proxy
+cargo test -p egress-e2e --test crash -- --nocapture
