@@ -10,8 +10,6 @@ pub struct Target {
     pub bucket: Option<String>,
     /// Decoded object key; None for bucket-level requests.
     pub key: Option<String>,
-    /// The key exactly as sent, still percent-encoded (without the leading '/').
-    pub raw_key: Option<String>,
     /// True when the bucket came from the Host header.
     pub virtual_hosted: bool,
 }
@@ -73,7 +71,7 @@ pub fn resolve(host: Option<&str>, raw_path: &str, virtual_host_domains: &[Strin
         Some(raw) => Some(percent_decode_str(raw).decode_utf8().map_err(|_| AddressError::KeyNotUtf8)?.into_owned()),
         None => None,
     };
-    Ok(Target { bucket, key, raw_key, virtual_hosted })
+    Ok(Target { bucket, key, virtual_hosted })
 }
 
 #[cfg(test)]
@@ -89,7 +87,6 @@ mod tests {
         let t = resolve(Some("127.0.0.1:9000"), "/data/dir/my%20file.bin", &domains()).unwrap();
         assert_eq!(t.bucket.as_deref(), Some("data"));
         assert_eq!(t.key.as_deref(), Some("dir/my file.bin"));
-        assert_eq!(t.raw_key.as_deref(), Some("dir/my%20file.bin"));
         assert!(!t.virtual_hosted);
         let bucket_only = resolve(Some("localhost"), "/data", &domains()).unwrap();
         assert_eq!((bucket_only.bucket.as_deref(), bucket_only.key), (Some("data"), None));
