@@ -20,6 +20,8 @@ pub struct Target {
 pub enum AddressError {
     #[error("the object key is not valid UTF-8 once decoded")]
     KeyNotUtf8,
+    #[error("the path has a '%' not followed by two hex digits; send a literal '%' as %25")]
+    InvalidPercentEncoding,
     #[error("the bucket name {0:?} is not valid")]
     InvalidBucketName(String),
 }
@@ -42,9 +44,24 @@ fn valid_bucket(name: &str) -> bool {
         && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
+/// Every `%` starts an escape of two hex digits. A broken escape leaves the
+/// key ambiguous (S3 answers `InvalidURI`; other servers guess or answer in
+/// plain text), so it is refused rather than passed on.
+fn valid_percent_encoding(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| bytes.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)))
+}
+
 /// Finds bucket and key. `virtual_host_domains` are the domains under which
 /// `<bucket>.<domain>` is virtual-hosted addressing.
 pub fn resolve(host: Option<&str>, raw_path: &str, virtual_host_domains: &[String]) -> Result<Target, AddressError> {
+    if !valid_percent_encoding(raw_path) {
+        return Err(AddressError::InvalidPercentEncoding);
+    }
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     let host_bucket = host.map(host_name).and_then(|h| {
         virtual_host_domains.iter().find_map(|domain| {
@@ -112,6 +129,10 @@ mod tests {
     #[test]
     fn bad_names_and_encodings() {
         assert_eq!(resolve(None, "/data/%ff", &[]), Err(AddressError::KeyNotUtf8));
+        for broken in ["/data/a%zzb", "/data/a%2", "/data/%", "/da%7/k"] {
+            assert_eq!(resolve(None, broken, &[]), Err(AddressError::InvalidPercentEncoding), "{broken}");
+        }
+        assert!(resolve(None, "/data/a%25zz%2F%7e", &[]).is_ok());
         assert!(matches!(resolve(None, "/a/k", &[]), Err(AddressError::InvalidBucketName(_))));
         assert!(matches!(resolve(None, "/bad%20bucket/k", &[]), Err(AddressError::InvalidBucketName(_))));
     }
