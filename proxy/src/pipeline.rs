@@ -240,7 +240,7 @@ async fn forward(
     let query = raw_query.map(|q| if presigned { strip_auth_params(q) } else { q.to_owned() });
     let uri = state
         .upstream
-        .uri(target.bucket.as_deref(), target.raw_key.as_deref(), query.as_deref())
+        .uri(target.bucket.as_deref(), target.key.as_deref(), query.as_deref())
         .map_err(|e| internal(e.to_string()))?;
 
     let mut headers = HeaderMap::with_capacity(parts.headers.len());

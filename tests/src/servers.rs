@@ -236,6 +236,9 @@ pub struct ProxyOptions {
     pub data_dir: Option<PathBuf>,
     /// Serve TLS too, with certificates from `egress-proxy certs` in this dir.
     pub tls_certs: Option<PathBuf>,
+    /// Environment for `serve`, set after the harness's own (so it may
+    /// override `EGRESS_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Proxy {
@@ -325,6 +328,7 @@ impl Proxy {
             .env("AWS_SECRET_ACCESS_KEY", UPSTREAM_SECRET)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("EGRESS_LOG", "info")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)

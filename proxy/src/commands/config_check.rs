@@ -116,7 +116,7 @@ fn read_file_leniently(path: &Path, problems: &mut Vec<String>) -> FileConfig {
     let table: toml::Table = match toml::from_str(&text) {
         Ok(table) => table,
         Err(e) => {
-            problems.push(format!("config file {shown} is not valid TOML: {e}"));
+            problems.push(format!("config file {shown} is not valid TOML: {}", serve::toml_error(&text, &e)));
             return FileConfig::default();
         }
     };

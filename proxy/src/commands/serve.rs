@@ -52,7 +52,23 @@ impl FileConfig {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("config file {} is not valid: {}", path.display(), toml_error(&text, &e)))
+    }
+}
+
+/// A TOML error as `line N: what`, without the excerpt of the file that
+/// toml shows by default: that excerpt is the offending line, and a secret
+/// pasted into the file by mistake (`aws_secret_access_key = "…"`, an
+/// unknown key) would be echoed into the log.
+#[must_use]
+pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            format!("line {}: {}", before.matches('\n').count() + 1, error.message())
+        }
+        None => error.message().to_owned(),
     }
 }
 
@@ -215,6 +231,13 @@ mod tests {
         std::fs::write(&file, "upstream = \"http://127.0.0.1:8333\"\ntls_listen = \"127.0.0.1:9443\"\n").unwrap();
         let err = format!("{:#}", parse(&["serve", "--config", file.to_str().unwrap()]).unwrap_err());
         assert!(err.contains("tls_listen, tls_cert and tls_key"), "{err}");
+
+        // A secret put in the file by mistake is not echoed back.
+        for text in ["aws_secret_access_key = \"wJalrXUtnFEMIK7MDENG\"\n", "admin_token = wJalrXUtnFEMIK7MDENG\n"] {
+            std::fs::write(&file, format!("upstream = \"http://127.0.0.1:8333\"\n{text}")).unwrap();
+            let err = format!("{:#}", parse(&["serve", "--config", file.to_str().unwrap()]).unwrap_err());
+            assert!(err.contains("line 2: ") && !err.contains("wJalrXUtnFEMIK7MDENG"), "{err}");
+        }
 
         let err = format!("{:#}", parse(&["serve", "--config", "/nonexistent.toml"]).unwrap_err());
         assert!(err.contains("reading config file /nonexistent.toml"), "{err}");

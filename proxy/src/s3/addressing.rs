@@ -10,8 +10,6 @@ pub struct Target {
     pub bucket: Option<String>,
     /// Decoded object key; None for bucket-level requests.
     pub key: Option<String>,
-    /// The key exactly as sent, still percent-encoded (without the leading '/').
-    pub raw_key: Option<String>,
     /// True when the bucket came from the Host header.
     pub virtual_hosted: bool,
 }
@@ -22,6 +20,8 @@ pub struct Target {
 pub enum AddressError {
     #[error("the object key is not valid UTF-8 once decoded")]
     KeyNotUtf8,
+    #[error("the path has a '%' not followed by two hex digits; send a literal '%' as %25")]
+    InvalidPercentEncoding,
     #[error("the bucket name {0:?} is not valid")]
     InvalidBucketName(String),
 }
@@ -44,9 +44,24 @@ fn valid_bucket(name: &str) -> bool {
         && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
+/// Every `%` starts an escape of two hex digits. A broken escape leaves the
+/// key ambiguous (S3 answers `InvalidURI`; other servers guess or answer in
+/// plain text), so it is refused rather than passed on.
+fn valid_percent_encoding(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| bytes.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)))
+}
+
 /// Finds bucket and key. `virtual_host_domains` are the domains under which
 /// `<bucket>.<domain>` is virtual-hosted addressing.
 pub fn resolve(host: Option<&str>, raw_path: &str, virtual_host_domains: &[String]) -> Result<Target, AddressError> {
+    if !valid_percent_encoding(raw_path) {
+        return Err(AddressError::InvalidPercentEncoding);
+    }
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     let host_bucket = host.map(host_name).and_then(|h| {
         virtual_host_domains.iter().find_map(|domain| {
@@ -73,7 +88,7 @@ pub fn resolve(host: Option<&str>, raw_path: &str, virtual_host_domains: &[Strin
         Some(raw) => Some(percent_decode_str(raw).decode_utf8().map_err(|_| AddressError::KeyNotUtf8)?.into_owned()),
         None => None,
     };
-    Ok(Target { bucket, key, raw_key, virtual_hosted })
+    Ok(Target { bucket, key, virtual_hosted })
 }
 
 #[cfg(test)]
@@ -89,7 +104,6 @@ mod tests {
         let t = resolve(Some("127.0.0.1:9000"), "/data/dir/my%20file.bin", &domains()).unwrap();
         assert_eq!(t.bucket.as_deref(), Some("data"));
         assert_eq!(t.key.as_deref(), Some("dir/my file.bin"));
-        assert_eq!(t.raw_key.as_deref(), Some("dir/my%20file.bin"));
         assert!(!t.virtual_hosted);
         let bucket_only = resolve(Some("localhost"), "/data", &domains()).unwrap();
         assert_eq!((bucket_only.bucket.as_deref(), bucket_only.key), (Some("data"), None));
@@ -115,6 +129,10 @@ mod tests {
     #[test]
     fn bad_names_and_encodings() {
         assert_eq!(resolve(None, "/data/%ff", &[]), Err(AddressError::KeyNotUtf8));
+        for broken in ["/data/a%zzb", "/data/a%2", "/data/%", "/da%7/k"] {
+            assert_eq!(resolve(None, broken, &[]), Err(AddressError::InvalidPercentEncoding), "{broken}");
+        }
+        assert!(resolve(None, "/data/a%25zz%2F%7e", &[]).is_ok());
         assert!(matches!(resolve(None, "/a/k", &[]), Err(AddressError::InvalidBucketName(_))));
         assert!(matches!(resolve(None, "/bad%20bucket/k", &[]), Err(AddressError::InvalidBucketName(_))));
     }

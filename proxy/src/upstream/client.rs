@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::UpstreamSigner;
+use crate::auth::sigv4::uri_encode;
 
 /// Body of a request to the upstream.
 pub type UpstreamBody = UnsyncBoxBody<Bytes, crate::BoxError>;
@@ -77,13 +78,20 @@ impl Upstream {
         Ok(Upstream { scheme, authority, addressing, client, signer })
     }
 
-    /// The upstream URI for a request on `bucket` with the raw (still
-    /// encoded) key and query.
-    pub fn uri(&self, bucket: Option<&str>, raw_key: Option<&str>, query: Option<&str>) -> Result<Uri, UpstreamError> {
-        let key = raw_key.unwrap_or("");
+    /// The upstream URI for a request on `bucket` with the decoded `key` and
+    /// the raw (still encoded) query.
+    ///
+    /// The key is encoded afresh the way SigV4 canonicalises a path, so the
+    /// path we sign is the canonical URI every S3 server computes. Clients
+    /// may send keys encoded otherwise (`+`, `@`, `%7E`, `%2F`), which their
+    /// own signatures cover; passed on as sent, servers that re-encode the
+    /// path (SeaweedFS, MinIO) would refuse our signature.
+    pub fn uri(&self, bucket: Option<&str>, key: Option<&str>, query: Option<&str>) -> Result<Uri, UpstreamError> {
+        let encoded_key = key.map(|k| uri_encode(k, false));
+        let key_path = encoded_key.as_deref().unwrap_or("");
         let (authority, path) = match (self.addressing, bucket) {
-            (Addressing::Virtual, Some(bucket)) => (format!("{bucket}.{}", self.authority), format!("/{key}")),
-            (_, Some(bucket)) if raw_key.is_some() => (self.authority.clone(), format!("/{bucket}/{key}")),
+            (Addressing::Virtual, Some(bucket)) => (format!("{bucket}.{}", self.authority), format!("/{key_path}")),
+            (_, Some(bucket)) if key.is_some() => (self.authority.clone(), format!("/{bucket}/{key_path}")),
             (_, Some(bucket)) => (self.authority.clone(), format!("/{bucket}")),
             (_, None) => (self.authority.clone(), "/".to_owned()),
         };
