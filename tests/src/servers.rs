@@ -216,6 +216,7 @@ pub struct Key {
 pub struct Proxy {
     child: Option<Child>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     pub addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
     /// The admin API, and its bearer token.
@@ -307,8 +308,19 @@ impl Proxy {
         });
         args.extend(options.extra_args.iter().cloned());
         let log = data_dir.parent().unwrap_or(Path::new("/tmp")).join(format!("proxy-{port}.log"));
-        let mut proxy =
-            Proxy { child: None, args, addr, tls_addr, admin_addr, admin_token, data_dir, keys, log, _dir: dir };
+        let mut proxy = Proxy {
+            child: None,
+            args,
+            env: options.env.clone(),
+            addr,
+            tls_addr,
+            admin_addr,
+            admin_token,
+            data_dir,
+            keys,
+            log,
+            _dir: dir,
+        };
         proxy.restart();
         proxy
     }
@@ -328,7 +340,7 @@ impl Proxy {
             .env("AWS_SECRET_ACCESS_KEY", UPSTREAM_SECRET)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("EGRESS_LOG", "info")
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)
