@@ -183,6 +183,10 @@ fn serve_without_upstream_runs_on_the_embedded_store_with_a_default_principal() 
     assert_eq!(key["name"], "default");
     let secret = key["secret_access_key"].as_str().expect("secret").to_owned();
 
+    // The banner follows the key file by a moment.
+    while !proxy.log().contains(&key_file.display().to_string()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let banner = proxy.log();
     assert!(banner.contains("EMBEDDED DEV STORE"), "says the upstream is not S3:\n{banner}");
     assert!(banner.contains(&key_file.display().to_string()), "names the key file:\n{banner}");
