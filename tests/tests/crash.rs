@@ -215,8 +215,13 @@ print(json.dumps({}))
                 other => panic!("finished download recorded as {other:?}: {end} {record}"),
             }
         }
-        if record["complete"] == false {
-            assert_ne!(end["outcome"], "complete", "a cut download is not complete: {end} {record}");
+        if record["complete"] == false && end["outcome"] == "complete" {
+            // The proxy had handed the whole body to the kernel and recorded
+            // it, then died before the kernel delivered the last of it (a kill
+            // resets the socket). `bytes_sent` counts what left the process,
+            // so it may exceed what arrived, by at most the socket buffers.
+            let (sent, got) = (end["bytes_sent"].as_u64().unwrap(), record["bytes"].as_u64().unwrap());
+            assert!(sent >= got && sent - got <= 16 << 20, "{end} {record}");
         }
     }
     let refused = records.len() - answered;

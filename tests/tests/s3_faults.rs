@@ -167,6 +167,8 @@ print(json.dumps({"url": s3.generate_presigned_url("get_object", Params={"Bucket
         &[("ENDPOINT", &proxy.endpoint()), ("AK", &key.access_key_id), ("SK", &key.secret_access_key)],
     );
     let url = setup["url"].as_str().unwrap().to_owned();
+    let began = proxy.data_dir.with_file_name("download-began");
+    let began_path = began.display().to_string();
     // A slow reader: 8 MiB at ~4 MiB/s, started before the shutdown.
     let reader = std::thread::spawn(move || {
         python(
@@ -174,6 +176,7 @@ print(json.dumps({"url": s3.generate_presigned_url("get_object", Params={"Bucket
 import os, json, time, urllib.request
 r = urllib.request.urlopen(os.environ["URL"])
 req = r.headers["x-egress-request-id"]
+open(os.environ["BEGAN"], "w").close()
 got = 0
 while True:
     chunk = r.read(256 * 1024)
@@ -181,10 +184,14 @@ while True:
     got += len(chunk); time.sleep(0.0625)
 print(json.dumps({"req": req, "got": got}))
 "#,
-            &[("URL", &url)],
+            &[("URL", &url), ("BEGAN", &began_path)],
         )
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !began.exists() {
+        assert!(std::time::Instant::now() < deadline && !reader.is_finished(), "the download never began");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     proxy.stop(); // SIGTERM; returns once the process exited 0
     let read = reader.join().unwrap();
     assert_eq!(read["got"], 8 * 1024 * 1024, "the download in flight completed during the drain");
