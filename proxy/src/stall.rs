@@ -39,37 +39,39 @@ impl Stalled {
 pub struct StallGuard<I> {
     inner: I,
     timeout: Duration,
-    /// Allocated on the first wait, then re-armed.
+    /// Allocated on the first wait. It is moved only when it fires, never
+    /// on progress: a busy download would otherwise re-arm it on every
+    /// full socket buffer.
     timer: Option<Pin<Box<Sleep>>>,
-    /// A send is waiting and the timer runs for it.
-    waiting: bool,
+    /// Since when a send has been waiting, if one is.
+    waiting_since: Option<Instant>,
     stalled: Stalled,
 }
 
 impl<I> StallGuard<I> {
     pub fn new(inner: I, timeout: Duration, stalled: Stalled) -> StallGuard<I> {
-        StallGuard { inner, timeout, timer: None, waiting: false, stalled }
+        StallGuard { inner, timeout, timer: None, waiting_since: None, stalled }
     }
 
-    /// After a send returned `result`: progress disarms the timer, a wait
-    /// arms it (once) and fails when it has run out.
+    /// After a send returned `result`: progress ends the wait; a wait that
+    /// has lasted `timeout` fails.
     fn timed<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if result.is_ready() {
-            self.waiting = false;
+            self.waiting_since = None;
             return result;
         }
-        let deadline = Instant::now() + self.timeout;
+        let deadline = *self.waiting_since.get_or_insert_with(Instant::now) + self.timeout;
         let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.waiting {
+        // Armed for an earlier wait, the timer fires early: move it on.
+        while timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                self.stalled.set();
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the client read nothing for {:?}", self.timeout),
+                )));
+            }
             timer.as_mut().reset(deadline);
-            self.waiting = true;
-        }
-        if timer.as_mut().poll(cx).is_ready() {
-            self.stalled.set();
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the client read nothing for {:?}", self.timeout),
-            )));
         }
         Poll::Pending
     }
