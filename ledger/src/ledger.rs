@@ -448,23 +448,23 @@ impl WriterThread {
     }
 
     /// A commit or sync failed: the `end` records of the failed commit wait
-    /// for the heal, as do the lines written lazily and not synced (`unsynced`),
-    /// which the heal cuts unless a rotation made them durable already.
+    /// for the heal, as do those written lazily and not synced (`unsynced`,
+    /// which the heal cuts unless a rotation made them durable already; the
+    /// heal skips an end already on disk).
     fn writes_failed(&mut self) {
-        self.lost_ends.extend(self.core.take_failed_ends());
-        self.lazy_deadline = None;
         if self.heal_at.is_none() {
+            let lazy_ends = self.unsynced.iter().filter(|(_, entry)| matches!(entry, Entry::End(_)));
+            self.lost_ends.extend(lazy_ends.map(|(_, entry)| entry.clone()));
             self.shared.stats.write_failed();
             self.heal_at = Some(Instant::now() + HEAL_RETRY);
         }
+        self.lost_ends.extend(self.core.take_failed_ends());
+        self.lazy_deadline = None;
     }
 
     /// Tries to accept appends again (see [`WriterCore::heal`]).
     fn try_heal(&mut self) {
-        let lazy_ends = self.unsynced.iter().filter(|(_, entry)| matches!(entry, Entry::End(_)));
-        let mut retry: Vec<Entry> = lazy_ends.map(|(_, entry)| entry.clone()).collect();
-        retry.append(&mut self.lost_ends);
-        match self.core.heal(retry) {
+        match self.core.heal(std::mem::take(&mut self.lost_ends)) {
             Ok(committed) => {
                 tracing::warn!("ledger writable again; the `end` records lost with the failure were written");
                 self.heal_at = None;
@@ -477,7 +477,8 @@ impl WriterThread {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "ledger still not writable");
-                self.lost_ends.extend(self.core.take_failed_ends());
+                // The ends handed in, less those the heal found on disk.
+                self.lost_ends = self.core.take_failed_ends();
                 self.heal_at = Some(Instant::now() + HEAL_RETRY);
             }
         }
