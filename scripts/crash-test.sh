@@ -11,5 +11,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/egress-proxy/target}"
 . scripts/venv.sh
 export EGRESS_CRASHES="${1:-1000}"
-cargo build -p egress-proxy
+# The proxy (and the `ledger verify` after every restart, over a ledger that
+# keeps growing) from a release build; the test harness stays in debug.
+cargo build --release -p egress-proxy
+export EGRESS_PROXY_BIN="$CARGO_TARGET_DIR/release/egress-proxy"
 cargo test -p egress-e2e --test crash -- --nocapture
