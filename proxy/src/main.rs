@@ -5,10 +5,15 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 use egress_proxy::cli::{Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, LogFormat, PrincipalCommand};
 use egress_proxy::commands::{config_check, ledger, principal, serve};
 
+// mimalloc, tuned to give memory back at once (`egress_proxy::allocator`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // Secrets and keys are written under the data dir: nothing we create is
     // for other users.
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    egress_proxy::allocator::settle();
     let parsed = Cli::command()
         .long_version(egress_proxy::cli::long_version())
         .try_get_matches()

@@ -109,6 +109,11 @@ fn misbehaving_clients_are_cut_by_timeouts_recorded_and_leave_nothing_behind() {
         },
     );
     let pid = proxy.pid().unwrap();
+    // The allocator's options are set by re-executing itself (proxy/src/allocator.rs).
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    for wanted in ["MIMALLOC_PURGE_DELAY=0", "MIMALLOC_ARENA_EAGER_COMMIT=0"] {
+        assert!(environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()), "{wanted} not in the proxy's environment");
+    }
     let key = proxy.key().clone();
     let scratch = tempfile::tempdir().unwrap();
     let (ready, go) = (scratch.path().join("ready"), scratch.path().join("go"));
