@@ -19,18 +19,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/seaweed.sh
 UK=BENCHUPSTREAMKEY0001; US=bench-upstream-secret-000000000000000001
-echo "{\"identities\":[{\"name\":\"proxy\",\"credentials\":[{\"accessKey\":\"$UK\",\"secretKey\":\"$US\"}],\"actions\":[\"Admin\",\"Read\",\"Write\",\"List\",\"Tagging\"]}]}" > "$work/s3.json"
-mkdir -p "$work/weed" "$work/logs"
-s3port=$(free_port)
-ports=()
-for flag in s3.port.grpc s3.port.iceberg s3.port.lance master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc admin.port admin.port.grpc; do
-  ports+=("-$flag=$(free_port)")
-done
-weed -logdir="$work/logs" mini -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$work/weed" -s3.port="$s3port" \
-  -s3.config="$work/s3.json" -admin.ui=false -webdav=false "${ports[@]}" > "$work/weed.out" 2>&1 &
-pids+=($!)
+start_seaweed "$UK" "$US"
 direct="http://127.0.0.1:$s3port"
 
 "$bin/egress-proxy" principal create bench --data-dir "$work/data" > "$work/key.json"
@@ -38,7 +29,7 @@ AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key
 SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
 pport=$(free_port)
 AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
-  "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
+  "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --admin-listen "127.0.0.1:$(free_port)" --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
 proxy_pid=$!
 pids+=($proxy_pid)
 proxied="http://127.0.0.1:$pport"

@@ -1,5 +1,5 @@
-# Sourced by scripts/load.sh and scripts/bench-nginx.sh: the local upstream
-# the way scripts/bench.sh starts it. Needs `weed` on PATH (scripts/venv.sh),
+# Sourced by scripts/bench.sh, load.sh and bench-nginx.sh: the local
+# upstream for the measurements. Needs `weed` on PATH (scripts/venv.sh),
 # $work (a scratch dir) and the array `pids` (killed by the caller's trap).
 #
 #   start_seaweed KEY SECRET    starts `weed mini` with that identity; sets $s3port
