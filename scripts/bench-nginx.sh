@@ -21,13 +21,8 @@ if ! command -v nginx >/dev/null; then
 fi
 nginx_bin=$(command -v nginx)
 
-cargo build --release -p egress-proxy -p egress-e2e --bins
-bin="$CARGO_TARGET_DIR/release"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . scripts/seaweed.sh
+measure_setup
 
 UK=NGINXUPSTREAMKEY0001; US=nginx-upstream-secret-000000000000000001
 start_seaweed "$UK" "$US"
@@ -72,16 +67,7 @@ EOF
 pids+=($!)
 via_nginx="http://127.0.0.1:$nport"
 
-"$bin/egress-proxy" principal create bench --data-dir "$work/data" > "$work/key.json"
-AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key_id'])")
-SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
-pport=$(free_port)
-aport=$(free_port)
-AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
-  "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --admin-listen "127.0.0.1:$aport" \
-  --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
-pids+=($!)
-proxied="http://127.0.0.1:$pport"
+start_proxy bench
 
 up() { "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" --bucket bench "$@"; }
 for _ in $(seq 100); do up --key probe put --size 1 >/dev/null 2>&1 && break; sleep 0.2; done

@@ -12,27 +12,13 @@ LARGE_MIB="${LARGE_MIB:-1024}"
 HUGE_MIB="${HUGE_MIB:-4096}"
 SMALL_REQUESTS="${SMALL_REQUESTS:-20000}"
 
-cargo build --release -p egress-proxy -p egress-e2e --bins
-bin="$CARGO_TARGET_DIR/release"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
 . scripts/seaweed.sh
+measure_setup
 UK=BENCHUPSTREAMKEY0001; US=bench-upstream-secret-000000000000000001
 start_seaweed "$UK" "$US"
 direct="http://127.0.0.1:$s3port"
 
-"$bin/egress-proxy" principal create bench --data-dir "$work/data" > "$work/key.json"
-AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key_id'])")
-SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
-pport=$(free_port)
-AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
-  "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --admin-listen "127.0.0.1:$(free_port)" --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
-proxy_pid=$!
-pids+=($proxy_pid)
-proxied="http://127.0.0.1:$pport"
+start_proxy bench
 
 up() { "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" "$@"; }
 via() { "$bin/egress-bench" --endpoint "$proxied" --access-key "$AK" --secret-key "$SK" "$@"; }

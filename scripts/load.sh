@@ -30,27 +30,13 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
   }
 fi
 
-cargo build --release -p egress-proxy -p egress-e2e --bins
-bin="$CARGO_TARGET_DIR/release"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . scripts/seaweed.sh
+measure_setup
 
 UK=LOADUPSTREAMKEY00001; US=load-upstream-secret-0000000000000000001
 start_seaweed "$UK" "$US"
 direct="http://127.0.0.1:$s3port"
-"$bin/egress-proxy" principal create load --data-dir "$work/data" > "$work/key.json"
-AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key_id'])")
-SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
-pport=$(free_port)
-aport=$(free_port)
-AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
-  "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --admin-listen "127.0.0.1:$aport" \
-  --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
-proxy_pid=$!
-pids+=($proxy_pid)
+start_proxy load
 
 up() { "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" --bucket load "$@"; }
 for _ in $(seq 100); do up --key probe put --size 1 >/dev/null 2>&1 && break; sleep 0.2; done

@@ -1,8 +1,23 @@
-# Sourced by scripts/bench.sh, load.sh and bench-nginx.sh: the local
-# upstream for the measurements. Needs `weed` on PATH (scripts/venv.sh),
-# $work (a scratch dir) and the array `pids` (killed by the caller's trap).
+# Sourced by scripts/bench.sh, load.sh and bench-nginx.sh: what every
+# measurement sets up the same way. Needs `weed` on PATH (scripts/venv.sh)
+# and CARGO_TARGET_DIR.
 #
+#   measure_setup               release build; sets $bin, $work (scratch, removed
+#                               on exit) and `pids` (killed on exit)
 #   start_seaweed KEY SECRET    starts `weed mini` with that identity; sets $s3port
+#   start_proxy NAME            principal NAME, and the release proxy in front of
+#                               $direct with the upstream key $UK/$US; sets $AK,
+#                               $SK, $pport, $aport (admin), $proxied, $proxy_pid
+measure_setup() {
+  cargo build --release -p egress-proxy -p egress-e2e --bins
+  bin="$CARGO_TARGET_DIR/release"
+  work="$(mktemp -d)"
+  pids=()
+  trap cleanup EXIT
+}
+
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_seaweed() {
@@ -17,4 +32,18 @@ start_seaweed() {
   weed -logdir="$work/logs" mini -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$work/weed" -s3.port="$s3port" \
     -s3.config="$work/s3.json" -admin.ui=false -webdav=false "${ports[@]}" > "$work/weed.out" 2>&1 &
   pids+=($!)
+}
+
+start_proxy() {
+  "$bin/egress-proxy" principal create "$1" --data-dir "$work/data" > "$work/key.json"
+  AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key_id'])")
+  SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
+  pport=$(free_port)
+  aport=$(free_port)
+  AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
+    "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --admin-listen "127.0.0.1:$aport" \
+    --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
+  proxy_pid=$!
+  pids+=($proxy_pid)
+  proxied="http://127.0.0.1:$pport"
 }

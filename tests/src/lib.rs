@@ -105,3 +105,16 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Waits until `path` exists: the signal a client running in `thread` gives
+/// once it reached the point the test waits for.
+///
+/// # Panics
+/// If `within` passes or the thread ends first (`what` says what never came).
+pub fn wait_for_signal<T>(path: &Path, thread: &std::thread::JoinHandle<T>, within: std::time::Duration, what: &str) {
+    let deadline = std::time::Instant::now() + within;
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline && !thread.is_finished(), "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

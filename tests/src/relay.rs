@@ -92,9 +92,11 @@ impl Relay {
             reset(&stream);
         }
     }
+}
 
-    fn fault(shared: &Shared) -> Fault {
-        *shared.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+impl Shared {
+    fn fault(&self) -> Fault {
+        *self.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -113,7 +115,7 @@ fn reset(stream: &TcpStream) {
 }
 
 fn relay_connection(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>) {
-    if Relay::fault(shared) == Fault::Refuse {
+    if shared.fault() == Fault::Refuse {
         let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
         return; // dropped: RST
     }
@@ -163,7 +165,7 @@ fn relay_connection(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>)
         }
         let chunk = &buf[..n];
         if marked.load(Ordering::SeqCst) {
-            match Relay::fault(shared) {
+            match shared.fault() {
                 Fault::Pass | Fault::Refuse => {}
                 Fault::Hold => {
                     hold(&to_client);

@@ -128,11 +128,7 @@ fn misbehaving_clients_are_cut_by_timeouts_recorded_and_leave_nothing_behind() {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         python(CLIENTS, &env)
     });
-    let deadline = Instant::now() + Duration::from_mins(2);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline && !clients.is_finished(), "the clients never got ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    egress_e2e::wait_for_signal(&ready, &clients, Duration::from_mins(2), "the clients never got ready");
     // Baseline once the set-up's connections are idle again.
     std::thread::sleep(Duration::from_secs(1));
     let (fds_before, rss_before) = (open_fds(pid), rss_kib(pid));
@@ -167,10 +163,11 @@ fn misbehaving_clients_are_cut_by_timeouts_recorded_and_leave_nothing_behind() {
         assert_eq!(end["outcome"], "timeout", "{end}");
         let sent = end["bytes_sent"].as_u64().unwrap();
         assert!(sent < 64 << 20, "the proxy stopped sending: {end}");
-        // `bytes_sent` counts the frames hyper took and moved past; the one
-        // it was writing when the connection was cut may have partly reached
-        // the client (frames are at most a few hundred KiB).
-        assert!(d["received"].as_u64().unwrap() <= sent + (512 << 10), "{d} {end}");
+        // `bytes_sent` counts the frames hyper took and moved past. What hyper
+        // still held when the connection was cut (its write queue, up to its
+        // ~400 KiB buffer limit, and the frame it was writing) may have partly
+        // reached the client: seen up to 720 KiB more.
+        assert!(d["received"].as_u64().unwrap() <= sent + (1 << 20), "{d} {end}");
     }
 
     // Everything is released: connections (fds) back to the baseline, memory

@@ -187,11 +187,7 @@ print(json.dumps({"req": req, "got": got}))
             &[("URL", &url), ("BEGAN", &began_path)],
         )
     });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !began.exists() {
-        assert!(std::time::Instant::now() < deadline && !reader.is_finished(), "the download never began");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    egress_e2e::wait_for_signal(&began, &reader, std::time::Duration::from_secs(30), "the download never began");
     proxy.stop(); // SIGTERM; returns once the process exited 0
     let read = reader.join().unwrap();
     assert_eq!(read["got"], 8 * 1024 * 1024, "the download in flight completed during the drain");

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egress_e2e::relay::{Fault, Relay};
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
@@ -178,11 +178,7 @@ print(json.dumps({"held": held, "other": other}))
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         python(&format!("{PRELUDE}\n{GOING_AWAY}"), &env)
     });
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while !signal.exists() {
-        assert!(Instant::now() < deadline, "the download never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    egress_e2e::wait_for_signal(&signal, &runner, Duration::from_mins(1), "the download never started");
     h.relay.set(Fault::Refuse);
     h.relay.reset_all();
     std::fs::remove_file(&signal).unwrap();
