@@ -106,11 +106,23 @@ complete = [ends[s] for s in gets if s in ends and ends[s]["outcome"] == "comple
 rows = [l.split("\t") for l in open(f"{w}/samples.tsv").read().split("\n") if l]
 under = [(int(t), int(rss), int(fds)) for phase, t, rss, fds, _, _ in rows if phase == "load"]
 mib = lambda kb: round(kb / 1024, 1)
-# Flat: from a quarter into the run (past warm-up) to its end, RSS grows by
-# no more than 10% or 16 MiB, whichever is larger.
-settled = [rss for t, rss, _ in under if t >= duration / 4] or [rss for _, rss, _ in under]
-growth = settled[-1] - settled[0] if settled else 0
-flat = growth <= max(16 * 1024, settled[0] // 10) if settled else False
+# Flat: from a quarter into the run (past warm-up) to its end, the mean RSS
+# of the second half exceeds the first half's by no more than 10% or 16 MiB,
+# whichever is larger. Means, since single samples swing with the requests
+# in flight; the least-squares trend is reported beside them.
+settled_rows = [(t, rss) for t, rss, _ in under if t >= duration / 4] or [(t, rss) for t, rss, _ in under]
+settled = [rss for _, rss in settled_rows]
+half = len(settled) // 2
+first_half = sum(settled[:half]) / half if half else 0
+second_half = sum(settled[half:]) / (len(settled) - half) if settled else 0
+growth = second_half - first_half
+flat = bool(half) and growth <= max(16 * 1024, first_half / 10)
+def trend_kib_per_min(rows):
+    if len(rows) < 2:
+        return 0.0
+    mt, mr = sum(t for t, _ in rows) / len(rows), sum(r for _, r in rows) / len(rows)
+    var = sum((t - mt) ** 2 for t, _ in rows)
+    return sum((t - mt) * (r - mr) for t, r in rows) / var * 60 if var else 0.0
 checks = {
     "no_errors": load_status == 0 and load["errors"] == 0,
     "rss_flat": flat,
@@ -129,8 +141,9 @@ print(json.dumps({
         "idle": mib(int(rows[0][2])),
         "under_load_min": mib(min(r for _, r, _ in under)) if under else None,
         "under_load_max": mib(max(r for _, r, _ in under)) if under else None,
-        "settled_first": mib(settled[0]) if settled else None, "settled_last": mib(settled[-1]) if settled else None,
-        "growth_settled": mib(growth), "after": mib(int(rows[-2][2])), "rest": mib(int(rows[-1][2])),
+        "settled_first_half_mean": mib(first_half), "settled_second_half_mean": mib(second_half),
+        "growth_settled": mib(growth), "trend_mib_per_min": mib(trend_kib_per_min(settled_rows)),
+        "after": mib(int(rows[-2][2])), "rest": mib(int(rows[-1][2])),
     },
     "proxy_fds": {"idle": int(rows[0][3]), "under_load_max": max(f for _, _, f in under) if under else None,
                   "rest": int(rows[-1][3])},

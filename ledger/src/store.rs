@@ -14,7 +14,7 @@ pub struct Store {
 }
 
 /// sled's page cache for the state store (principals and indexes).
-const STATE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+const STATE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Store {
     /// Opens (or creates) the store in `dir`; the directory is made 0700 and
@@ -22,7 +22,8 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, sled::Error> {
         crate::storage::create_private_dir(dir)?;
         // sled's page cache defaults to 1 GiB: with every request indexed,
-        // the proxy's RSS grew toward it over a long load run.
+        // the proxy's RSS grew toward it over a long load run. Index reads
+        // are per block and sequential; the OS page cache serves them.
         let db = sled::Config::new().path(dir).cache_capacity(STATE_CACHE_BYTES).flush_every_ms(Some(500)).open()?;
         restrict_files(dir)?;
         Ok(Store { principals: PrincipalStore::open(&db)?, index: std::sync::Arc::new(EventIndex::open(&db)?), db })

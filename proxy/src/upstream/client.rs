@@ -74,6 +74,10 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
+            // hyper lets a connection's read buffer grow to ~400 KiB on a
+            // large body, and keeps it: with 1,000 connections that was
+            // ~400 MiB of RSS. 64 KiB reads stream a 1 GiB GET as fast.
+            .http1_max_buf_size(64 * 1024)
             .build(https);
         Ok(Upstream { scheme, authority, addressing, client, signer })
     }
