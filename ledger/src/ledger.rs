@@ -349,6 +349,11 @@ impl Ledger {
 /// How long a lazily written record (see [`Ledger::submit`]) may wait for
 /// an fsync when no other commit brings one.
 const LAZY_SYNC_WINDOW: Duration = Duration::from_millis(10);
+/// The indexer takes what the writer published at most this often: woken
+/// for every commit, its thread switches cost more than the indexing.
+/// Queries read the lines above the index from the segments, so a late
+/// index is never a wrong answer.
+const INDEX_PAUSE: Duration = Duration::from_millis(20);
 /// How often a writer refusing appends after a failure tries to heal.
 const HEAL_RETRY: Duration = Duration::from_secs(1);
 
@@ -570,6 +575,7 @@ impl WriterThread {
 
 fn run_indexer(rx: &mpsc::Receiver<Vec<(Appended, Entry)>>, index: Option<&EventIndex>, store: Option<&Store>) {
     while let Ok(mut written) = rx.recv() {
+        thread::sleep(INDEX_PAUSE);
         // Coalesce whatever else is waiting into one sled batch.
         while let Ok(more) = rx.try_recv() {
             written.extend(more);

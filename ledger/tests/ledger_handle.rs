@@ -140,3 +140,59 @@ fn indexes_find_events_by_principal_bucket_and_end() {
     assert_eq!(index.end_of(s).unwrap(), Some(e));
     ledger.close_blocking().unwrap();
 }
+
+/// `submit` queues without waking the writer, except when it waits with no
+/// deadline: a submit to an idle ledger is committed within its window, one
+/// under load rides along with the next append, and a close commits what is
+/// queued and refuses what comes after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_entries_are_committed_by_the_window_the_next_append_or_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = Ledger::open(&LedgerConfig::new(dir.path(), "t")).unwrap();
+    let first = ledger.append(Entry::Note(NoteRecord::new("first"))).await.unwrap();
+
+    // Nothing else is appended, so only the writer's own look at the queue
+    // (while busy, within a second of a commit) or the wake-up (when idle)
+    // can bring a submitted note to disk.
+    let committed_within = |records: u64| {
+        let ledger = ledger.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while ledger.head().records < records {
+                assert!(std::time::Instant::now() < deadline, "the submitted note was never committed");
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    ledger.submit(Entry::Note(NoteRecord::new("busy-submit"))).unwrap();
+    committed_within(first.seq + 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    ledger.submit(Entry::Note(NoteRecord::new("idle-submit"))).unwrap();
+    committed_within(first.seq + 3).await;
+
+    // Submitted, then an append: both in one commit, the older one first.
+    ledger.submit(Entry::Note(NoteRecord::new("rides-along"))).unwrap();
+    let after = ledger.append(Entry::Note(NoteRecord::new("appended"))).await.unwrap();
+    assert_eq!(after.seq, first.seq + 4, "the submitted note went in before the append");
+
+    // Queued just before a close: on disk when the close returns.
+    ledger.submit(Entry::Note(NoteRecord::new("before-close"))).unwrap();
+    ledger.close().await.unwrap();
+    assert!(matches!(ledger.submit(Entry::Note(NoteRecord::new("late"))), Err(AppendError::Closed)));
+
+    let report = verify(dir.path(), &VerifyOptions::default(), |_| {}).unwrap();
+    assert!(report.ok, "{report:?}");
+    let log = String::from_utf8(
+        std::fs::read(dir.path().join("ledger").join(egress_ledger::segment::segment_name(0))).unwrap(),
+    )
+    .unwrap();
+    let events: Vec<&str> = ["first", "busy-submit", "idle-submit", "rides-along", "appended", "before-close"]
+        .into_iter()
+        .filter(|e| log.contains(&format!("\"event\":\"{e}\"")))
+        .collect();
+    assert_eq!(events.len(), 6, "every note is in the log: {events:?}");
+    assert!(!log.contains("\"event\":\"late\""));
+    let positions: Vec<usize> = events.iter().map(|e| log.find(&format!("\"event\":\"{e}\"")).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in submission order");
+}
