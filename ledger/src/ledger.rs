@@ -316,6 +316,14 @@ impl Ledger {
         tokio::task::spawn_blocking(move || this.close_blocking()).await.unwrap_or(Err(AppendError::Closed))
     }
 
+    /// Whether the writer accepts appends: false from a failed write until
+    /// it heals. A hint (it may change the next moment), for skipping work
+    /// whose record would be refused anyway.
+    #[must_use]
+    pub fn writable(&self) -> bool {
+        self.shared.stats.writable()
+    }
+
     /// The writer's counters since open (for `/metrics`).
     #[must_use]
     pub fn stats(&self) -> crate::LedgerStats {

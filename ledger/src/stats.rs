@@ -50,6 +50,11 @@ impl LiveStats {
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether appends are accepted (false from a write failure to its heal).
+    pub(crate) fn writable(&self) -> bool {
+        self.unwritable.load(Ordering::Relaxed) == 0
+    }
+
     /// A consistent-enough copy.
     #[must_use]
     pub fn snapshot(&self) -> LedgerStats {

@@ -189,9 +189,12 @@ pub async fn handle(
     // upstream, before the start is durable. A read goes upstream while its
     // start is being made durable (that fsync is most of its cost); its
     // answer waits for the start, and is dropped unsent if the ledger fails.
+    // While the ledger refuses appends (a full disk, until it heals), reads
+    // wait for their start too: the upstream is not asked for what would
+    // be answered 503, and its access logs show no read that never left.
     let (appended, forwarded) = match verdict {
         Err(error) => (record.await, Err((error, Outcome::Denied))),
-        Ok((target, authenticated)) if read_only => {
+        Ok((target, authenticated)) if read_only && state.ledger.writable() => {
             tokio::join!(record, forward(&state, parts, body, &target, &authenticated, raw_query.as_deref()))
         }
         Ok((target, authenticated)) => match record.await {

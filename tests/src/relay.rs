@@ -36,6 +36,8 @@ pub enum Fault {
 #[derive(Debug)]
 struct Shared {
     fault: Mutex<Fault>,
+    /// The request line of every request relayed so far.
+    request_lines: Mutex<Vec<String>>,
     connections: Mutex<Vec<TcpStream>>,
     stop: AtomicBool,
 }
@@ -58,6 +60,7 @@ impl Relay {
         let addr = listener.local_addr().expect("relay address");
         let shared = Arc::new(Shared {
             fault: Mutex::new(Fault::Pass),
+            request_lines: Mutex::new(Vec::new()),
             connections: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
@@ -83,6 +86,13 @@ impl Relay {
     /// Sets the fault for what comes next.
     pub fn set(&self, fault: Fault) {
         *self.shared.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
+    }
+
+    /// How many requests went through whose request line contains `part`.
+    #[must_use]
+    pub fn requests_for(&self, part: &str) -> usize {
+        let lines = self.shared.request_lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        lines.iter().filter(|line| line.contains(part)).count()
     }
 
     /// Resets every open connection (the upstream went away).
@@ -134,6 +144,7 @@ fn relay_connection(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>)
     let marked = Arc::new(AtomicBool::new(false));
     let (Ok(mut from_client), Ok(mut to_upstream)) = (client.try_clone(), upstream.try_clone()) else { return };
     let request_marked = Arc::clone(&marked);
+    let requests = Arc::clone(shared);
     thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = from_client.read(&mut buf) {
@@ -144,11 +155,11 @@ fn relay_connection(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>)
             // whether the response to come is the fault's target.
             let chunk = &buf[..n];
             if [&b"GET "[..], b"HEAD ", b"PUT ", b"POST ", b"DELETE "].iter().any(|m| chunk.starts_with(m)) {
-                let marked = chunk
-                    .split(|b| *b == b'\n')
-                    .next()
-                    .is_some_and(|line| line.windows(FAULT_MARK.len()).any(|w| w == FAULT_MARK));
+                let line = chunk.split(|b| *b == b'\n').next().unwrap_or_default();
+                let marked = line.windows(FAULT_MARK.len()).any(|w| w == FAULT_MARK);
                 request_marked.store(marked, Ordering::SeqCst);
+                let mut lines = requests.request_lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                lines.push(String::from_utf8_lossy(line).trim_end().to_owned());
             }
             if to_upstream.write_all(&buf[..n]).is_err() {
                 break;

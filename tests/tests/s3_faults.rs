@@ -1,12 +1,14 @@
 //! The proxy under faults of its own: a ledger that cannot write (fail
-//! closed: 503 and no object byte, then healing by itself once space is
-//! back), and a shutdown while a download runs (drained, recorded,
+//! closed: 503, no object byte, and no read asked of the upstream, then
+//! healing by itself once space is back), and a shutdown while a download runs (drained, recorded,
 //! checkpointed).
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
 
+use std::net::SocketAddr;
 use std::process::Command;
 
+use egress_e2e::relay::Relay;
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
 
 const PRELUDE: &str = r#"
@@ -42,10 +44,12 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_ledger_disk_fails_closed_with_503_and_heals_by_itself_once_space_is_back() {
     let upstream = SeaweedFs::start();
+    // A relay that only counts: which requests reached the upstream.
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], upstream.port)));
     let tmpfs = Tmpfs::mount("24m");
     let data_dir = tmpfs.0.path().join("data");
-    let proxy = Proxy::start(
-        &upstream,
+    let proxy = Proxy::start_with_upstream(
+        &relay.endpoint(),
         ProxyOptions { principals: vec!["alice".into()], data_dir: Some(data_dir.clone()), ..ProxyOptions::default() },
     );
     let key = proxy.key();
@@ -128,6 +132,15 @@ print(json.dumps({"before": len(before), "after": results, "running": {"req": ru
         assert_eq!(refused["code"], "ServiceUnavailable");
         assert_eq!(refused["object_bytes"], false);
     }
+    // The first refusal found out by trying (its GET went upstream beside
+    // its start); once the writer is known to be failing, reads wait for
+    // their start and the upstream is not asked.
+    let upstream_gets = relay.requests_for("GET /data/model.bin");
+    let asked = 1 + first_refusal + 1 + 1; // before, those served, the first refusal, the healed one
+    assert!(
+        upstream_gets <= asked,
+        "{upstream_gets} GETs of model.bin reached the upstream, at most {asked} should have: {out}"
+    );
     assert!(proxy.log().contains("ledger refused the start record"), "{}", proxy.log());
     // The end of the download that finished while the disk was full was
     // kept and written by the heal, after the heal's note.
