@@ -357,6 +357,12 @@ impl Ledger {
 /// How long a lazily written record (see [`Ledger::submit`]) may wait for
 /// an fsync when no other commit brings one.
 const LAZY_SYNC_WINDOW: Duration = Duration::from_millis(10);
+/// A batch of at least this many commands means appenders are queuing up:
+/// the writer then waits a little for more before it commits (see
+/// [`WriterThread::gather`]).
+const BUSY_BATCH: usize = 4;
+/// How long the writer then waits.
+const GATHER: Duration = Duration::from_millis(2);
 /// The indexer takes what the writer published at most this often: woken
 /// for every commit, its thread switches cost more than the indexing.
 /// Queries read the lines above the index from the segments, so a late
@@ -407,6 +413,7 @@ impl WriterThread {
                     Err(_) => break,
                 }
             }
+            self.gather(&mut batch);
             let closing = batch.iter().any(|c| matches!(c, Command::Close(_)));
             if self.heal_at.is_some_and(|at| closing || Instant::now() >= at) {
                 self.try_heal();
@@ -424,6 +431,27 @@ impl WriterThread {
             }
         }
         self.finish_indexer();
+    }
+
+    /// Group commit under load: when a batch shows appenders queuing up,
+    /// waits [`GATHER`] and takes what came meanwhile. Each fsync costs
+    /// this writer about 140 µs of CPU on this machine's virtual disk,
+    /// mostly in the kernel. With 64 clients fetching 4 KiB objects, the
+    /// wait took the fsyncs from 5,700 to 2,300 per 40,000 requests, and
+    /// requests per second up by 5–8 % at a lower p99: the CPU saved is
+    /// worth more than the wait. (Waiting as long as the last fsync took
+    /// saved half as much.) A lone appender never waits.
+    fn gather(&mut self, batch: &mut Vec<Command>) {
+        if batch.len() < BUSY_BATCH || batch.len() >= MAX_BATCH {
+            return;
+        }
+        thread::sleep(GATHER);
+        while batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
     }
 
     fn finish_indexer(&mut self) {

@@ -76,8 +76,9 @@ impl Upstream {
             .pool_max_idle_per_host(256)
             // hyper lets a connection's read buffer grow to ~400 KiB on a
             // large body, and keeps it: with 1,000 connections that was
-            // ~400 MiB of RSS. 64 KiB reads stream a 1 GiB GET as fast.
-            .http1_max_buf_size(64 * 1024)
+            // ~400 MiB of RSS. 128 KiB streams a 1 GiB GET as fast as the
+            // default (`scripts/bench.sh`); 64 KiB was 15 % slower.
+            .http1_max_buf_size(128 * 1024)
             .build(https);
         Ok(Upstream { scheme, authority, addressing, client, signer })
     }
