@@ -407,12 +407,7 @@ impl WriterThread {
                 // (the next open recovers as after a crash).
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            while batch.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(command) => batch.push(command),
-                    Err(_) => break,
-                }
-            }
+            self.take_waiting(&mut batch);
             self.gather(&mut batch);
             let closing = batch.iter().any(|c| matches!(c, Command::Close(_)));
             if self.heal_at.is_some_and(|at| closing || Instant::now() >= at) {
@@ -446,6 +441,11 @@ impl WriterThread {
             return;
         }
         thread::sleep(GATHER);
+        self.take_waiting(batch);
+    }
+
+    /// Adds the commands already waiting, up to [`MAX_BATCH`].
+    fn take_waiting(&self, batch: &mut Vec<Command>) {
         while batch.len() < MAX_BATCH {
             match self.rx.try_recv() {
                 Ok(command) => batch.push(command),

@@ -2,7 +2,7 @@
 //! fsyncs, and how large the group commits are.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Upper bounds of the batch-size histogram (lines per commit).
 pub const BATCH_BUCKETS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 8192];
@@ -17,19 +17,19 @@ pub struct LiveStats {
     batch_sum: AtomicU64,
     write_failures: AtomicU64,
     heals: AtomicU64,
-    /// 1 while appends are refused after a write failure.
-    unwritable: AtomicU64,
+    /// Set while appends are refused after a write failure.
+    unwritable: AtomicBool,
 }
 
 impl LiveStats {
     pub(crate) fn write_failed(&self) {
         self.write_failures.fetch_add(1, Ordering::Relaxed);
-        self.unwritable.store(1, Ordering::Relaxed);
+        self.unwritable.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn healed(&self) {
         self.heals.fetch_add(1, Ordering::Relaxed);
-        self.unwritable.store(0, Ordering::Relaxed);
+        self.unwritable.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn commit(&self, lines: u64, synced: bool) {
@@ -52,7 +52,7 @@ impl LiveStats {
 
     /// Whether appends are accepted (false from a write failure to its heal).
     pub(crate) fn writable(&self) -> bool {
-        self.unwritable.load(Ordering::Relaxed) == 0
+        !self.unwritable.load(Ordering::Relaxed)
     }
 
     /// A consistent-enough copy.
@@ -66,7 +66,7 @@ impl LiveStats {
             batch_sum: self.batch_sum.load(Ordering::Relaxed),
             write_failures: self.write_failures.load(Ordering::Relaxed),
             heals: self.heals.load(Ordering::Relaxed),
-            writable: self.unwritable.load(Ordering::Relaxed) == 0,
+            writable: self.writable(),
         }
     }
 }
@@ -91,10 +91,6 @@ pub struct LedgerStats {
 impl LedgerStats {
     /// Appends the Prometheus text exposition of these counters.
     pub fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP egress_ledger_lines_total Lines appended to the ledger since start.");
-        let _ = writeln!(out, "# TYPE egress_ledger_lines_total counter\negress_ledger_lines_total {}", self.lines);
-        let _ = writeln!(out, "# HELP egress_ledger_fsyncs_total fdatasync calls of the ledger writer since start.");
-        let _ = writeln!(out, "# TYPE egress_ledger_fsyncs_total counter\negress_ledger_fsyncs_total {}", self.fsyncs);
         let _ = writeln!(out, "# HELP egress_ledger_batch_lines Lines per group commit.");
         let _ = writeln!(out, "# TYPE egress_ledger_batch_lines histogram");
         for (bound, count) in BATCH_BUCKETS.iter().zip(self.batch_buckets.iter().chain(std::iter::repeat(&0))) {
@@ -103,21 +99,39 @@ impl LedgerStats {
         let _ = writeln!(out, "egress_ledger_batch_lines_bucket{{le=\"+Inf\"}} {}", self.batch_count);
         let _ = writeln!(out, "egress_ledger_batch_lines_sum {}", self.batch_sum);
         let _ = writeln!(out, "egress_ledger_batch_lines_count {}", self.batch_count);
-        let _ = writeln!(
+        single(out, "egress_ledger_lines_total", "counter", "Lines appended to the ledger since start.", self.lines);
+        single(
             out,
-            "# HELP egress_ledger_writable 1 while the ledger accepts appends, 0 after a write failure until it heals."
+            "egress_ledger_fsyncs_total",
+            "counter",
+            "fdatasync calls of the ledger writer since start.",
+            self.fsyncs,
         );
-        let _ =
-            writeln!(out, "# TYPE egress_ledger_writable gauge\negress_ledger_writable {}", u8::from(self.writable));
-        let _ =
-            writeln!(out, "# HELP egress_ledger_write_failures_total Ledger writes or fsyncs that failed since start.");
-        let _ = writeln!(
+        single(
             out,
-            "# TYPE egress_ledger_write_failures_total counter\negress_ledger_write_failures_total {}",
-            self.write_failures
+            "egress_ledger_writable",
+            "gauge",
+            "1 while the ledger accepts appends, 0 after a write failure until it heals.",
+            u64::from(self.writable),
         );
-        let _ =
-            writeln!(out, "# HELP egress_ledger_heals_total Times the ledger resumed appending after write failures.");
-        let _ = writeln!(out, "# TYPE egress_ledger_heals_total counter\negress_ledger_heals_total {}", self.heals);
+        single(
+            out,
+            "egress_ledger_write_failures_total",
+            "counter",
+            "Ledger writes or fsyncs that failed since start.",
+            self.write_failures,
+        );
+        single(
+            out,
+            "egress_ledger_heals_total",
+            "counter",
+            "Times the ledger resumed appending after write failures.",
+            self.heals,
+        );
     }
+}
+
+/// One metric with a single value, with its HELP and TYPE lines.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
 }

@@ -17,14 +17,16 @@ use std::time::Duration;
 
 use crate::idle::{IdleTimeout, IdleTimer};
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use egress_ledger::Outcome;
 use http::header::{self, HeaderValue};
+use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::auth::chunked::{self, AwsChunkedDecoder, ChunkMode};
 use crate::auth::{AuthError, PayloadMode};
+use crate::s3::error::S3Error;
 use crate::upstream::client::UpstreamBody;
 
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
@@ -52,6 +54,21 @@ pub enum BodyFault {
     Idle(Duration),
     /// The client's connection failed in the middle of it.
     ClientGone(String),
+}
+
+impl BodyFault {
+    /// What the client is answered, and the outcome recorded.
+    #[must_use]
+    pub fn answer(self) -> (S3Error, Outcome) {
+        match self {
+            BodyFault::Refused(e) => (S3Error::from(&e), Outcome::Denied),
+            BodyFault::Idle(idle) => (S3Error::request_timeout(idle), Outcome::Timeout),
+            BodyFault::ClientGone(why) => (
+                S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", format!("The request body was cut: {why}")),
+                Outcome::ClientAbort,
+            ),
+        }
+    }
 }
 
 /// Where a body tells its fault (read after the upstream exchange); the

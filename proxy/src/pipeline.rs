@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::auth::{self, AuthError, AuthMethod, Authenticated, RequestParts, SecretLookup};
-use crate::body::{self, BodyFault};
+use crate::body;
 use crate::meter::{EndTemplate, MeteredBody};
 use crate::s3::addressing::{self, Target};
 use crate::s3::error::S3Error;
@@ -166,7 +166,7 @@ pub async fn handle(
             .map(|authenticated| (target, authenticated))
             .map_err(|e: AuthError| {
                 start.access_key_id = e.access_key_id().map(str::to_owned);
-                S3Error::new(e.status(), e.code(), e.to_string())
+                S3Error::from(&e)
             })
     });
     if let Ok((_, authenticated)) = &verdict {
@@ -252,8 +252,7 @@ async fn forward(
             headers.append(name.clone(), value.clone());
         }
     }
-    let plan = body::plan(&authenticated.payload, &parts.headers)
-        .map_err(|e| (S3Error::new(e.status(), e.code(), e.to_string()), Outcome::Denied))?;
+    let plan = body::plan(&authenticated.payload, &parts.headers).map_err(|e| (S3Error::from(&e), Outcome::Denied))?;
     plan.adjust_headers(&mut headers);
     let payload_hash = plan.upstream_payload_hash(&authenticated.payload);
     let bodiless = http_body::Body::is_end_stream(&body);
@@ -283,25 +282,7 @@ async fn forward(
     // A body we refused (bad chunk signature, truncated) is the client's
     // fault, whatever the upstream made of the cut-off request.
     if let Some(fault) = verdict.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-        return Err(match fault {
-            BodyFault::Refused(e) => (S3Error::new(e.status(), e.code(), e.to_string()), Outcome::Denied),
-            BodyFault::Idle(idle) => (
-                S3Error::new(
-                    StatusCode::BAD_REQUEST,
-                    "RequestTimeout",
-                    format!(
-                        "Your socket connection to the server was not read from or written to within the timeout \
-                         period ({} s).",
-                        idle.as_secs()
-                    ),
-                ),
-                Outcome::Timeout,
-            ),
-            BodyFault::ClientGone(why) => (
-                S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", format!("The request body was cut: {why}")),
-                Outcome::ClientAbort,
-            ),
-        });
+        return Err(fault.answer());
     }
     result.map_err(|e| {
         tracing::warn!(error = %e, "upstream request failed");

@@ -182,20 +182,16 @@ fn relay_connection(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>)
                     hold(&to_client);
                     return;
                 }
-                Fault::CutAfter(limit) => {
+                fault @ (Fault::CutAfter(limit) | Fault::StallAfter(limit)) => {
                     let room = limit.saturating_sub(relayed_marked);
                     if chunk.len() >= room {
                         let _ = to_client.write_all(&chunk[..room]);
-                        reset(&to_client);
-                        reset(&from_upstream);
-                        return;
-                    }
-                }
-                Fault::StallAfter(limit) => {
-                    let room = limit.saturating_sub(relayed_marked);
-                    if chunk.len() >= room {
-                        let _ = to_client.write_all(&chunk[..room]);
-                        hold(&to_client);
+                        if fault == Fault::StallAfter(limit) {
+                            hold(&to_client);
+                        } else {
+                            reset(&to_client);
+                            reset(&from_upstream);
+                        }
                         return;
                     }
                 }

@@ -95,7 +95,9 @@ r = {}
 hdrs, *_ = signed("PUT", "/data", AK, SK)
 r["create"] = send("PUT", "/data", hdrs)[0]
 body = b"secret training data"
-hdrs, *_ = signed("PUT", "/data/wrong-secret.txt", AK, SK[:-1] + "x", body=body)
+# The last character changed (a fixed "x" was the right one when SK ended in x).
+wrong_sk = SK[:-1] + ("y" if SK.endswith("x") else "x")
+hdrs, *_ = signed("PUT", "/data/wrong-secret.txt", AK, wrong_sk, body=body)
 r["wrong_secret"] = result(*send("PUT", "/data/wrong-secret.txt", hdrs, body))
 hdrs, *_ = signed("PUT", "/data/unknown-key.txt", "EGRSNOSUCHKEY0000000", SK, body=body)
 r["unknown_key"] = result(*send("PUT", "/data/unknown-key.txt", hdrs, body))

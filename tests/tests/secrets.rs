@@ -237,6 +237,9 @@ const RECORDER: &str = r#"
 import os, json, time, urllib.request, urllib.error, boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+def wrong_secret(sk):
+    """A secret that is never the right one, whatever `sk` ends with."""
+    return sk[:-4] + ("WXYZ" if not sk.endswith("WXYZ") else "ABCD")
 ANSWERS = []
 def record(what, status, headers, body):
     head = "".join(f"{k}: {v}\n" for k, v in headers)
@@ -325,20 +328,20 @@ alice.head_object(Bucket="secrets", Key="report.csv")
 alice.list_objects_v2(Bucket="secrets")
 attempt(alice.get_object, Bucket="secrets", Key="missing")
 s3("bob", BOB_AK, BOB_SK).get_object(Bucket="secrets", Key="report.csv")
-wrong = s3("wrong secret", AK, SK[:-4] + "WXYZ")
+wrong = s3("wrong secret", AK, wrong_secret(SK))
 attempt(wrong.get_object, Bucket="secrets", Key="report.csv")
 attempt(wrong.put_object, Bucket="secrets", Key="x", Body=b"x")
 attempt(s3("unknown key", "EGRSNOSUCHKEY0000000", SK).get_object, Bucket="secrets", Key="report.csv")
 v2 = s3("sigv2", AK, SK, signature_version="s3")
 v2.get_object(Bucket="secrets", Key="report.csv")
-attempt(s3("sigv2 wrong secret", AK, SK[:-4] + "WXYZ", signature_version="s3").get_object, Bucket="secrets", Key="report.csv")
+attempt(s3("sigv2 wrong secret", AK, wrong_secret(SK), signature_version="s3").get_object, Bucket="secrets", Key="report.csv")
 v4 = s3("sigv4", AK, SK, signature_version="s3v4")
 fetch("presigned v2 GET", v2.generate_presigned_url("get_object", Params={"Bucket": "secrets", "Key": "report.csv"}, ExpiresIn=300))
 fetch("presigned v4 GET", v4.generate_presigned_url("get_object", Params={"Bucket": "secrets", "Key": "report.csv"}, ExpiresIn=300))
 fetch("presigned v4 PUT", v4.generate_presigned_url("put_object", Params={"Bucket": "secrets", "Key": "up.bin"}, ExpiresIn=300), "PUT", b"uploaded")
-bad_v4 = s3("sigv4 wrong secret", AK, SK[:-4] + "WXYZ", signature_version="s3v4")
+bad_v4 = s3("sigv4 wrong secret", AK, wrong_secret(SK), signature_version="s3v4")
 fetch("presigned v4 wrong secret", bad_v4.generate_presigned_url("get_object", Params={"Bucket": "secrets", "Key": "report.csv"}, ExpiresIn=300))
-bad_v2 = s3("sigv2 wrong secret", AK, SK[:-4] + "WXYZ", signature_version="s3")
+bad_v2 = s3("sigv2 wrong secret", AK, wrong_secret(SK), signature_version="s3")
 fetch("presigned v2 wrong secret", bad_v2.generate_presigned_url("get_object", Params={"Bucket": "secrets", "Key": "report.csv"}, ExpiresIn=300))
 expiring = v4.generate_presigned_url("get_object", Params={"Bucket": "secrets", "Key": "report.csv"}, ExpiresIn=1)
 time.sleep(2)
@@ -578,7 +581,7 @@ me = s3("default", AK, SK)
 me.create_bucket(Bucket="demo")
 me.put_object(Bucket="demo", Key="hello.txt", Body=b"hello")
 me.get_object(Bucket="demo", Key="hello.txt")
-attempt(s3("wrong secret", AK, SK[:-4] + "WXYZ").get_object, Bucket="demo", Key="hello.txt")
+attempt(s3("wrong secret", AK, wrong_secret(SK)).get_object, Bucket="demo", Key="hello.txt")
 v4 = s3("sigv4", AK, SK, signature_version="s3v4")
 fetch("presigned v4 GET", v4.generate_presigned_url("get_object", Params={"Bucket": "demo", "Key": "hello.txt"}, ExpiresIn=60))
 admin("principals without token", "GET", "/v1/principals")

@@ -104,6 +104,12 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
             }
         };
     }
+    // A timeout in whole seconds, at least one.
+    macro_rules! timeout {
+        ($id:literal, $cli:expr, $file:expr) => {
+            Duration::from_secs(pick!($id, $cli, $file).max(1))
+        };
+    }
 
     // No upstream is not an error: the embedded dev store stands in.
     let upstream = match pick!("upstream", args.upstream, file.upstream.map(Some)) {
@@ -145,19 +151,20 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
                 file.max_concurrent_requests
             )
             .max(1),
-            header_read_timeout: Duration::from_secs(
-                pick!("header_read_timeout_secs", args.header_read_timeout_secs, file.header_read_timeout_secs).max(1),
+            header_read_timeout: timeout!(
+                "header_read_timeout_secs",
+                args.header_read_timeout_secs,
+                file.header_read_timeout_secs
             ),
-            body_idle_timeout: Duration::from_secs(
-                pick!("body_idle_timeout_secs", args.body_idle_timeout_secs, file.body_idle_timeout_secs).max(1),
+            body_idle_timeout: timeout!(
+                "body_idle_timeout_secs",
+                args.body_idle_timeout_secs,
+                file.body_idle_timeout_secs
             ),
-            upstream_header_timeout: Duration::from_secs(
-                pick!(
-                    "upstream_header_timeout_secs",
-                    args.upstream_header_timeout_secs,
-                    file.upstream_header_timeout_secs
-                )
-                .max(1),
+            upstream_header_timeout: timeout!(
+                "upstream_header_timeout_secs",
+                args.upstream_header_timeout_secs,
+                file.upstream_header_timeout_secs
             ),
             shutdown_grace: Duration::from_secs(pick!(
                 "shutdown_grace_secs",

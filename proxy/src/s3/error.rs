@@ -38,6 +38,20 @@ impl S3Error {
         )
     }
 
+    /// An upload that sent nothing for `idle`: what S3 answers then.
+    #[must_use]
+    pub fn request_timeout(idle: std::time::Duration) -> S3Error {
+        S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "RequestTimeout",
+            format!(
+                "Your socket connection to the server was not read from or written to within the timeout period \
+                 ({} s).",
+                idle.as_secs()
+            ),
+        )
+    }
+
     #[must_use]
     pub fn with_resource(mut self, resource: impl Into<String>) -> S3Error {
         self.resource = Some(resource.into());
@@ -77,6 +91,12 @@ impl S3Error {
             headers.insert(crate::REQUEST_ID_HEADER, id);
         }
         response
+    }
+}
+
+impl From<&crate::auth::AuthError> for S3Error {
+    fn from(error: &crate::auth::AuthError) -> S3Error {
+        S3Error::new(error.status(), error.code(), error.to_string())
     }
 }
 

@@ -377,8 +377,10 @@ async fn get_once(
     let mut head = Vec::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
-            counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            if !status.is_success() && head.len() < 512 {
+            // Only object bytes count: an error's body is no download.
+            if status.is_success() {
+                counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            } else if head.len() < 512 {
                 head.extend_from_slice(&data);
             }
         }
