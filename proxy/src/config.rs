@@ -63,6 +63,8 @@ pub struct ServeConfig {
     pub region: String,
     pub virtual_host_domains: Vec<String>,
     pub tls: Option<TlsConfig>,
+    /// Threads serving S3 connections; `None`: one per CPU.
+    pub worker_threads: Option<usize>,
     pub limits: Limits,
     /// Name of the ledger (its checkpoint origin), used when the key is made.
     pub origin: String,

@@ -44,6 +44,23 @@ pub struct ProxyState {
     pub metrics: Arc<egress_admin::Metrics>,
 }
 
+impl ProxyState {
+    /// The same state with an upstream connection pool of its own, for
+    /// another worker thread ([`Upstream::fork`]).
+    #[must_use]
+    pub fn fork(&self) -> ProxyState {
+        ProxyState {
+            ledger: self.ledger.clone(),
+            principals: self.principals.clone(),
+            upstream: self.upstream.fork(),
+            virtual_host_domains: self.virtual_host_domains.clone(),
+            body_idle_timeout: self.body_idle_timeout,
+            upstream_header_timeout: self.upstream_header_timeout,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
 impl SecretLookup for PrincipalStore {
     fn lookup(&self, access_key_id: &str) -> Option<(String, SecretKey)> {
         match PrincipalStore::lookup(self, access_key_id) {

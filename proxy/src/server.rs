@@ -11,7 +11,6 @@ use egress_ledger::Ledger;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -22,6 +21,9 @@ use crate::embedded::{EmbeddedStore, first_start};
 use crate::pipeline::{self, ProxyState};
 use crate::stall::{StallGuard, Stalled};
 use crate::upstream::{Addressing, CredentialSource, Upstream, UpstreamSigner};
+
+mod workers;
+use workers::{Accepted, Workers};
 
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
 /// (their `end` records included) and closes the ledger.
@@ -83,6 +85,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
+        tracing::info!("shutting down: no new connections; draining requests in flight");
         let _ = stop_tx.send(true);
     });
     let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } =
@@ -113,8 +116,12 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         first_start::welcome(&ledger, &welcome).await?;
     }
 
-    let graceful = GracefulShutdown::new();
+    // Connections are accepted here and served by worker threads, each
+    // with a runtime of its own (`workers`).
     let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
+    let count = config.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let workers = Workers::start(count, &state, &requests, &config.limits)?;
+    drop(state);
     let mut shutdown = std::pin::pin!(stopped(stop));
     loop {
         let accepted = tokio::select! {
@@ -122,53 +129,28 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
             accepted = plain.accept() => accepted.map(|(s, a)| (s, a, None)),
             accepted = accept_tls(tls.as_ref()) => accepted,
         };
-        let (stream, remote, acceptor) = match accepted {
-            Ok(ok) => ok,
+        match accepted {
+            Ok((stream, remote, tls)) => {
+                let _ = stream.set_nodelay(true);
+                workers.dispatch(Accepted { stream, remote, tls });
+            }
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let connection = Connection {
-            state: Arc::clone(&state),
-            requests: Arc::clone(&requests),
-            limits: config.limits.clone(),
-            remote,
-        };
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            match acceptor {
-                None => connection.serve(stream, watcher).await,
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(connection.limits.header_read_timeout, acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(tls_stream)) => connection.serve(tls_stream, watcher).await,
-                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
-                    }
-                }
-            }
-        });
-    }
-
-    tracing::info!("shutting down: no new connections; draining requests in flight");
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(config.limits.shutdown_grace) => {
-            tracing::warn!(grace = ?config.limits.shutdown_grace, "connections still open after the grace period; closing anyway");
         }
     }
+    drop((plain, tls));
+    let drained = workers.join().await;
+    tracing::info!("S3 connections closed");
     match tokio::time::timeout(config.limits.shutdown_grace, admin).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin API ended with an error"),
         Ok(Err(e)) => tracing::warn!(error = %e, "admin API task failed"),
         Err(_) => tracing::warn!("admin API still busy after the grace period"),
     }
-    Ok(())
+    drained
 }
 
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -24,6 +24,18 @@ pub fn bin() -> PathBuf {
     path
 }
 
+/// The repository's root, for files the tests read (examples, scripts).
+///
+/// Read from the environment `cargo test` runs the test in, not baked in at
+/// compile time: two clones that share a target directory share compiled
+/// tests, and a baked-in path would point into the other clone.
+#[must_use]
+pub fn repo_root() -> PathBuf {
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().expect("the tests crate sits in the repository").to_path_buf()
+}
+
 /// The result of one CLI run.
 #[derive(Debug)]
 pub struct Run {

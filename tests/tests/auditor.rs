@@ -12,7 +12,7 @@ use std::process::Command;
 use egress_e2e::{Run, run, run_in};
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("auditor").join("verify_ledger.py")
+    egress_e2e::repo_root().join("tests").join("auditor").join("verify_ledger.py")
 }
 
 /// Runs `python3 verify_ledger.py ARGS...`.

@@ -7,14 +7,14 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use egress_e2e::run;
 use egress_e2e::servers::python;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    egress_e2e::repo_root()
 }
 
 /// The compose file as JSON, after validating it against the schema.

@@ -9,7 +9,7 @@ use std::process::Command;
 use egress_e2e::{Run, bin, run};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(name)
+    egress_e2e::repo_root().join("examples").join(name)
 }
 
 /// `egress-proxy ARGS...` run in `cwd`, so relative paths of a config file

@@ -42,6 +42,7 @@ pub struct FileConfig {
     pub admin_token_file: Option<PathBuf>,
     pub aws_endpoint: Option<String>,
     pub max_concurrent_requests: Option<usize>,
+    pub worker_threads: Option<u16>,
     pub header_read_timeout_secs: Option<u64>,
     pub body_idle_timeout_secs: Option<u64>,
     pub upstream_header_timeout_secs: Option<u64>,
@@ -134,6 +135,8 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
     let region = pick!("region", args.region, file.region);
     let upstream_region = pick!("upstream_region", args.upstream_region, file.upstream_region.map(Some));
     let domains = pick!("virtual_host_domains", args.virtual_host_domains, file.virtual_host_domains);
+    let worker_threads = pick!("worker_threads", args.worker_threads, file.worker_threads.map(Some)).map(usize::from);
+    anyhow::ensure!(worker_threads != Some(0), "worker_threads must be at least 1");
     Ok(ServeConfig {
         listen: pick!("listen", args.listen, file.listen),
         data_dir: pick!("data_dir", args.dir.data_dir, file.data_dir),
@@ -141,6 +144,7 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
         upstream_region: upstream_region.unwrap_or_else(|| region.clone()),
         upstream_addressing: pick!("upstream_addressing", args.upstream_addressing, file.upstream_addressing),
         upstream_credentials: None,
+        worker_threads,
         region,
         virtual_host_domains: domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
         tls,
@@ -251,6 +255,22 @@ mod tests {
 
         let err = format!("{:#}", parse(&["serve", "--upstream", "ftp://x"]).unwrap_err());
         assert!(err.contains("http:// or https://"), "{err}");
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_cpu_and_zero_is_refused() {
+        assert_eq!(parse(&["serve"]).unwrap().worker_threads, None);
+        assert_eq!(parse(&["serve", "--worker-threads", "3"]).unwrap().worker_threads, Some(3));
+        let err = format!("{:#}", parse(&["serve", "--worker-threads", "0"]).unwrap_err());
+        assert!(err.contains("--worker-threads"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "worker_threads = 0\n").unwrap();
+        let err = format!("{:#}", parse(&["serve", "--config", file.to_str().unwrap()]).unwrap_err());
+        assert!(err.contains("worker_threads must be at least 1"), "{err}");
+        std::fs::write(&file, "worker_threads = 4\n").unwrap();
+        assert_eq!(parse(&["serve", "--config", file.to_str().unwrap()]).unwrap().worker_threads, Some(4));
     }
 
     #[test]

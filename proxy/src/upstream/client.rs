@@ -1,6 +1,7 @@
 //! The HTTP(S) client to the upstream and how a request's address maps onto
 //! the upstream's (path-style or virtual-hosted).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,8 +47,9 @@ pub struct Upstream {
     scheme: String,
     authority: String,
     addressing: Addressing,
+    connector: HttpsConnector<HttpConnector>,
     client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
-    signer: UpstreamSigner,
+    signer: Arc<UpstreamSigner>,
 }
 
 impl Upstream {
@@ -71,16 +73,24 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            // hyper lets a connection's read buffer grow to ~400 KiB on a
-            // large body, and keeps it: with 1,000 connections that was
-            // ~400 MiB of RSS. 128 KiB streams a 1 GiB GET as fast as the
-            // default (`scripts/bench.sh`); 64 KiB was 15 % slower.
-            .http1_max_buf_size(128 * 1024)
-            .build(https);
-        Ok(Upstream { scheme, authority, addressing, client, signer })
+        let client = pooled_client(https.clone());
+        Ok(Upstream { scheme, authority, addressing, connector: https, client, signer: Arc::new(signer) })
+    }
+
+    /// The same upstream with a connection pool of its own, for another
+    /// worker thread: a pooled connection's reads are driven by the runtime
+    /// that opened it, so a pool shared by threads hands every body chunk
+    /// across them (`crate::server`).
+    #[must_use]
+    pub fn fork(&self) -> Upstream {
+        Upstream {
+            scheme: self.scheme.clone(),
+            authority: self.authority.clone(),
+            addressing: self.addressing,
+            connector: self.connector.clone(),
+            client: pooled_client(self.connector.clone()),
+            signer: Arc::clone(&self.signer),
+        }
     }
 
     /// The upstream URI for a request on `bucket` with the decoded `key` and
@@ -126,6 +136,18 @@ impl Upstream {
         self.signer.sign(&mut request, payload_hash).await?;
         self.client.request(request).await.map_err(|e| UpstreamError::Request(error_chain(&e)))
     }
+}
+
+fn pooled_client(connector: HttpsConnector<HttpConnector>) -> Client<HttpsConnector<HttpConnector>, UpstreamBody> {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(256)
+        // hyper lets a connection's read buffer grow to ~400 KiB on a large
+        // body, and keeps it: with 1,000 connections that was ~400 MiB of
+        // RSS. 128 KiB streams a 1 GiB GET as fast as the default
+        // (`scripts/bench.sh`); 64 KiB was 15 % slower.
+        .http1_max_buf_size(128 * 1024)
+        .build(connector)
 }
 
 /// An error and its sources on one line.
