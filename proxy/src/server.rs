@@ -1,5 +1,8 @@
 //! Listeners and connections: plain and TLS, HTTP/1.1 and HTTP/2, the tower
 //! stack every request goes through, explicit limits, graceful shutdown.
+//! Connections are served on worker threads ([`workers`]).
+
+mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,8 +24,6 @@ use crate::embedded::{EmbeddedStore, first_start};
 use crate::pipeline::{self, ProxyState};
 use crate::stall::{StallGuard, Stalled};
 use crate::upstream::{Addressing, CredentialSource, Upstream, UpstreamSigner};
-
-mod workers;
 use workers::{Accepted, Workers};
 
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests

@@ -35,13 +35,16 @@ pub struct Accepted {
     pub tls: Option<TlsAcceptor>,
 }
 
+/// A connection on its way from the accept loop's runtime to a worker's.
+type Handoff = (std::net::TcpStream, SocketAddr, Option<TlsAcceptor>);
+
 /// The running workers.
 pub struct Workers {
     workers: Vec<Handle>,
 }
 
 struct Handle {
-    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr, Option<TlsAcceptor>)>,
+    connections: mpsc::UnboundedSender<Handoff>,
     open: Arc<AtomicUsize>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -85,7 +88,11 @@ impl Workers {
                 return;
             }
         };
-        let Some(worker) = self.workers.iter().min_by_key(|w| w.open.load(Ordering::Relaxed)) else { return };
+        let alive = self.workers.iter().filter(|w| !w.connections.is_closed());
+        let Some(worker) = alive.min_by_key(|w| w.open.load(Ordering::Relaxed)) else {
+            tracing::error!(%remote, "every S3 worker thread has ended; connection closed");
+            return;
+        };
         worker.open.fetch_add(1, Ordering::Relaxed);
         if worker.connections.send((stream, remote, tls)).is_err() {
             worker.open.fetch_sub(1, Ordering::Relaxed);
@@ -115,7 +122,7 @@ struct Worker {
 impl Worker {
     /// Serves connections until the accept loop stops sending them, then
     /// drains its own.
-    async fn run(self, mut incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr, Option<TlsAcceptor>)>) {
+    async fn run(self, mut incoming: mpsc::UnboundedReceiver<Handoff>) {
         let graceful = GracefulShutdown::new();
         while let Some((stream, remote, acceptor)) = incoming.recv().await {
             let open = OpenConnection(Arc::clone(&self.open));
