@@ -23,23 +23,19 @@ UK=BENCHUPSTREAMKEY0001; US=bench-upstream-secret-000000000000000001
 start_seaweed "$UK" "$US"
 direct="http://127.0.0.1:$s3port"
 
-# start_one NAME BINARY: a proxy with its own data dir; sets ep_NAME, key_NAME, sec_NAME.
-start_one() {
-  local name=$1 binary=$2 data=$work/data-$1 workers_var=WORKERS_$1 port admin ak sk
-  "$binary" principal create "bench-$name" --data-dir "$data" > "$work/key-$name.json"
-  ak=$(python3 -c "import json;print(json.load(open('$work/key-$name.json'))['access_key_id'])")
-  sk=$(python3 -c "import json;print(json.load(open('$work/key-$name.json'))['secret_access_key'])")
-  port=$(free_port); admin=$(free_port)
-  AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
-    env ${!workers_var:+EGRESS_WORKER_THREADS=${!workers_var}} "$binary" serve --listen "127.0.0.1:$port" \
-    --admin-listen "127.0.0.1:$admin" --data-dir "$data" --upstream "$direct" > "$work/proxy-$name.out" 2>&1 &
-  pids+=($!)
-  printf -v "ep_$name" '%s' "http://127.0.0.1:$port"
-  printf -v "key_$name" '%s' "$ak"
-  printf -v "sec_$name" '%s' "$sk"
-}
-start_one A "$BIN_A"
-start_one B "$BIN_B"
+# One proxy per binary, each with its own data dir; WORKERS_A / WORKERS_B
+# become that proxy's EGRESS_WORKER_THREADS.
+for who in A B; do
+  binary_var=BIN_$who workers_var=WORKERS_$who
+  if [ -n "${!workers_var:-}" ]; then
+    EGRESS_WORKER_THREADS=${!workers_var} start_proxy "bench-$who" "${!binary_var}" "$work/data-$who"
+  else
+    start_proxy "bench-$who" "${!binary_var}" "$work/data-$who"
+  fi
+  printf -v "ep_$who" '%s' "$proxied"
+  printf -v "key_$who" '%s' "$AK"
+  printf -v "sec_$who" '%s' "$SK"
+done
 ep_D=$direct key_D=$UK sec_D=$US
 run() {
   local ep=ep_$1 key=key_$1 sec=sec_$1; shift

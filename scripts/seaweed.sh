@@ -5,9 +5,11 @@
 #   measure_setup               release build; sets $bin, $work (scratch, removed
 #                               on exit) and `pids` (killed on exit)
 #   start_seaweed KEY SECRET    starts `weed mini` with that identity; sets $s3port
-#   start_proxy NAME            principal NAME, and the release proxy in front of
-#                               $direct with the upstream key $UK/$US; sets $AK,
-#                               $SK, $pport, $aport (admin), $proxied, $proxy_pid
+#   start_proxy NAME [BINARY [DATA_DIR]]
+#                               principal NAME, and the proxy (default: the release
+#                               build, data in $work/data) in front of $direct with
+#                               the upstream key $UK/$US; sets $AK, $SK, $pport,
+#                               $aport (admin), $proxied, $proxy_pid
 measure_setup() {
   cargo build --release -p egress-proxy -p egress-e2e --bins
   bin="$CARGO_TARGET_DIR/release"
@@ -35,14 +37,15 @@ start_seaweed() {
 }
 
 start_proxy() {
-  "$bin/egress-proxy" principal create "$1" --data-dir "$work/data" > "$work/key.json"
-  AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key_id'])")
-  SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
+  local name=$1 binary=${2:-$bin/egress-proxy} data=${3:-$work/data}
+  "$binary" principal create "$name" --data-dir "$data" > "$work/key-$name.json"
+  AK=$(python3 -c "import json;print(json.load(open('$work/key-$name.json'))['access_key_id'])")
+  SK=$(python3 -c "import json;print(json.load(open('$work/key-$name.json'))['secret_access_key'])")
   pport=$(free_port)
   aport=$(free_port)
   AWS_ACCESS_KEY_ID=$UK AWS_SECRET_ACCESS_KEY=$US AWS_EC2_METADATA_DISABLED=true EGRESS_LOG=warn \
-    "$bin/egress-proxy" serve --listen "127.0.0.1:$pport" --admin-listen "127.0.0.1:$aport" \
-    --data-dir "$work/data" --upstream "$direct" > "$work/proxy.out" 2>&1 &
+    "$binary" serve --listen "127.0.0.1:$pport" --admin-listen "127.0.0.1:$aport" \
+    --data-dir "$data" --upstream "$direct" > "$work/proxy-$name.out" 2>&1 &
   proxy_pid=$!
   pids+=($proxy_pid)
   proxied="http://127.0.0.1:$pport"

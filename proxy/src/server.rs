@@ -24,7 +24,7 @@ use crate::embedded::{EmbeddedStore, first_start};
 use crate::pipeline::{self, ProxyState};
 use crate::stall::{StallGuard, Stalled};
 use crate::upstream::{Addressing, CredentialSource, Upstream, UpstreamSigner};
-use workers::{Accepted, Workers};
+use workers::Workers;
 
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
 /// (their `end` records included) and closes the ledger.
@@ -72,7 +72,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "no upstream credentials yet: every request will fail with InternalError until there are");
     }
     let upstream = Upstream::new(&endpoint, addressing, UpstreamSigner::new(&config.upstream_region, credentials))?;
-    let state = Arc::new(ProxyState {
+    let state = ProxyState {
         ledger: ledger.clone(),
         principals,
         upstream,
@@ -80,7 +80,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         body_idle_timeout: config.limits.body_idle_timeout,
         upstream_header_timeout: config.limits.upstream_header_timeout,
         metrics: Arc::clone(&metrics),
-    });
+    };
 
     // One shutdown signal for both listeners.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -121,8 +121,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     // with a runtime of its own (`workers`).
     let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
     let count = config.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let workers = Workers::start(count, &state, &requests, &config.limits)?;
-    drop(state);
+    let workers = Workers::start(count, state, &requests, &config.limits)?;
     let mut shutdown = std::pin::pin!(stopped(stop));
     loop {
         let accepted = tokio::select! {
@@ -133,7 +132,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         match accepted {
             Ok((stream, remote, tls)) => {
                 let _ = stream.set_nodelay(true);
-                workers.dispatch(Accepted { stream, remote, tls });
+                workers.dispatch(stream, remote, tls);
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.

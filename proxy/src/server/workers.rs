@@ -27,16 +27,13 @@ use super::Connection;
 use crate::config::Limits;
 use crate::pipeline::ProxyState;
 
-/// A connection just accepted, on its way to a worker.
-pub struct Accepted {
-    pub stream: tokio::net::TcpStream,
-    pub remote: SocketAddr,
-    /// Set for the TLS listener: the handshake is the worker's.
-    pub tls: Option<TlsAcceptor>,
-}
-
 /// A connection on its way from the accept loop's runtime to a worker's.
-type Handoff = (std::net::TcpStream, SocketAddr, Option<TlsAcceptor>);
+struct Handoff {
+    stream: std::net::TcpStream,
+    remote: SocketAddr,
+    /// Set for the TLS listener: the handshake is the worker's.
+    tls: Option<TlsAcceptor>,
+}
 
 /// The running workers.
 pub struct Workers {
@@ -50,19 +47,21 @@ struct Handle {
 }
 
 impl Workers {
-    /// Starts `count` workers, each with its own fork of `state`.
+    /// Starts `count` (at least one) workers: the last takes `state`, the
+    /// others a fork of it.
     pub fn start(
         count: usize,
-        state: &ProxyState,
+        state: ProxyState,
         requests: &Arc<Semaphore>,
         limits: &Limits,
     ) -> anyhow::Result<Workers> {
+        let forks: Vec<ProxyState> = (1..count).map(|_| state.fork()).collect();
         let mut workers = Vec::with_capacity(count);
-        for index in 0..count {
+        for (index, state) in forks.into_iter().chain(std::iter::once(state)).enumerate() {
             let (connections, incoming) = mpsc::unbounded_channel();
             let open = Arc::new(AtomicUsize::new(0));
             let worker = Worker {
-                state: Arc::new(state.fork()),
+                state: Arc::new(state),
                 requests: Arc::clone(requests),
                 limits: limits.clone(),
                 open: Arc::clone(&open),
@@ -77,9 +76,9 @@ impl Workers {
         Ok(Workers { workers })
     }
 
-    /// Hands `accepted` to the worker with the fewest open connections.
-    pub fn dispatch(&self, accepted: Accepted) {
-        let Accepted { stream, remote, tls } = accepted;
+    /// Hands a connection just accepted (from the TLS listener if `tls`) to
+    /// the worker with the fewest open connections.
+    pub fn dispatch(&self, stream: tokio::net::TcpStream, remote: SocketAddr, tls: Option<TlsAcceptor>) {
         // The worker's runtime takes the socket over from this one.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
@@ -94,7 +93,7 @@ impl Workers {
             return;
         };
         worker.open.fetch_add(1, Ordering::Relaxed);
-        if worker.connections.send((stream, remote, tls)).is_err() {
+        if worker.connections.send(Handoff { stream, remote, tls }).is_err() {
             worker.open.fetch_sub(1, Ordering::Relaxed);
             tracing::error!(%remote, "an S3 worker thread has ended; connection closed");
         }
@@ -124,7 +123,7 @@ impl Worker {
     /// drains its own.
     async fn run(self, mut incoming: mpsc::UnboundedReceiver<Handoff>) {
         let graceful = GracefulShutdown::new();
-        while let Some((stream, remote, acceptor)) = incoming.recv().await {
+        while let Some(Handoff { stream, remote, tls: acceptor }) = incoming.recv().await {
             let open = OpenConnection(Arc::clone(&self.open));
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
