@@ -19,6 +19,7 @@ pub mod server;
 pub mod stall;
 pub mod tls;
 pub mod upstream;
+pub mod zerocopy;
 
 /// Response header carrying our request id (the ledger's `req`).
 pub const REQUEST_ID_HEADER: &str = "x-egress-request-id";

@@ -24,8 +24,9 @@ use crate::s3::addressing::{self, Target};
 use crate::s3::error::S3Error;
 use crate::s3::operation::operation;
 use crate::stall::Stalled;
-use crate::upstream::Upstream;
 use crate::upstream::client::UpstreamBody;
+use crate::upstream::{Route, Upstream, UpstreamResponseBody};
+use crate::zerocopy::Channel;
 
 /// Body of every response the proxy sends.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, crate::BoxError>;
@@ -114,11 +115,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| String::from_utf8_lossy(&auth::percent_decode(v.unwrap_or(""), true)).into_owned())
 }
 
-/// Handles one request end to end.
+/// Handles one request end to end. `splice` is the client connection's
+/// pipe where it can take spliced bodies ([`crate::zerocopy`]).
 pub async fn handle(
     state: Arc<ProxyState>,
     remote: SocketAddr,
     stalled: Stalled,
+    splice: Option<Arc<Channel>>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
@@ -195,6 +198,10 @@ pub async fn handle(
 
     let operation = start.operation.clone();
     let bucket = start.bucket.clone();
+    // Only HTTP/1 responses are written by the connection's own writer,
+    // which is what splices (HTTP/2 frames every body itself).
+    let splice = splice.filter(|_| matches!(parts.version, http::Version::HTTP_10 | http::Version::HTTP_11));
+    let route = if operation == "GetObject" { Route::ObjectGet { splice } } else { Route::Pooled };
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
     let appending = Instant::now();
     let record = async {
@@ -212,11 +219,11 @@ pub async fn handle(
     let (appended, forwarded) = match verdict {
         Err(error) => (record.await, Err((error, Outcome::Denied))),
         Ok((target, authenticated)) if read_only && state.ledger.writable() => {
-            tokio::join!(record, forward(&state, parts, body, &target, &authenticated, raw_query.as_deref()))
+            tokio::join!(record, forward(&state, parts, body, &target, &authenticated, raw_query.as_deref(), route))
         }
         Ok((target, authenticated)) => match record.await {
             Ok(appended) => {
-                (Ok(appended), forward(&state, parts, body, &target, &authenticated, raw_query.as_deref()).await)
+                (Ok(appended), forward(&state, parts, body, &target, &authenticated, raw_query.as_deref(), route).await)
             }
             Err(e) => (Err(e), Err((S3Error::ledger_unavailable(), Outcome::Denied))),
         },
@@ -253,7 +260,8 @@ async fn forward(
     target: &Target,
     authenticated: &Authenticated,
     raw_query: Option<&str>,
-) -> Result<Response<Incoming>, (S3Error, Outcome)> {
+    route: Route,
+) -> Result<Response<UpstreamResponseBody>, (S3Error, Outcome)> {
     let internal =
         |e: String| (S3Error::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e), Outcome::UpstreamError);
     let presigned = matches!(authenticated.method, AuthMethod::SigV4Query | AuthMethod::SigV2Query);
@@ -273,6 +281,7 @@ async fn forward(
     plan.adjust_headers(&mut headers);
     let payload_hash = plan.upstream_payload_hash(&authenticated.payload);
     let bodiless = http_body::Body::is_end_stream(&body);
+    let route = if bodiless && parts.method == Method::GET { route } else { Route::Pooled };
     let (upstream_body, verdict): (UpstreamBody, _) = plan.body(body, state.body_idle_timeout);
 
     let mut request = Request::new(upstream_body);
@@ -283,7 +292,7 @@ async fn forward(
     // Without a body the answer should start at once; with one, it starts
     // once the upload is done, which the body's idle timeout bounds.
     let result = if bodiless {
-        match tokio::time::timeout(state.upstream_header_timeout, state.upstream.send(request, &payload_hash)).await {
+        match tokio::time::timeout(state.upstream_header_timeout, state.upstream.send(request, &payload_hash, route)).await {
             Ok(result) => result,
             Err(_) => {
                 let waited = state.upstream_header_timeout.as_secs();
@@ -293,7 +302,7 @@ async fn forward(
             }
         }
     } else {
-        state.upstream.send(request, &payload_hash).await
+        state.upstream.send(request, &payload_hash, route).await
     };
     state.metrics.upstream.observe(sent.elapsed());
     // A body we refused (bad chunk signature, truncated) is the client's
@@ -330,7 +339,7 @@ fn strip_auth_params(query: &str) -> String {
 /// and the body metered.
 fn pass_back(
     state: &ProxyState,
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamResponseBody>,
     mut template: EndTemplate,
     req_id: &str,
     object_read: bool,

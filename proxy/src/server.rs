@@ -230,8 +230,14 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve<I>(self, io: I, watcher: hyper_util::server::graceful::Watcher)
-    where
+    /// Serves the connection `io`; `splice` is its pipe if `io` is a
+    /// [`crate::zerocopy::SpliceStream`].
+    async fn serve<I>(
+        self,
+        io: I,
+        splice: Option<Arc<crate::zerocopy::Channel>>,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let state = self.state;
@@ -246,7 +252,8 @@ impl Connection {
             .service_fn(move |request: hyper::Request<Incoming>| {
                 let state = Arc::clone(&state);
                 let stalled = stalled.clone();
-                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, stalled, request).await) }
+                let splice = splice.clone();
+                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, stalled, splice, request).await) }
             });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder

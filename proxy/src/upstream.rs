@@ -4,8 +4,9 @@
 
 pub mod client;
 pub mod credentials;
+pub mod raw;
 pub mod signer;
 
-pub use client::{Addressing, Upstream, UpstreamError};
+pub use client::{Addressing, Route, Upstream, UpstreamError, UpstreamResponseBody};
 pub use credentials::CredentialSource;
 pub use signer::UpstreamSigner;

@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use super::Connection;
 use crate::config::Limits;
 use crate::pipeline::ProxyState;
+use crate::zerocopy::{Channel, SpliceStream};
 
 /// A connection on its way from the accept loop's runtime to a worker's.
 struct Handoff {
@@ -142,12 +143,17 @@ impl Worker {
             tokio::spawn(async move {
                 let _open = open;
                 match acceptor {
-                    None => connection.serve(stream, watcher).await,
+                    None => {
+                        // Plain TCP: large downloads may be spliced.
+                        let channel = Channel::new();
+                        let stream = SpliceStream::new(stream, Arc::clone(&channel));
+                        connection.serve(stream, Some(channel), watcher).await;
+                    }
                     Some(acceptor) => {
                         let handshake =
                             tokio::time::timeout(connection.limits.header_read_timeout, acceptor.accept(stream));
                         match handshake.await {
-                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, watcher).await,
+                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, None, watcher).await,
                             Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                         }

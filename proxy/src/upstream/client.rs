@@ -1,12 +1,15 @@
 //! The HTTP(S) client to the upstream and how a request's address maps onto
 //! the upstream's (path-style or virtual-hosted).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -14,7 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::UpstreamSigner;
+use super::raw::{RawBody, RawClient};
 use crate::auth::sigv4::uri_encode;
+use crate::zerocopy::Channel;
 
 /// Body of a request to the upstream.
 pub type UpstreamBody = UnsyncBoxBody<Bytes, crate::BoxError>;
@@ -27,6 +32,50 @@ pub enum Addressing {
     Path,
     /// `https://bucket.endpoint/key`
     Virtual,
+}
+
+/// Which client takes a request to the upstream.
+#[derive(Debug)]
+pub enum Route {
+    /// hyper's pooled client.
+    Pooled,
+    /// A bodiless object GET. To a plain-HTTP upstream it goes by our own
+    /// client ([`super::raw`]), and a large body goes through `splice`, the
+    /// client connection's pipe, when there is one ([`crate::zerocopy`]).
+    ObjectGet { splice: Option<Arc<Channel>> },
+}
+
+/// The body of an upstream response, from whichever client took it.
+#[derive(Debug)]
+pub enum UpstreamResponseBody {
+    Pooled(Incoming),
+    Raw(RawBody),
+}
+
+impl Body for UpstreamResponseBody {
+    type Data = Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            UpstreamResponseBody::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            UpstreamResponseBody::Raw(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamResponseBody::Pooled(body) => body.is_end_stream(),
+            UpstreamResponseBody::Raw(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamResponseBody::Pooled(body) => body.size_hint(),
+            UpstreamResponseBody::Raw(body) => body.size_hint(),
+        }
+    }
 }
 
 /// A failed exchange with the upstream.
@@ -49,6 +98,8 @@ pub struct Upstream {
     addressing: Addressing,
     connector: HttpsConnector<HttpConnector>,
     client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    /// For object GETs from a plain-HTTP upstream.
+    raw: Option<RawClient>,
     signer: Arc<UpstreamSigner>,
 }
 
@@ -74,7 +125,8 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(http);
         let client = pooled_client(https.clone());
-        Ok(Upstream { scheme, authority, addressing, connector: https, client, signer: Arc::new(signer) })
+        let raw = (scheme == "http").then(RawClient::default);
+        Ok(Upstream { scheme, authority, addressing, connector: https, client, raw, signer: Arc::new(signer) })
     }
 
     /// The same upstream with a connection pool of its own, for another
@@ -89,6 +141,7 @@ impl Upstream {
             addressing: self.addressing,
             connector: self.connector.clone(),
             client: pooled_client(self.connector.clone()),
+            raw: self.raw.as_ref().map(|_| RawClient::default()),
             signer: Arc::clone(&self.signer),
         }
     }
@@ -122,19 +175,29 @@ impl Upstream {
             .map_err(|e| UpstreamError::Uri(e.to_string()))
     }
 
-    /// Signs and sends `request`; `payload_hash` as for [`UpstreamSigner::sign`].
+    /// Signs and sends `request` by the client `route` names; `payload_hash`
+    /// as for [`UpstreamSigner::sign`].
     pub async fn send(
         &self,
         mut request: http::Request<UpstreamBody>,
         payload_hash: &str,
-    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        route: Route,
+    ) -> Result<http::Response<UpstreamResponseBody>, UpstreamError> {
         if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned())
             && let Ok(host) = http::HeaderValue::from_str(&authority)
         {
             request.headers_mut().insert(http::header::HOST, host);
         }
         self.signer.sign(&mut request, payload_hash).await?;
-        self.client.request(request).await.map_err(|e| UpstreamError::Request(error_chain(&e)))
+        match (route, &self.raw) {
+            (Route::ObjectGet { splice }, Some(raw)) => {
+                Ok(raw.send(request, splice).await?.map(UpstreamResponseBody::Raw))
+            }
+            _ => match self.client.request(request).await {
+                Ok(response) => Ok(response.map(UpstreamResponseBody::Pooled)),
+                Err(e) => Err(UpstreamError::Request(error_chain(&e))),
+            },
+        }
     }
 }
 

@@ -1,0 +1,396 @@
+//! A plain-HTTP/1.1 client of our own, for object GETs from a plain-HTTP
+//! upstream: it owns its sockets, so a large body can be spliced from the
+//! upstream socket straight to the client's ([`crate::zerocopy`]). hyper's
+//! client does not let go of its sockets.
+//!
+//! It sends one bodiless request per connection at a time, reads the
+//! response head with `httparse`, and streams the body by its framing
+//! (`Content-Length`, chunked, or up to the close). A connection whose body
+//! was read to its end goes back to a pool of idle ones (per worker
+//! thread, most recently used first, closed after [`IDLE_TIMEOUT`]).
+
+mod chunked;
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::uri::Authority;
+use http::{Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use self::chunked::{ChunkedDecoder, Step};
+use super::UpstreamError;
+use crate::zerocopy::{Channel, SPLICE_MIN};
+
+/// An idle connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept, at most.
+const MAX_IDLE: usize = 256;
+/// Longest response head taken.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields in a response head.
+const MAX_HEADERS: usize = 256;
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 64 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client: a pool of idle connections.
+#[derive(Debug, Default)]
+pub struct RawClient {
+    pool: Arc<Pool>,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    /// Oldest first.
+    idle: Mutex<VecDeque<Idle>>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    authority: String,
+    socket: TcpStream,
+    since: Instant,
+}
+
+impl Pool {
+    /// The most recently used idle connection to `authority` that the
+    /// upstream has not closed meanwhile, as far as can be seen.
+    fn checkout(&self, authority: &str) -> Option<TcpStream> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        expire(&mut idle);
+        while let Some(at) = idle.iter().rposition(|i| i.authority == authority) {
+            let Some(candidate) = idle.remove(at) else { break };
+            // Readable while idle: closed by the upstream, or stray bytes.
+            if matches!(candidate.socket.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                return Some(candidate.socket);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, authority: String, socket: TcpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        expire(&mut idle);
+        if idle.len() < MAX_IDLE {
+            idle.push_back(Idle { authority, socket, since: Instant::now() });
+        }
+    }
+}
+
+fn expire(idle: &mut VecDeque<Idle>) {
+    while idle.front().is_some_and(|i| i.since.elapsed() >= IDLE_TIMEOUT) {
+        idle.pop_front();
+    }
+}
+
+impl RawClient {
+    /// Sends a signed, bodiless `request` and returns the response with its
+    /// body still on the socket. With `splice`, a body of a known length of
+    /// at least [`SPLICE_MIN`] is moved through that client connection's
+    /// pipe.
+    pub async fn send<B>(
+        &self,
+        request: http::Request<B>,
+        splice: Option<Arc<Channel>>,
+    ) -> Result<Response<RawBody>, UpstreamError> {
+        let authority = request
+            .uri()
+            .authority()
+            .cloned()
+            .ok_or_else(|| UpstreamError::Uri(format!("{} has no host", request.uri())))?;
+        let head = request_head(&request);
+        drop(request);
+        // A pooled connection the upstream closed just as we sent on it
+        // fails before any answer: a GET is then safely sent again, once,
+        // on a new connection.
+        let mut retried = false;
+        loop {
+            let (mut socket, reused) = match self.pool.checkout(authority.as_str()) {
+                Some(socket) => (socket, !retried),
+                None => (connect(&authority).await?, false),
+            };
+            let mut buf = BytesMut::with_capacity(READ_SIZE);
+            let exchanged = match socket.write_all(&head).await {
+                Ok(()) => read_head(&mut socket, &mut buf).await,
+                Err(e) => Err(e),
+            };
+            let parts = match exchanged {
+                Ok(parts) => parts,
+                Err(_) if reused && buf.is_empty() => {
+                    retried = true;
+                    continue;
+                }
+                Err(e) => return Err(UpstreamError::Request(format!("upstream {authority}: {e}"))),
+            };
+            let framing = framing(&parts)?;
+            let reusable = parts.version == Version::HTTP_11
+                && !parts.headers.get_all(CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+            let splice = match framing {
+                Framing::Length(length) if length >= SPLICE_MIN => splice,
+                _ => None,
+            };
+            let mut body = RawBody {
+                socket: Some(socket),
+                buf,
+                framing,
+                splice,
+                reuse: reusable.then(|| (Arc::clone(&self.pool), authority.to_string())),
+            };
+            if body.framing_done() {
+                body.finish();
+            }
+            return Ok(Response::from_parts(parts, body));
+        }
+    }
+}
+
+async fn connect(authority: &Authority) -> Result<TcpStream, UpstreamError> {
+    let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+    let failed = |e: &dyn std::fmt::Display| UpstreamError::Request(format!("connecting to {address}: {e}"));
+    let socket = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(e)) => return Err(failed(&e)),
+        Err(_) => return Err(failed(&"timed out")),
+    };
+    // Small GETs suffer badly from Nagle + delayed ACK.
+    socket.set_nodelay(true).map_err(|e| failed(&e))?;
+    Ok(socket)
+}
+
+/// The request line and header fields, as sent.
+fn request_head<B>(request: &http::Request<B>) -> Vec<u8> {
+    let mut head = Vec::with_capacity(1024);
+    head.extend_from_slice(request.method().as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(request.uri().path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// Reads until a final (not 1xx) response head is in `buf`, and takes it
+/// out: what is left in `buf` is the start of the body.
+async fn read_head(socket: &mut TcpStream, buf: &mut BytesMut) -> io::Result<http::response::Parts> {
+    loop {
+        if let Some((parts, len)) = parse_head(buf)? {
+            buf.advance(len);
+            if parts.status.is_informational() {
+                continue;
+            }
+            return Ok(parts);
+        }
+        if buf.len() >= MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "response head too large"));
+        }
+        buf.reserve(READ_SIZE);
+        if tokio::io::AsyncReadExt::read_buf(socket, buf).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response"));
+        }
+    }
+}
+
+/// The response head at the start of `buf` and its length, if it is whole.
+fn parse_head(buf: &[u8]) -> io::Result<Option<(http::response::Parts, usize)>> {
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut fields);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(invalid(format!("bad response head: {e}"))),
+    };
+    let status = StatusCode::from_u16(response.code.unwrap_or_default())
+        .map_err(|_| invalid(format!("bad status {:?}", response.code)))?;
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = if response.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
+    parts.headers.reserve(response.headers.len());
+    for field in response.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| invalid(format!("bad header name {:?}", field.name)))?;
+        let value =
+            HeaderValue::from_bytes(field.value).map_err(|_| invalid(format!("bad value for header {name}")))?;
+        parts.headers.append(name, value);
+    }
+    Ok(Some((parts, len)))
+}
+
+/// How a response body ends (RFC 9112 §6.3, for a GET).
+#[derive(Debug)]
+enum Framing {
+    /// This many bytes are still to come.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+fn framing(parts: &http::response::Parts) -> Result<Framing, UpstreamError> {
+    let bad = |what: &str| UpstreamError::Request(format!("upstream response: {what}"));
+    if parts.status == StatusCode::NO_CONTENT || parts.status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Done);
+    }
+    if let Some(coding) = parts.headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+        let last = coding.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
+        return if last.eq_ignore_ascii_case(b"chunked") {
+            Ok(Framing::Chunked(ChunkedDecoder::new()))
+        } else {
+            Ok(Framing::UntilClose)
+        };
+    }
+    let mut lengths = parts.headers.get_all(CONTENT_LENGTH).iter();
+    match lengths.next() {
+        None => Ok(Framing::UntilClose),
+        Some(first) => {
+            if lengths.any(|other| other != first) {
+                return Err(bad("differing Content-Length fields"));
+            }
+            let length = first.to_str().ok().and_then(|l| l.trim().parse().ok()).ok_or_else(|| bad("bad Content-Length"))?;
+            Ok(if length == 0 { Framing::Done } else { Framing::Length(length) })
+        }
+    }
+}
+
+/// A response body read from the socket; the socket goes back to the pool
+/// when the body was read to its end.
+#[derive(Debug)]
+pub struct RawBody {
+    socket: Option<TcpStream>,
+    /// Read and not yet handed out.
+    buf: BytesMut,
+    framing: Framing,
+    /// The client connection whose pipe the body goes through.
+    splice: Option<Arc<Channel>>,
+    /// Where the socket goes when the body has ended, if it may be reused.
+    reuse: Option<(Arc<Pool>, String)>,
+}
+
+impl RawBody {
+    fn framing_done(&self) -> bool {
+        matches!(self.framing, Framing::Done | Framing::Length(0))
+    }
+
+    /// The body has ended: the socket goes back to the pool if nothing
+    /// beyond the body was read.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let (Some(socket), Some((pool, authority))) = (self.socket.take(), self.reuse.take())
+            && self.buf.is_empty()
+        {
+            pool.checkin(authority, socket);
+        }
+    }
+
+    /// Reads more into `buf`; `Ok(0)` at the socket's end.
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Some(socket) = self.socket.as_ref() else { return Poll::Ready(Ok(0)) };
+        self.buf.reserve(READ_SIZE);
+        loop {
+            ready!(socket.poll_read_ready(cx))?;
+            match socket.try_read_buf(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn cut(left: u64) -> crate::BoxError {
+        Box::new(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the upstream closed the connection with {left} bytes of the body still to come"),
+        ))
+    }
+}
+
+impl Body for RawBody {
+    type Data = Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            let data = match &mut this.framing {
+                Framing::Done => return Poll::Ready(None),
+                Framing::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(left) if !this.buf.is_empty() => {
+                    let take = usize::try_from(*left).unwrap_or(usize::MAX).min(this.buf.len());
+                    this.buf.split_to(take).freeze()
+                }
+                Framing::Length(left) => {
+                    let left = *left;
+                    if let (Some(channel), Some(socket)) = (this.splice.as_ref(), this.socket.as_ref()) {
+                        let placeholder = ready!(channel.poll_fill(cx, socket, left))?;
+                        if placeholder.is_empty() {
+                            return Poll::Ready(Some(Err(RawBody::cut(left))));
+                        }
+                        placeholder
+                    } else {
+                        if ready!(this.poll_read_more(cx))? == 0 {
+                            return Poll::Ready(Some(Err(RawBody::cut(left))));
+                        }
+                        continue;
+                    }
+                }
+                Framing::Chunked(decoder) => match decoder.decode(&mut this.buf)? {
+                    Step::Data(data) => data,
+                    Step::End => {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Step::NeedMore => {
+                        if ready!(this.poll_read_more(cx))? == 0 {
+                            return Poll::Ready(Some(Err("the upstream closed the connection inside a chunked body".into())));
+                        }
+                        continue;
+                    }
+                },
+                Framing::UntilClose if !this.buf.is_empty() => this.buf.split().freeze(),
+                Framing::UntilClose => {
+                    if ready!(this.poll_read_more(cx))? == 0 {
+                        this.framing = Framing::Done;
+                        this.socket = None;
+                        return Poll::Ready(None);
+                    }
+                    continue;
+                }
+            };
+            if let Framing::Length(left) = &mut this.framing {
+                *left -= data.len() as u64;
+                if *left == 0 {
+                    this.finish();
+                }
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(left) => SizeHint::with_exact(left),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! [`SpliceStream`]: a client connection that writes placeholders from the
+//! pipe.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rustix::pipe::{SpliceFlags, splice};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::{Channel, is_placeholder};
+
+/// A plain-TCP client connection: reads and ordinary writes pass through;
+/// a placeholder among the buffers to write is replaced by as many bytes
+/// from the connection's pipe ([`super`]).
+#[derive(Debug)]
+pub struct SpliceStream {
+    socket: TcpStream,
+    channel: Arc<Channel>,
+}
+
+impl SpliceStream {
+    #[must_use]
+    pub fn new(socket: TcpStream, channel: Arc<Channel>) -> SpliceStream {
+        SpliceStream { socket, channel }
+    }
+
+    /// Moves up to `len` bytes from the pipe to the socket.
+    fn poll_splice_out(&self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
+        let mut state = self.channel.lock();
+        let len = len.min(state.queued);
+        let Some(pipe) = state.pipe.as_ref().filter(|_| len > 0) else {
+            // Every placeholder stands for bytes put in the pipe before it
+            // was made; anything else would send the wrong bytes.
+            return Poll::Ready(Err(io::Error::other("a placeholder frame without bytes in the pipe")));
+        };
+        loop {
+            ready!(self.socket.poll_write_ready(cx))?;
+            let moved = self.socket.try_io(Interest::WRITABLE, || {
+                splice(&pipe.read, None, &self.socket, None, len, SpliceFlags::NONBLOCK | SpliceFlags::MOVE)
+                    .map_err(io::Error::from)
+            });
+            match moved {
+                Ok(n) => {
+                    state.queued -= n;
+                    if let Some(body) = state.waiting.take() {
+                        body.wake();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncRead for SpliceStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SpliceStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if is_placeholder(buf) {
+            return self.poll_splice_out(cx, buf.len());
+        }
+        Pin::new(&mut self.socket).poll_write(cx, buf)
+    }
+
+    /// Writes the buffers in order: runs of ordinary ones with one
+    /// `writev`, placeholders from the pipe. Stops at the first short or
+    /// pending step and reports what was written before it.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut written = 0;
+        let mut at = 0;
+        while at < bufs.len() {
+            let (step, wanted) = if is_placeholder(&bufs[at]) {
+                let wanted = bufs[at].len();
+                at += 1;
+                (self.poll_splice_out(cx, wanted), wanted)
+            } else {
+                let run = bufs[at..].iter().take_while(|b| !is_placeholder(b)).count();
+                let ordinary = &bufs[at..at + run];
+                at += run;
+                let wanted = ordinary.iter().map(|b| b.len()).sum();
+                (Pin::new(&mut self.socket).poll_write_vectored(cx, ordinary), wanted)
+            };
+            match step {
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    if n < wanted {
+                        break;
+                    }
+                }
+                Poll::Ready(Err(e)) if written == 0 => return Poll::Ready(Err(e)),
+                Poll::Pending if written == 0 => return Poll::Pending,
+                // Reported now; the error or the wait comes back on the
+                // next call.
+                Poll::Ready(Err(_)) | Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        // hyper queues body frames (rather than copying them into one
+        // buffer) only for a vectored connection: placeholders rely on it.
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_shutdown(cx)
+    }
+}
