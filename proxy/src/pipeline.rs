@@ -292,7 +292,9 @@ async fn forward(
     // Without a body the answer should start at once; with one, it starts
     // once the upload is done, which the body's idle timeout bounds.
     let result = if bodiless {
-        match tokio::time::timeout(state.upstream_header_timeout, state.upstream.send(request, &payload_hash, route)).await {
+        match tokio::time::timeout(state.upstream_header_timeout, state.upstream.send(request, &payload_hash, route))
+            .await
+        {
             Ok(result) => result,
             Err(_) => {
                 let waited = state.upstream_header_timeout.as_secs();

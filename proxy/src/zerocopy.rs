@@ -23,14 +23,14 @@
 //! next ([`crate::meter`]).
 //!
 //! Used only where it can work: a plain-TCP client connection speaking
-//! HTTP/1.x, a plain-HTTP upstream, a GetObject whose answer has a
+//! HTTP/1.x, a plain-HTTP upstream, a `GetObject` whose answer has a
 //! `Content-Length` of at least [`SPLICE_MIN`]. TLS on either side, or
 //! HTTP/2, goes the ordinary way.
 
 mod stream;
 
-use std::os::fd::OwnedFd;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 
@@ -66,9 +66,11 @@ fn is_placeholder(slice: &[u8]) -> bool {
 
 /// One client connection's pipe, shared by the bodies of its responses
 /// (which fill it) and its writer (which drains it).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Channel {
     state: Mutex<ChannelState>,
+    /// Where spliced bytes are counted.
+    metrics: Arc<egress_admin::Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -102,8 +104,8 @@ impl Pipe {
 
 impl Channel {
     #[must_use]
-    pub fn new() -> Arc<Channel> {
-        Arc::new(Channel::default())
+    pub fn new(metrics: Arc<egress_admin::Metrics>) -> Arc<Channel> {
+        Arc::new(Channel { state: Mutex::default(), metrics })
     }
 
     fn lock(&self) -> MutexGuard<'_, ChannelState> {

@@ -145,7 +145,7 @@ impl Worker {
                 match acceptor {
                     None => {
                         // Plain TCP: large downloads may be spliced.
-                        let channel = Channel::new();
+                        let channel = Channel::new(Arc::clone(&connection.state.metrics));
                         let stream = SpliceStream::new(stream, Arc::clone(&channel));
                         connection.serve(stream, Some(channel), watcher).await;
                     }

@@ -38,8 +38,11 @@ const MAX_IDLE: usize = 256;
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in a response head.
 const MAX_HEADERS: usize = 256;
-/// Bytes asked of the socket per read.
+/// Bytes asked of the socket per read of a body.
 const READ_SIZE: usize = 64 * 1024;
+/// Bytes asked of the socket for a response head. What comes with it of the
+/// body is copied, not spliced; this much holds a head and a small body.
+pub const HEAD_READ_SIZE: usize = 16 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client: a pool of idle connections.
@@ -118,7 +121,7 @@ impl RawClient {
                 Some(socket) => (socket, !retried),
                 None => (connect(&authority).await?, false),
             };
-            let mut buf = BytesMut::with_capacity(READ_SIZE);
+            let mut buf = BytesMut::with_capacity(HEAD_READ_SIZE);
             let exchanged = match socket.write_all(&head).await {
                 Ok(()) => read_head(&mut socket, &mut buf).await,
                 Err(e) => Err(e),
@@ -197,7 +200,7 @@ async fn read_head(socket: &mut TcpStream, buf: &mut BytesMut) -> io::Result<htt
         if buf.len() >= MAX_HEAD {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "response head too large"));
         }
-        buf.reserve(READ_SIZE);
+        buf.reserve(HEAD_READ_SIZE);
         if tokio::io::AsyncReadExt::read_buf(socket, buf).await? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response"));
         }
@@ -260,7 +263,8 @@ fn framing(parts: &http::response::Parts) -> Result<Framing, UpstreamError> {
             if lengths.any(|other| other != first) {
                 return Err(bad("differing Content-Length fields"));
             }
-            let length = first.to_str().ok().and_then(|l| l.trim().parse().ok()).ok_or_else(|| bad("bad Content-Length"))?;
+            let length =
+                first.to_str().ok().and_then(|l| l.trim().parse().ok()).ok_or_else(|| bad("bad Content-Length"))?;
             Ok(if length == 0 { Framing::Done } else { Framing::Length(length) })
         }
     }
@@ -357,7 +361,9 @@ impl Body for RawBody {
                     }
                     Step::NeedMore => {
                         if ready!(this.poll_read_more(cx))? == 0 {
-                            return Poll::Ready(Some(Err("the upstream closed the connection inside a chunked body".into())));
+                            return Poll::Ready(Some(Err(
+                                "the upstream closed the connection inside a chunked body".into()
+                            )));
                         }
                         continue;
                     }

@@ -45,6 +45,7 @@ impl SpliceStream {
             match moved {
                 Ok(n) => {
                     state.queued -= n;
+                    self.channel.metrics.spliced_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     if let Some(body) = state.waiting.take() {
                         body.wake();
                     }

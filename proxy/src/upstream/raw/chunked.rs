@@ -42,8 +42,8 @@ impl ChunkedDecoder {
                     let Some(line) = take_line(buf)? else { return Ok(Step::NeedMore) };
                     let digits = line[..].split(|&b| b == b';').next().unwrap_or_default();
                     let digits = std::str::from_utf8(digits).map_err(|_| invalid("chunk size is not ASCII"))?.trim();
-                    let size = u64::from_str_radix(digits, 16)
-                        .map_err(|_| invalid(&format!("bad chunk size {digits:?}")))?;
+                    let size =
+                        u64::from_str_radix(digits, 16).map_err(|_| invalid(&format!("bad chunk size {digits:?}")))?;
                     *self = if size == 0 { ChunkedDecoder::Trailers } else { ChunkedDecoder::Data(size) };
                 }
                 ChunkedDecoder::Data(left) => {
