@@ -132,7 +132,7 @@ pub struct ServeArgs {
     /// Requests processed at once over all connections; more wait their turn.
     #[arg(long, default_value_t = 4096)]
     pub max_concurrent_requests: usize,
-    /// Threads serving S3 connections (default: one per CPU).
+    /// Threads serving S3 connections (default: one per CPU but one, at least one).
     #[arg(long, env = "EGRESS_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
     /// Seconds a client has to send a whole request head (and a TLS handshake).

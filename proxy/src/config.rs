@@ -63,7 +63,7 @@ pub struct ServeConfig {
     pub region: String,
     pub virtual_host_domains: Vec<String>,
     pub tls: Option<TlsConfig>,
-    /// Threads serving S3 connections; `None`: one per CPU.
+    /// Threads serving S3 connections; `None`: [`default_worker_threads`].
     pub worker_threads: Option<usize>,
     pub limits: Limits,
     /// Name of the ledger (its checkpoint origin), used when the key is made.
@@ -106,4 +106,11 @@ impl ServeConfig {
     pub fn ledger_config(&self) -> LedgerConfig {
         LedgerConfig::new(&self.data_dir, &self.origin)
     }
+}
+
+/// Worker threads when none are configured: one per CPU but one, which is
+/// left to the ledger's writer and the other threads (at least one).
+#[must_use]
+pub fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }

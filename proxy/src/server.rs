@@ -120,7 +120,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     // Connections are accepted here and served by worker threads, each
     // with a runtime of its own (`workers`).
     let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
-    let count = config.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let count = config.worker_threads.unwrap_or_else(crate::config::default_worker_threads);
     let workers = Workers::start(count, state, &requests, &config.limits)?;
     let mut shutdown = std::pin::pin!(stopped(stop));
     loop {

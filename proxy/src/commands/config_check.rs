@@ -214,7 +214,11 @@ fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
     put("aws_endpoint", json!(config.admin.aws_endpoint.as_deref().unwrap_or("AWS")));
     let limits = &config.limits;
     put("max_concurrent_requests", json!(limits.max_concurrent_requests));
-    put("worker_threads", json!(config.worker_threads.map_or_else(|| "one per CPU".to_owned(), |n| n.to_string())));
+    let workers = config.worker_threads.map_or_else(
+        || format!("{} (one per CPU but one)", crate::config::default_worker_threads()),
+        |n| n.to_string(),
+    );
+    put("worker_threads", json!(workers));
     put("header_read_timeout_secs", json!(limits.header_read_timeout.as_secs()));
     put("body_idle_timeout_secs", json!(limits.body_idle_timeout.as_secs()));
     put("upstream_header_timeout_secs", json!(limits.upstream_header_timeout.as_secs()));

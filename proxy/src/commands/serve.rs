@@ -258,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn worker_threads_default_to_one_per_cpu_and_zero_is_refused() {
+    fn worker_threads_default_to_unset_and_zero_is_refused() {
         assert_eq!(parse(&["serve"]).unwrap().worker_threads, None);
         assert_eq!(parse(&["serve", "--worker-threads", "3"]).unwrap().worker_threads, Some(3));
         let err = format!("{:#}", parse(&["serve", "--worker-threads", "0"]).unwrap_err());
