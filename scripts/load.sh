@@ -21,8 +21,9 @@ LARGE_EVERY="${LARGE_EVERY:-8}"
 SAMPLE_SECS="${SAMPLE_SECS:-10}"
 
 # Every connection is a socket at the load tool, two at the proxy (client
-# and upstream side) and one at SeaweedFS; the shell's limit is inherited.
-want_fds=$((CONNECTIONS * 2 + 1024))
+# and upstream side) and one at SeaweedFS, and at the proxy a pipe (two fds)
+# once it carried a spliced download; the shell's limit is inherited.
+want_fds=$((CONNECTIONS * 4 + 1024))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
   ulimit -n "$want_fds" 2>/dev/null || {
     echo "open-file limit $(ulimit -n) is too low for $CONNECTIONS connections (need $want_fds; hard limit $(ulimit -Hn))" >&2

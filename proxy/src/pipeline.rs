@@ -201,7 +201,11 @@ pub async fn handle(
     // Only HTTP/1 responses are written by the connection's own writer,
     // which is what splices (HTTP/2 frames every body itself).
     let splice = splice.filter(|_| matches!(parts.version, http::Version::HTTP_10 | http::Version::HTTP_11));
-    let route = if operation == "GetObject" { Route::ObjectGet { splice } } else { Route::Pooled };
+    let route = if operation == "GetObject" && http_body::Body::is_end_stream(&body) {
+        Route::ObjectGet { splice }
+    } else {
+        Route::Pooled
+    };
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
     let appending = Instant::now();
     let record = async {
@@ -281,7 +285,6 @@ async fn forward(
     plan.adjust_headers(&mut headers);
     let payload_hash = plan.upstream_payload_hash(&authenticated.payload);
     let bodiless = http_body::Body::is_end_stream(&body);
-    let route = if bodiless && parts.method == Method::GET { route } else { Route::Pooled };
     let (upstream_body, verdict): (UpstreamBody, _) = plan.body(body, state.body_idle_timeout);
 
     let mut request = Request::new(upstream_body);

@@ -29,6 +29,7 @@ use workers::Workers;
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
 /// (their `end` records included) and closes the ledger.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let (ledger, recovery) = Ledger::open(&config.ledger_config())?;
     if recovery.cut_bytes > 0 || !recovery.interrupted.is_empty() {
         tracing::warn!(
@@ -151,6 +152,24 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("admin API still busy after the grace period"),
     }
     drained
+}
+
+/// Raises the soft limit on open files to the hard one. Every connection
+/// takes two descriptors (client and upstream) and a pipe once it carried a
+/// spliced download (two more); a soft limit of 1,024, common for services,
+/// would refuse connections at about 250 downloads in flight.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
+        && soft < hard
+    {
+        let raised = rustix::process::Rlimit { current: Some(hard), maximum: Some(hard) };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, limit = soft, "could not raise the open-file limit"),
+        }
+    }
 }
 
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -22,6 +22,17 @@
 //! ledger counts does not change: hyper took a frame when it asks for the
 //! next ([`crate::meter`]).
 //!
+//! When the pipe is full the body waits, and the writer wakes it once it
+//! has drained some; hyper flushes its queue whenever the body waits, so
+//! the two cannot wait on each other. A pipe can also be full in its slots
+//! (one per page fragment) before it is full in bytes; the body then waits
+//! for the writer as well as for the socket.
+//!
+//! This leans on how hyper 1 writes HTTP/1: a connection that says it is
+//! vectored gets body buffers queued as they are (`WriteStrategy::Queue`).
+//! Were a hyper release to copy them instead, clients would get zeros;
+//! `tests/tests/s3_zero_copy.rs` compares every byte of spliced bodies.
+//!
 //! Used only where it can work: a plain-TCP client connection speaking
 //! HTTP/1.x, a plain-HTTP upstream, a `GetObject` whose answer has a
 //! `Content-Length` of at least [`SPLICE_MIN`]. TLS on either side, or
@@ -108,20 +119,38 @@ impl Channel {
         Arc::new(Channel { state: Mutex::default(), metrics })
     }
 
+    /// Whether the connection has a pipe, made now if need be. Without one
+    /// (out of file descriptors, say) bodies are copied as usual.
+    pub fn ready(&self) -> bool {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let mut state = self.lock();
+        if state.pipe.is_none() {
+            match Pipe::new() {
+                Ok(pipe) => state.pipe = Some(pipe),
+                Err(e) => {
+                    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "no pipe for a spliced download; copying instead (warned once)");
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     fn lock(&self) -> MutexGuard<'_, ChannelState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Moves up to `want` bytes (not 0) from `socket` into the pipe and
-    /// returns the placeholder that stands for them; an empty one when the
-    /// socket is at its end.
+    /// Moves up to `want` bytes (not 0) from `socket` into the pipe, which
+    /// [`Channel::ready`] made, and returns the placeholder that stands for
+    /// them; an empty one when the socket is at its end.
     pub fn poll_fill(&self, cx: &mut Context<'_>, socket: &TcpStream, want: u64) -> Poll<io::Result<Bytes>> {
         let mut state = self.lock();
-        if state.pipe.is_none() {
-            state.pipe = Some(Pipe::new()?);
-        }
         loop {
-            let capacity = state.pipe.as_ref().map_or(0, |p| p.capacity);
+            let Some(capacity) = state.pipe.as_ref().map(|p| p.capacity) else {
+                return Poll::Ready(Err(io::Error::other("splicing without a pipe")));
+            };
             let room = capacity.saturating_sub(state.queued);
             if room == 0 {
                 state.waiting = Some(cx.waker().clone());

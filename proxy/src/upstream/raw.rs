@@ -138,7 +138,7 @@ impl RawClient {
             let reusable = parts.version == Version::HTTP_11
                 && !parts.headers.get_all(CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
             let splice = match framing {
-                Framing::Length(length) if length >= SPLICE_MIN => splice,
+                Framing::Length(length) if length >= SPLICE_MIN => splice.filter(|channel| channel.ready()),
                 _ => None,
             };
             let mut body = RawBody {
