@@ -36,8 +36,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_IDLE: usize = 256;
 /// Longest response head taken.
 const MAX_HEAD: usize = 64 * 1024;
+/// Header fields in a response head parsed at the first try; heads with
+/// more (much user metadata) are parsed again with room for [`MAX_HEADERS`].
+const USUAL_HEADERS: usize = 48;
 /// Most header fields in a response head.
-const MAX_HEADERS: usize = 256;
+const MAX_HEADERS: usize = 512;
 /// Bytes asked of the socket per read of a body.
 const READ_SIZE: usize = 64 * 1024;
 /// Bytes asked of the socket for a response head. What comes with it of the
@@ -210,9 +213,16 @@ async fn read_head(socket: &mut TcpStream, buf: &mut BytesMut) -> io::Result<htt
 /// The response head at the start of `buf` and its length, if it is whole.
 fn parse_head(buf: &[u8]) -> io::Result<Option<(http::response::Parts, usize)>> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let len = match response.parse(buf) {
+    let mut few = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+    let mut many = Vec::new();
+    let mut response = httparse::Response::new(&mut few);
+    let mut parsed = response.parse(buf);
+    if parsed == Err(httparse::Error::TooManyHeaders) {
+        many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+        response = httparse::Response::new(&mut many[..]);
+        parsed = response.parse(buf);
+    }
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(invalid(format!("bad response head: {e}"))),
@@ -398,5 +408,51 @@ impl Body for RawBody {
             Framing::Done => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_heads_with_few_and_with_many_fields() {
+        let head =
+            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nX-Amz-Meta-A: 1\r\nX-Amz-Meta-A: 2\r\n\r\nabc";
+        let (parts, len) = parse_head(head).unwrap().unwrap();
+        assert_eq!(parts.status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(parts.version, Version::HTTP_11);
+        assert_eq!(parts.headers.get_all("x-amz-meta-a").iter().count(), 2);
+        assert_eq!(&head[len..], b"abc");
+        assert!(parse_head(&head[..20]).unwrap().is_none(), "a partial head waits for more");
+
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..200 {
+            many.extend_from_slice(format!("x-amz-meta-k{i}: v{i}\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        let (parts, len) = parse_head(&many).unwrap().unwrap();
+        assert_eq!(parts.headers.len(), 200);
+        assert_eq!(len, many.len());
+        assert!(parse_head(b"HTTP/1.1 abc\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let parts = |status: u16, fields: &[(&str, &str)]| {
+            let mut builder = Response::builder().status(status);
+            for (name, value) in fields {
+                builder = builder.header(*name, *value);
+            }
+            builder.body(()).unwrap().into_parts().0
+        };
+        assert!(matches!(framing(&parts(200, &[("content-length", "10")])), Ok(Framing::Length(10))));
+        assert!(matches!(framing(&parts(200, &[("content-length", "0")])), Ok(Framing::Done)));
+        assert!(matches!(framing(&parts(304, &[("content-length", "10")])), Ok(Framing::Done)));
+        let chunked = parts(200, &[("transfer-encoding", "gzip, chunked"), ("content-length", "10")]);
+        assert!(matches!(framing(&chunked), Ok(Framing::Chunked(_))));
+        assert!(matches!(framing(&parts(200, &[])), Ok(Framing::UntilClose)));
+        assert!(framing(&parts(200, &[("content-length", "1"), ("content-length", "2")])).is_err());
+        assert!(framing(&parts(200, &[("content-length", "x")])).is_err());
     }
 }
