@@ -214,7 +214,7 @@ async fn read_head(socket: &mut TcpStream, buf: &mut BytesMut) -> io::Result<htt
 fn parse_head(buf: &[u8]) -> io::Result<Option<(http::response::Parts, usize)>> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     let mut few = [httparse::EMPTY_HEADER; USUAL_HEADERS];
-    let mut many = Vec::new();
+    let mut many;
     let mut response = httparse::Response::new(&mut few);
     let mut parsed = response.parse(buf);
     if parsed == Err(httparse::Error::TooManyHeaders) {
