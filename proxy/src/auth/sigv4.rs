@@ -653,13 +653,13 @@ fn uri_encode_path(raw: &str) -> String {
 }
 
 /// `AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex sha256(canonical request)>`.
-fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> Vec<u8> {
+pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> Vec<u8> {
     format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical_request))).into_bytes()
 }
 
 /// Every query parameter (but `X-Amz-Signature` for presigned URLs) decoded,
 /// re-encoded strictly, sorted by name then value, joined with `&`.
-fn canonical_query(raw_query: Option<&str>, skip_signature: bool) -> String {
+pub(crate) fn canonical_query(raw_query: Option<&str>, skip_signature: bool) -> String {
     let Some(raw_query) = raw_query else { return String::new() };
     let mut pairs: Vec<(String, String)> = query_pairs(raw_query)
         .filter_map(|(name, value)| {
@@ -689,7 +689,11 @@ fn canonical_query(raw_query: Option<&str>, skip_signature: bool) -> String {
 
 /// `name:value\n` for each signed header, values trimmed, runs of spaces
 /// collapsed, repeated headers joined with `,`.
-fn canonical_headers(headers: &HeaderMap, signed: &[&str], access_key_id: &str) -> Result<Vec<u8>, AuthError> {
+pub(crate) fn canonical_headers(
+    headers: &HeaderMap,
+    signed: &[&str],
+    access_key_id: &str,
+) -> Result<Vec<u8>, AuthError> {
     let mut out = Vec::with_capacity(256);
     for &name in signed {
         let mut values = headers.get_all(name).iter().peekable();
