@@ -120,9 +120,11 @@ impl RawClient {
         // on a new connection.
         let mut retried = false;
         loop {
-            let (mut socket, reused) = match self.pool.checkout(authority.as_str()) {
-                Some(socket) => (socket, !retried),
-                None => (connect(&authority).await?, false),
+            let pooled = if retried { None } else { self.pool.checkout(authority.as_str()) };
+            let reused = pooled.is_some();
+            let mut socket = match pooled {
+                Some(socket) => socket,
+                None => connect(&authority).await?,
             };
             let mut buf = BytesMut::with_capacity(HEAD_READ_SIZE);
             let exchanged = match socket.write_all(&head).await {
