@@ -415,7 +415,118 @@ impl Body for RawBody {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
     use super::*;
+
+    /// A server on a local socket that answers the requests on each
+    /// connection with the next of `answers` (raw bytes), closing the
+    /// connection after any answer that ends with `close`. Counts the
+    /// connections it accepted.
+    async fn serve(answers: Vec<(&'static [u8], bool)>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            let mut answers = answers.into_iter();
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut seen = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&chunk[..n]);
+                    if !seen.ends_with(b"\r\n\r\n") {
+                        continue;
+                    }
+                    seen.clear();
+                    let Some((answer, close)) = answers.next() else { return };
+                    socket.write_all(answer).await.unwrap();
+                    if close {
+                        break;
+                    }
+                }
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn get(client: &RawClient, addr: &str) -> (StatusCode, Vec<u8>) {
+        let request =
+            http::Request::builder().uri(format!("http://{addr}/bucket/key")).header("host", addr).body(()).unwrap();
+        let response = client.send(request, None).await.unwrap();
+        let status = response.status();
+        (status, response.into_body().collect().await.unwrap().to_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn bodies_by_length_and_chunked_and_the_connection_is_reused() {
+        let (addr, accepted) = serve(vec![
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false),
+            (b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n<Er\r\n4\r\nror>\r\n0\r\n\r\n", false),
+            (b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", false),
+        ])
+        .await;
+        let client = RawClient::default();
+        assert_eq!(get(&client, &addr).await, (StatusCode::OK, b"hello".to_vec()));
+        assert_eq!(get(&client, &addr).await, (StatusCode::NOT_FOUND, b"<Error>".to_vec()));
+        assert_eq!(get(&client, &addr).await, (StatusCode::NOT_MODIFIED, Vec::new()));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for the three");
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_not_reused_and_a_body_up_to_the_close_is_read() {
+        let (addr, accepted) = serve(vec![
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab", true),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the close", true),
+        ])
+        .await;
+        let client = RawClient::default();
+        assert_eq!(get(&client, &addr).await.1, b"ab");
+        assert_eq!(get(&client, &addr).await.1, b"until the close");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_upstream_closed_is_replaced() {
+        let (addr, accepted) = serve(vec![
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab", false),
+            // The upstream closes the idle connection just as the next GET
+            // arrives on it: no answer. The GET goes again on a new one.
+            (b"", true),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\ncd", true),
+            // Closed well before the next GET: the pool sees it and opens
+            // a new connection at once.
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nef", false),
+        ])
+        .await;
+        let client = RawClient::default();
+        assert_eq!(get(&client, &addr).await.1, b"ab");
+        assert_eq!(get(&client, &addr).await.1, b"cd");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "sent again on a second connection");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(get(&client, &addr).await.1, b"ef");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_an_error() {
+        let (addr, _) = serve(vec![(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true)]).await;
+        let request =
+            http::Request::builder().uri(format!("http://{addr}/b/k")).header("host", &addr).body(()).unwrap();
+        let response = RawClient::default().send(request, None).await.unwrap();
+        let error = response.into_body().collect().await.unwrap_err();
+        assert!(error.to_string().contains("7 bytes of the body still to come"), "{error}");
+    }
 
     #[test]
     fn parses_heads_with_few_and_with_many_fields() {
