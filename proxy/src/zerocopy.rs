@@ -148,10 +148,10 @@ impl Channel {
     pub fn poll_fill(&self, cx: &mut Context<'_>, socket: &TcpStream, want: u64) -> Poll<io::Result<Bytes>> {
         let mut state = self.lock();
         loop {
-            let Some(capacity) = state.pipe.as_ref().map(|p| p.capacity) else {
+            let Some(pipe) = state.pipe.as_ref() else {
                 return Poll::Ready(Err(io::Error::other("splicing without a pipe")));
             };
-            let room = capacity.saturating_sub(state.queued);
+            let room = pipe.capacity.saturating_sub(state.queued);
             if room == 0 {
                 state.waiting = Some(cx.waker().clone());
                 return Poll::Pending;
@@ -159,7 +159,6 @@ impl Channel {
             let len = room.min(usize::try_from(want).unwrap_or(usize::MAX));
             ready!(socket.poll_read_ready(cx))?;
             let moved = socket.try_io(Interest::READABLE, || {
-                let pipe = state.pipe.as_ref().ok_or_else(|| io::Error::other("no pipe"))?;
                 splice(socket, None, &pipe.write, None, len, SpliceFlags::NONBLOCK | SpliceFlags::MOVE)
                     .map_err(io::Error::from)
             });

@@ -596,18 +596,19 @@ fn payload_mode(
     }
 }
 
-/// The canonical request minus its path, which has candidates.
-struct CanonicalParts<'a> {
-    method: &'a str,
-    raw_path: &'a str,
-    query: &'a str,
-    headers: &'a [u8],
-    signed_headers: &'a str,
-    payload_hash: &'a str,
+/// The canonical request minus its path, which has candidates (the
+/// upstream signer has one: its own, already canonical).
+pub(crate) struct CanonicalParts<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) raw_path: &'a str,
+    pub(crate) query: &'a str,
+    pub(crate) headers: &'a [u8],
+    pub(crate) signed_headers: &'a str,
+    pub(crate) payload_hash: &'a str,
 }
 
 impl CanonicalParts<'_> {
-    fn canonical_request(&self, path: &str) -> Vec<u8> {
+    pub(crate) fn canonical_request(&self, path: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             self.method.len() + path.len() + self.query.len() + self.headers.len() + self.signed_headers.len() + 70,
         );

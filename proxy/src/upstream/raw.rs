@@ -45,7 +45,7 @@ const MAX_HEADERS: usize = 512;
 const READ_SIZE: usize = 64 * 1024;
 /// Bytes asked of the socket for a response head. What comes with it of the
 /// body is copied, not spliced; this much holds a head and a small body.
-pub const HEAD_READ_SIZE: usize = 16 * 1024;
+const HEAD_READ_SIZE: usize = 16 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client: a pool of idle connections.
@@ -62,7 +62,7 @@ struct Pool {
 
 #[derive(Debug)]
 struct Idle {
-    authority: String,
+    authority: Authority,
     socket: TcpStream,
     since: Instant,
 }
@@ -70,10 +70,10 @@ struct Idle {
 impl Pool {
     /// The most recently used idle connection to `authority` that the
     /// upstream has not closed meanwhile, as far as can be seen.
-    fn checkout(&self, authority: &str) -> Option<TcpStream> {
+    fn checkout(&self, authority: &Authority) -> Option<TcpStream> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         expire(&mut idle);
-        while let Some(at) = idle.iter().rposition(|i| i.authority == authority) {
+        while let Some(at) = idle.iter().rposition(|i| i.authority == *authority) {
             let Some(candidate) = idle.remove(at) else { break };
             // Readable while idle: closed by the upstream, or stray bytes.
             if matches!(candidate.socket.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
@@ -83,7 +83,7 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, authority: String, socket: TcpStream) {
+    fn checkin(&self, authority: Authority, socket: TcpStream) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         expire(&mut idle);
         if idle.len() < MAX_IDLE {
@@ -120,7 +120,7 @@ impl RawClient {
         // on a new connection.
         let mut retried = false;
         loop {
-            let pooled = if retried { None } else { self.pool.checkout(authority.as_str()) };
+            let pooled = if retried { None } else { self.pool.checkout(&authority) };
             let reused = pooled.is_some();
             let mut socket = match pooled {
                 Some(socket) => socket,
@@ -151,7 +151,7 @@ impl RawClient {
                 buf,
                 framing,
                 splice,
-                reuse: reusable.then(|| (Arc::clone(&self.pool), authority.to_string())),
+                reuse: reusable.then(|| (Arc::clone(&self.pool), authority.clone())),
             };
             if body.framing_done() {
                 body.finish();
@@ -293,12 +293,13 @@ pub struct RawBody {
     /// The client connection whose pipe the body goes through.
     splice: Option<Arc<Channel>>,
     /// Where the socket goes when the body has ended, if it may be reused.
-    reuse: Option<(Arc<Pool>, String)>,
+    reuse: Option<(Arc<Pool>, Authority)>,
 }
 
 impl RawBody {
+    /// A `Length` body that reached 0 is finished at once, so it is `Done`.
     fn framing_done(&self) -> bool {
-        matches!(self.framing, Framing::Done | Framing::Length(0))
+        matches!(self.framing, Framing::Done)
     }
 
     /// The body has ended: the socket goes back to the pool if nothing
@@ -342,10 +343,6 @@ impl Body for RawBody {
         loop {
             let data = match &mut this.framing {
                 Framing::Done => return Poll::Ready(None),
-                Framing::Length(0) => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
                 Framing::Length(left) if !this.buf.is_empty() => {
                     let take = usize::try_from(*left).unwrap_or(usize::MAX).min(this.buf.len());
                     this.buf.split_to(take).freeze()
@@ -460,10 +457,12 @@ mod tests {
         (addr, accepted)
     }
 
+    fn request(addr: &str) -> http::Request<()> {
+        http::Request::builder().uri(format!("http://{addr}/bucket/key")).header("host", addr).body(()).unwrap()
+    }
+
     async fn get(client: &RawClient, addr: &str) -> (StatusCode, Vec<u8>) {
-        let request =
-            http::Request::builder().uri(format!("http://{addr}/bucket/key")).header("host", addr).body(()).unwrap();
-        let response = client.send(request, None).await.unwrap();
+        let response = client.send(request(addr), None).await.unwrap();
         let status = response.status();
         (status, response.into_body().collect().await.unwrap().to_bytes().to_vec())
     }
@@ -521,9 +520,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_cut_short_is_an_error() {
         let (addr, _) = serve(vec![(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true)]).await;
-        let request =
-            http::Request::builder().uri(format!("http://{addr}/b/k")).header("host", &addr).body(()).unwrap();
-        let response = RawClient::default().send(request, None).await.unwrap();
+        let response = RawClient::default().send(request(&addr), None).await.unwrap();
         let error = response.into_body().collect().await.unwrap_err();
         assert!(error.to_string().contains("7 bytes of the body still to come"), "{error}");
     }

@@ -19,7 +19,7 @@ use http::header::{AUTHORIZATION, HeaderName};
 use zeroize::Zeroizing;
 
 use super::CredentialSource;
-use crate::auth::sigv4::{ALGORITHM, SigningKey, canonical_headers, canonical_query, string_to_sign};
+use crate::auth::sigv4::{ALGORITHM, CanonicalParts, SigningKey, canonical_headers, canonical_query, string_to_sign};
 
 /// Headers signed toward the upstream besides `x-amz-*` ones: those S3 reads
 /// and a client means (never hop-by-hop ones or `user-agent`, which
@@ -121,16 +121,15 @@ impl UpstreamSigner {
         let path = if uri.path().is_empty() { "/" } else { uri.path() };
         let query = canonical_query(uri.query(), false);
         let method = request.method().as_str();
-        let mut canonical_request = Vec::with_capacity(
-            method.len() + path.len() + query.len() + canonical_headers.len() + signed_headers.len() + 70,
-        );
-        for part in [method.as_bytes(), path.as_bytes(), query.as_bytes(), &canonical_headers] {
-            canonical_request.extend_from_slice(part);
-            canonical_request.push(b'\n');
+        let canonical_request = CanonicalParts {
+            method,
+            raw_path: path,
+            query: &query,
+            headers: &canonical_headers,
+            signed_headers: &signed_headers,
+            payload_hash,
         }
-        canonical_request.extend_from_slice(signed_headers.as_bytes());
-        canonical_request.push(b'\n');
-        canonical_request.extend_from_slice(payload_hash.as_bytes());
+        .canonical_request(path);
 
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
         let signature =
