@@ -54,6 +54,10 @@ impl EndTemplate {
     }
 }
 
+/// How much of an upstream error answer is kept to read its S3 error code
+/// from: the code comes first in every S3 error body.
+const ERROR_BODY_KEPT: usize = 1024;
+
 /// A response body that reports what it delivered to the ledger.
 pub struct MeteredBody<B> {
     inner: B,
@@ -65,6 +69,9 @@ pub struct MeteredBody<B> {
     /// The inner body said it has nothing more (after the last frame).
     at_end: bool,
     idle: IdleTimer,
+    /// The start of an upstream error answer, for the `end` record's
+    /// `error_code`; `None` for other answers.
+    error_body: Option<Vec<u8>>,
 }
 
 impl<B> std::fmt::Debug for MeteredBody<B> {
@@ -83,13 +90,23 @@ impl<B: Body> MeteredBody<B> {
             sent: 0,
             pending: 0,
             idle: IdleTimer::new(idle_timeout),
+            error_body: None,
         }
+    }
+
+    /// The body is an upstream's error answer: the `end` record gets the
+    /// S3 error code it carries, when it has one.
+    #[must_use]
+    pub fn reading_error_code(mut self) -> MeteredBody<B> {
+        self.error_body = Some(Vec::new());
+        self
     }
 }
 
 impl<B> MeteredBody<B> {
     fn finish(&mut self, outcome: Outcome, error_code: Option<String>) {
         if let Some(template) = self.template.take() {
+            let error_code = error_code.or_else(|| self.error_body.as_deref().and_then(crate::s3::error::code_in));
             template.finish(outcome, self.sent, error_code);
         }
     }
@@ -111,6 +128,10 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.pending = data.len() as u64;
+                    if let Some(kept) = this.error_body.as_mut() {
+                        let room = ERROR_BODY_KEPT.saturating_sub(kept.len());
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
+                    }
                 }
                 this.at_end = this.inner.is_end_stream();
                 this.idle.progress();

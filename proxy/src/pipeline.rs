@@ -357,7 +357,11 @@ fn pass_back(
     end.upstream_id2 = header_str(&parts.headers, "x-amz-id-2");
     end.object_size = if object_read { object_size(parts.status, &parts.headers) } else { None };
 
-    let mut response = Response::new(MeteredBody::new(body, template, state.body_idle_timeout).boxed_unsync());
+    let mut body = MeteredBody::new(body, template, state.body_idle_timeout);
+    if parts.status.as_u16() >= 300 && parts.status != StatusCode::NOT_MODIFIED {
+        body = body.reading_error_code();
+    }
+    let mut response = Response::new(body.boxed_unsync());
     *response.status_mut() = parts.status;
     let headers = response.headers_mut();
     for (name, value) in &parts.headers {

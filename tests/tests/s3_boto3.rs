@@ -108,6 +108,7 @@ print(json.dumps(r))
     assert!(list["bytes_sent"].as_u64().unwrap() > 100, "the listing's XML bytes are counted: {list}");
     let (_, missing) = proxy.event(out["missing"].as_str().unwrap());
     assert_eq!(missing["status"], 404);
+    assert_eq!(missing["error_code"], "NoSuchKey", "the upstream's own error code is recorded: {missing}");
     assert!(missing["bytes_sent"].as_u64().unwrap() > 0);
     let (_, not_modified) = proxy.event(out["not_modified"].as_str().unwrap());
     assert_eq!(out["not_modified_status"], 304);

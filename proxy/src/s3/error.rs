@@ -94,6 +94,25 @@ impl S3Error {
     }
 }
 
+/// Longest S3 error code taken from an upstream answer; real ones are
+/// shorter than 40 characters.
+const MAX_CODE_LEN: usize = 64;
+
+/// The S3 error code in (the start of) an error body from the upstream:
+/// the text of its first `<Code>` element, if it looks like one (letters,
+/// digits, `.`, `_`, `-`). Nothing is invented from a body that is not an
+/// S3 error.
+#[must_use]
+pub fn code_in(xml: &[u8]) -> Option<String> {
+    const OPEN: &[u8] = b"<Code>";
+    let start = xml.windows(OPEN.len()).position(|w| w == OPEN)? + OPEN.len();
+    let rest = &xml[start..];
+    let len = rest.iter().position(|&b| b == b'<')?;
+    let code = std::str::from_utf8(&rest[..len]).ok()?.trim();
+    let plausible = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    (!code.is_empty() && code.len() <= MAX_CODE_LEN && code.chars().all(plausible)).then(|| code.to_owned())
+}
+
 impl From<&crate::auth::AuthError> for S3Error {
     fn from(error: &crate::auth::AuthError) -> S3Error {
         S3Error::new(error.status(), error.code(), error.to_string())
@@ -131,5 +150,20 @@ mod tests {
         let head = e.to_response("req-1", true);
         assert!(head.body().is_empty());
         assert_eq!(head.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn error_codes_are_read_from_upstream_bodies() {
+        let ours = S3Error::new(StatusCode::NOT_FOUND, "NoSuchKey", "gone").to_xml("r");
+        assert_eq!(code_in(ours.as_bytes()).as_deref(), Some("NoSuchKey"));
+        let aws = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code> SlowDown </Code>\n  <Message>";
+        assert_eq!(code_in(aws).as_deref(), Some("SlowDown"));
+        // Cut before the code ends, not XML, or not a code: nothing.
+        for body in
+            [&b"<Error><Code>NoSuchK"[..], b"<html>502 Bad Gateway</html>", b"<Code></Code>", b"<Code>a b</Code>"]
+        {
+            assert_eq!(code_in(body), None, "{}", String::from_utf8_lossy(body));
+        }
+        assert_eq!(code_in(format!("<Code>{}</Code>", "A".repeat(65)).as_bytes()), None);
     }
 }
