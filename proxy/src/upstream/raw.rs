@@ -14,9 +14,10 @@ mod chunked;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
@@ -25,6 +26,7 @@ use http::{Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use self::chunked::{ChunkedDecoder, Step};
 use super::UpstreamError;
@@ -58,12 +60,16 @@ pub struct RawClient {
 struct Pool {
     /// Oldest first.
     idle: Mutex<VecDeque<Idle>>,
+    /// A task closes expired connections while any are idle, so that none
+    /// outlives [`IDLE_TIMEOUT`] by much when no request comes.
+    reaping: AtomicBool,
 }
 
 #[derive(Debug)]
 struct Idle {
     authority: Authority,
     socket: TcpStream,
+    /// tokio's clock, which tests can move on.
     since: Instant,
 }
 
@@ -83,12 +89,37 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, authority: Authority, socket: TcpStream) {
+    fn checkin(self: &Arc<Self>, authority: Authority, socket: TcpStream) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         expire(&mut idle);
         if idle.len() < MAX_IDLE {
             idle.push_back(Idle { authority, socket, since: Instant::now() });
+            drop(idle);
+            self.reap();
         }
+    }
+
+    /// Starts the task that expires idle connections, unless it runs. It
+    /// ends when the pool is empty or gone.
+    fn reap(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE_TIMEOUT / 2).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                expire(&mut idle);
+                if idle.is_empty() {
+                    // Under the lock: a checkin after this starts a new task.
+                    pool.reaping.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -140,8 +171,7 @@ impl RawClient {
                 Err(e) => return Err(UpstreamError::Request(format!("upstream {authority}: {e}"))),
             };
             let framing = framing(&parts)?;
-            let reusable = parts.version == Version::HTTP_11
-                && !parts.headers.get_all(CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+            let reusable = parts.version == Version::HTTP_11 && !says_close(&parts.headers);
             let splice = match framing {
                 Framing::Length(length) if length >= SPLICE_MIN => splice.filter(|channel| channel.ready()),
                 _ => None,
@@ -159,6 +189,16 @@ impl RawClient {
             return Ok(Response::from_parts(parts, body));
         }
     }
+}
+
+/// Whether `Connection` lists `close` (a comma-separated, case-insensitive
+/// list of options, in one field or several).
+fn says_close(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 async fn connect(authority: &Authority) -> Result<TcpStream, UpstreamError> {
@@ -515,6 +555,39 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(get(&client, &addr).await.1, b"ef");
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_when_no_request_comes() {
+        let (addr, _) = serve(vec![(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab", false)]).await;
+        let client = RawClient::default();
+        assert_eq!(get(&client, &addr).await.1, b"ab");
+        let idle = || client.pool.idle.lock().unwrap().len();
+        assert_eq!(idle(), 1);
+        assert!(client.pool.reaping.load(Ordering::SeqCst));
+        tokio::time::pause();
+        tokio::time::sleep(IDLE_TIMEOUT / 2).await;
+        assert_eq!(idle(), 1, "not yet expired");
+        tokio::time::sleep(IDLE_TIMEOUT).await;
+        assert_eq!(idle(), 0, "expired with no request to see it");
+        assert!(!client.pool.reaping.load(Ordering::SeqCst), "the reaper ended with the pool empty");
+    }
+
+    #[test]
+    fn connection_close_is_one_option_among_others() {
+        let says = |values: &[&'static str]| {
+            let mut headers = http::HeaderMap::new();
+            for value in values {
+                headers.append(CONNECTION, HeaderValue::from_static(value));
+            }
+            says_close(&headers)
+        };
+        assert!(says(&["close"]));
+        assert!(says(&["Keep-Alive, CLOSE"]));
+        assert!(says(&["keep-alive", " close "]));
+        assert!(!says(&[]));
+        assert!(!says(&["keep-alive"]));
+        assert!(!says(&["closed, x-close"]));
     }
 
     #[tokio::test]
