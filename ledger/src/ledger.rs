@@ -525,10 +525,25 @@ impl WriterThread {
         }
     }
 
-    /// A successful commit: detached checkpoint files, then the index and
-    /// head (at once if durable, or after the next fsync).
+    /// A successful commit: the index and head (at once if durable, or
+    /// after the next fsync), then the detached checkpoint files. Returns
+    /// the last checkpoint written.
     fn published(&mut self, committed: Committed) -> Option<CheckpointRecord> {
-        let last_cp = committed.checkpoints.last().cloned();
+        self.publish_lines(committed.written);
+        self.checkpoint_files(&committed.checkpoints)
+    }
+
+    fn publish_lines(&mut self, written: Vec<(Appended, Entry)>) {
+        if self.core.has_unsynced() {
+            self.unsynced.extend(written);
+            self.lazy_deadline.get_or_insert_with(|| Instant::now() + LAZY_SYNC_WINDOW);
+        } else {
+            self.durable(written);
+        }
+    }
+
+    fn checkpoint_files(&mut self, checkpoints: &[CheckpointRecord]) -> Option<CheckpointRecord> {
+        let last_cp = checkpoints.last().cloned();
         if let Some(cp) = &last_cp {
             self.last_checkpoint = Instant::now();
             if let Some(dir) = &self.checkpoints_dir
@@ -536,12 +551,6 @@ impl WriterThread {
             {
                 tracing::error!(error = %e, "could not write the detached checkpoint file");
             }
-        }
-        if self.core.has_unsynced() {
-            self.unsynced.extend(committed.written);
-            self.lazy_deadline.get_or_insert_with(|| Instant::now() + LAZY_SYNC_WINDOW);
-        } else {
-            self.durable(committed.written);
         }
         last_cp
     }
@@ -572,12 +581,15 @@ impl WriterThread {
         match result {
             Ok(committed) => {
                 self.shared.stats.commit(committed.written.len() as u64, !self.core.has_unsynced());
+                // The head moves before anyone hears of the lines, so that
+                // what an appender sees next includes its own.
+                self.publish_lines(committed.written);
                 for (reply, appended) in appenders.into_iter().zip(&committed.appended) {
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(*appended));
                     }
                 }
-                let last_cp = self.published(committed);
+                let last_cp = self.checkpoint_files(&committed.checkpoints);
                 for reply in checkpointers {
                     let _ = reply.send(Ok(last_cp.clone()));
                 }

@@ -25,7 +25,7 @@ fn start(req: String, principal: &str) -> Entry {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_get_unique_gap_free_seqs() {
+async fn concurrent_appends_get_unique_gap_free_seqs_and_see_them_in_the_head() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(&LedgerConfig::new(dir.path(), "t")).unwrap();
     let mut tasks = Vec::new();
@@ -34,7 +34,11 @@ async fn concurrent_appends_get_unique_gap_free_seqs() {
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..50 {
-                seqs.push(ledger.append(start(format!("{t}-{i}"), "alice")).await.unwrap().seq);
+                let seq = ledger.append(start(format!("{t}-{i}"), "alice")).await.unwrap().seq;
+                // An appender that heard back sees its line in the head.
+                let head = ledger.head().records;
+                assert!(head > seq, "head at {head} records after seq {seq} was committed");
+                seqs.push(seq);
             }
             seqs
         }));
