@@ -21,8 +21,8 @@ LARGE_EVERY="${LARGE_EVERY:-8}"
 SAMPLE_SECS="${SAMPLE_SECS:-10}"
 
 # Every connection is a socket at the load tool, two at the proxy (client
-# and upstream side) and one at SeaweedFS, and at the proxy a pipe (two fds)
-# once it carried a spliced download; the shell's limit is inherited.
+# and upstream side) and one at SeaweedFS, and the proxy keeps idle upstream
+# connections besides; the shell's limit is inherited.
 want_fds=$((CONNECTIONS * 4 + 1024))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
   ulimit -n "$want_fds" 2>/dev/null || {

@@ -64,9 +64,10 @@ pub struct Metrics {
     pub ledger_append: Histogram,
     /// Time from sending a request upstream to its response head.
     pub upstream: Histogram,
-    /// Body bytes moved from an upstream socket to a client socket by
-    /// `splice(2)`, never copied through the proxy (part of `bytes_out`).
-    pub spliced_bytes: std::sync::atomic::AtomicU64,
+    /// Body bytes passed from an upstream socket to a client socket
+    /// through the client connection's buffer, outside hyper (part of
+    /// `bytes_out`).
+    pub passthrough_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
@@ -105,13 +106,13 @@ impl Metrics {
             let _ = writeln!(out, "egress_bytes_out_total{{bucket=\"{}\"}} {n}", escape(bucket));
         }
         out.push_str(
-            "# HELP egress_spliced_bytes_total Response body bytes moved from the upstream's socket to the client's by splice(2), without a copy through the proxy.\n",
+            "# HELP egress_passthrough_bytes_total Response body bytes passed from the upstream's socket to the client's through the client connection's buffer.\n",
         );
-        out.push_str("# TYPE egress_spliced_bytes_total counter\n");
+        out.push_str("# TYPE egress_passthrough_bytes_total counter\n");
         let _ = writeln!(
             out,
-            "egress_spliced_bytes_total {}",
-            self.spliced_bytes.load(std::sync::atomic::Ordering::Relaxed)
+            "egress_passthrough_bytes_total {}",
+            self.passthrough_bytes.load(std::sync::atomic::Ordering::Relaxed)
         );
         self.ledger_append.render(
             &mut out,
@@ -148,7 +149,7 @@ mod tests {
         assert!(text.contains("egress_requests_total{operation=\"GetObject\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("egress_bytes_out_total{bucket=\"data\"} 150"));
         assert!(text.contains("egress_bytes_out_total{bucket=\"we\\\"ird\"} 0"));
-        assert!(text.contains("egress_spliced_bytes_total 0"), "{text}");
+        assert!(text.contains("egress_passthrough_bytes_total 0"), "{text}");
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.0005\"} 0"));
         assert!(text.contains("egress_ledger_append_seconds_count 1"));

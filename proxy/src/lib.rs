@@ -13,13 +13,13 @@ pub mod config;
 pub mod embedded;
 pub mod idle;
 pub mod meter;
+pub mod passthrough;
 pub mod pipeline;
 pub mod s3;
 pub mod server;
 pub mod stall;
 pub mod tls;
 pub mod upstream;
-pub mod zerocopy;
 
 /// Response header carrying our request id (the ledger's `req`).
 pub const REQUEST_ID_HEADER: &str = "x-egress-request-id";

@@ -20,13 +20,13 @@ use hyper::body::Incoming;
 use crate::auth::{self, AuthError, AuthMethod, Authenticated, RequestParts, SecretLookup};
 use crate::body;
 use crate::meter::{EndTemplate, MeteredBody};
+use crate::passthrough::Channel;
 use crate::s3::addressing::{self, Target};
 use crate::s3::error::S3Error;
 use crate::s3::operation::operation;
 use crate::stall::Stalled;
 use crate::upstream::client::UpstreamBody;
 use crate::upstream::{Route, Upstream, UpstreamResponseBody};
-use crate::zerocopy::Channel;
 
 /// Body of every response the proxy sends.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, crate::BoxError>;
@@ -115,13 +115,14 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| String::from_utf8_lossy(&auth::percent_decode(v.unwrap_or(""), true)).into_owned())
 }
 
-/// Handles one request end to end. `splice` is the client connection's
-/// pipe where it can take spliced bodies ([`crate::zerocopy`]).
+/// Handles one request end to end. `passthrough` is the client
+/// connection's buffer where it can take bodies passed through
+/// ([`crate::passthrough`]).
 pub async fn handle(
     state: Arc<ProxyState>,
     remote: SocketAddr,
     stalled: Stalled,
-    splice: Option<Arc<Channel>>,
+    passthrough: Option<Arc<Channel>>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
@@ -199,10 +200,10 @@ pub async fn handle(
     let operation = start.operation.clone();
     let bucket = start.bucket.clone();
     // Only HTTP/1 responses are written by the connection's own writer,
-    // which is what splices (HTTP/2 frames every body itself).
-    let splice = splice.filter(|_| matches!(parts.version, http::Version::HTTP_10 | http::Version::HTTP_11));
+    // which is what passes bodies through (HTTP/2 frames every body itself).
+    let passthrough = passthrough.filter(|_| matches!(parts.version, http::Version::HTTP_10 | http::Version::HTTP_11));
     let route = if operation == "GetObject" && http_body::Body::is_end_stream(&body) {
-        Route::ObjectGet { splice }
+        Route::ObjectGet { passthrough }
     } else {
         Route::Pooled
     };

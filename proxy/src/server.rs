@@ -154,10 +154,10 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     drained
 }
 
-/// Raises the soft limit on open files to the hard one. Every connection
-/// takes two descriptors (client and upstream) and a pipe once it carried a
-/// spliced download (two more); a soft limit of 1,024, common for services,
-/// would refuse connections at about 250 downloads in flight.
+/// Raises the soft limit on open files to the hard one. Every download in
+/// flight takes two descriptors (client and upstream), and idle upstream
+/// connections are kept besides; a soft limit of 1,024, common for
+/// services, would refuse connections at about 500 downloads in flight.
 fn raise_open_file_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
@@ -249,12 +249,12 @@ struct Connection {
 }
 
 impl Connection {
-    /// Serves the connection `io`; `splice` is its pipe if `io` is a
-    /// [`crate::zerocopy::SpliceStream`].
+    /// Serves the connection `io`; `passthrough` is its buffer if `io` is a
+    /// [`crate::passthrough::PassthroughStream`].
     async fn serve<I>(
         self,
         io: I,
-        splice: Option<Arc<crate::zerocopy::Channel>>,
+        passthrough: Option<Arc<crate::passthrough::Channel>>,
         watcher: hyper_util::server::graceful::Watcher,
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -271,8 +271,8 @@ impl Connection {
             .service_fn(move |request: hyper::Request<Incoming>| {
                 let state = Arc::clone(&state);
                 let stalled = stalled.clone();
-                let splice = splice.clone();
-                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, stalled, splice, request).await) }
+                let passthrough = passthrough.clone();
+                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, stalled, passthrough, request).await) }
             });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder

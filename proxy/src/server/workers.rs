@@ -25,8 +25,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Connection;
 use crate::config::Limits;
+use crate::passthrough::{Channel, PassthroughStream};
 use crate::pipeline::ProxyState;
-use crate::zerocopy::{Channel, SpliceStream};
 
 /// A connection on its way from the accept loop's runtime to a worker's.
 struct Handoff {
@@ -144,9 +144,9 @@ impl Worker {
                 let _open = open;
                 match acceptor {
                     None => {
-                        // Plain TCP: large downloads may be spliced.
+                        // Plain TCP: large downloads may pass through.
                         let channel = Channel::new(Arc::clone(&connection.state.metrics));
-                        let stream = SpliceStream::new(stream, Arc::clone(&channel));
+                        let stream = PassthroughStream::new(stream, Arc::clone(&channel));
                         connection.serve(stream, Some(channel), watcher).await;
                     }
                     Some(acceptor) => {

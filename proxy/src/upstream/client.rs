@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use super::UpstreamSigner;
 use super::raw::{RawBody, RawClient};
 use crate::auth::sigv4::uri_encode;
-use crate::zerocopy::Channel;
+use crate::passthrough::Channel;
 
 /// Body of a request to the upstream.
 pub type UpstreamBody = UnsyncBoxBody<Bytes, crate::BoxError>;
@@ -40,9 +40,10 @@ pub enum Route {
     /// hyper's pooled client.
     Pooled,
     /// A bodiless object GET. To a plain-HTTP upstream it goes by our own
-    /// client ([`super::raw`]), and a large body goes through `splice`, the
-    /// client connection's pipe, when there is one ([`crate::zerocopy`]).
-    ObjectGet { splice: Option<Arc<Channel>> },
+    /// client ([`super::raw`]), and a large body goes through
+    /// `passthrough`, the client connection's buffer, when it has one
+    /// ([`crate::passthrough`]).
+    ObjectGet { passthrough: Option<Arc<Channel>> },
 }
 
 /// The body of an upstream response, from whichever client took it.
@@ -190,8 +191,8 @@ impl Upstream {
         }
         self.signer.sign(&mut request, payload_hash).await?;
         match (route, &self.raw) {
-            (Route::ObjectGet { splice }, Some(raw)) => {
-                Ok(raw.send(request, splice).await?.map(UpstreamResponseBody::Raw))
+            (Route::ObjectGet { passthrough }, Some(raw)) => {
+                Ok(raw.send(request, passthrough).await?.map(UpstreamResponseBody::Raw))
             }
             _ => match self.client.request(request).await {
                 Ok(response) => Ok(response.map(UpstreamResponseBody::Pooled)),

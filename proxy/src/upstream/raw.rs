@@ -1,6 +1,7 @@
 //! A plain-HTTP/1.1 client of our own, for object GETs from a plain-HTTP
-//! upstream: it owns its sockets, so a large body can be spliced from the
-//! upstream socket straight to the client's ([`crate::zerocopy`]). hyper's
+//! upstream: it owns its sockets, so a large body can be read from the
+//! upstream socket straight into the client connection's buffer
+//! ([`crate::passthrough`]). hyper's
 //! client does not let go of its sockets.
 //!
 //! It sends one bodiless request per connection at a time, reads the
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 
 use self::chunked::{ChunkedDecoder, Step};
 use super::UpstreamError;
-use crate::zerocopy::{Channel, SPLICE_MIN};
+use crate::passthrough::{Channel, PASSTHROUGH_MIN};
 
 /// An idle connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,7 +47,7 @@ const MAX_HEADERS: usize = 512;
 /// Bytes asked of the socket per read of a body.
 const READ_SIZE: usize = 64 * 1024;
 /// Bytes asked of the socket for a response head. What comes with it of the
-/// body is copied, not spliced; this much holds a head and a small body.
+/// body goes the ordinary way; this much holds a head and a small body.
 const HEAD_READ_SIZE: usize = 16 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -131,13 +132,13 @@ fn expire(idle: &mut VecDeque<Idle>) {
 
 impl RawClient {
     /// Sends a signed, bodiless `request` and returns the response with its
-    /// body still on the socket. With `splice`, a body of a known length of
-    /// at least [`SPLICE_MIN`] is moved through that client connection's
+    /// body still on the socket. With `passthrough`, a body of a known length
+    /// of at least [`PASSTHROUGH_MIN`] goes through that client connection's
     /// pipe.
     pub async fn send<B>(
         &self,
         request: http::Request<B>,
-        splice: Option<Arc<Channel>>,
+        passthrough: Option<Arc<Channel>>,
     ) -> Result<Response<RawBody>, UpstreamError> {
         let authority = request
             .uri()
@@ -172,15 +173,15 @@ impl RawClient {
             };
             let framing = framing(&parts)?;
             let reusable = parts.version == Version::HTTP_11 && !says_close(&parts.headers);
-            let splice = match framing {
-                Framing::Length(length) if length >= SPLICE_MIN => splice.filter(|channel| channel.ready()),
+            let passthrough = match framing {
+                Framing::Length(length) if length >= PASSTHROUGH_MIN => passthrough.inspect(|channel| channel.begin()),
                 _ => None,
             };
             let mut body = RawBody {
                 socket: Some(socket),
                 buf,
                 framing,
-                splice,
+                passthrough,
                 reuse: reusable.then(|| (Arc::clone(&self.pool), authority.clone())),
             };
             if body.framing_done() {
@@ -330,8 +331,8 @@ pub struct RawBody {
     /// Read and not yet handed out.
     buf: BytesMut,
     framing: Framing,
-    /// The client connection whose pipe the body goes through.
-    splice: Option<Arc<Channel>>,
+    /// The client connection whose buffer the body goes through.
+    passthrough: Option<Arc<Channel>>,
     /// Where the socket goes when the body has ended, if it may be reused.
     reuse: Option<(Arc<Pool>, Authority)>,
 }
@@ -346,10 +347,18 @@ impl RawBody {
     /// beyond the body was read.
     fn finish(&mut self) {
         self.framing = Framing::Done;
+        self.release_passthrough();
         if let (Some(socket), Some((pool, authority))) = (self.socket.take(), self.reuse.take())
             && self.buf.is_empty()
         {
             pool.checkin(authority, socket);
+        }
+    }
+
+    /// The client connection's buffer is no longer this body's.
+    fn release_passthrough(&mut self) {
+        if let Some(channel) = self.passthrough.take() {
+            channel.end();
         }
     }
 
@@ -374,6 +383,12 @@ impl RawBody {
     }
 }
 
+impl Drop for RawBody {
+    fn drop(&mut self) {
+        self.release_passthrough();
+    }
+}
+
 impl Body for RawBody {
     type Data = Bytes;
     type Error = crate::BoxError;
@@ -389,7 +404,7 @@ impl Body for RawBody {
                 }
                 Framing::Length(left) => {
                     let left = *left;
-                    if let (Some(channel), Some(socket)) = (this.splice.as_ref(), this.socket.as_ref()) {
+                    if let (Some(channel), Some(socket)) = (this.passthrough.as_ref(), this.socket.as_ref()) {
                         let placeholder = ready!(channel.poll_fill(cx, socket, left))?;
                         if placeholder.is_empty() {
                             return Poll::Ready(Some(Err(RawBody::cut(left))));

@@ -1,51 +1,46 @@
-//! [`SpliceStream`]: a client connection that writes placeholders from the
-//! pipe.
+//! [`PassthroughStream`]: a client connection that writes placeholders
+//! from the ring.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use rustix::pipe::{SpliceFlags, splice};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{Channel, is_placeholder};
 
 /// A plain-TCP client connection: reads and ordinary writes pass through;
 /// a placeholder among the buffers to write is replaced by as many bytes
-/// from the connection's pipe ([`super`]).
+/// from the connection's ring ([`super`]).
 #[derive(Debug)]
-pub struct SpliceStream {
+pub struct PassthroughStream {
     socket: TcpStream,
     channel: Arc<Channel>,
 }
 
-impl SpliceStream {
+impl PassthroughStream {
     #[must_use]
-    pub fn new(socket: TcpStream, channel: Arc<Channel>) -> SpliceStream {
-        SpliceStream { socket, channel }
+    pub fn new(socket: TcpStream, channel: Arc<Channel>) -> PassthroughStream {
+        PassthroughStream { socket, channel }
     }
 
-    /// Moves up to `len` bytes from the pipe to the socket.
-    fn poll_splice_out(&self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
+    /// Writes up to `len` bytes from the ring to the socket.
+    fn poll_write_out(&self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
         let mut state = self.channel.lock();
         let len = len.min(state.queued);
-        let Some(pipe) = state.pipe.as_ref().filter(|_| len > 0) else {
-            // Every placeholder stands for bytes put in the pipe before it
+        if len == 0 || state.ring.is_none() {
+            // Every placeholder stands for bytes put in the ring before it
             // was made; anything else would send the wrong bytes.
-            return Poll::Ready(Err(io::Error::other("a placeholder frame without bytes in the pipe")));
-        };
+            return Poll::Ready(Err(io::Error::other("a placeholder frame without bytes in the ring")));
+        }
         loop {
             ready!(self.socket.poll_write_ready(cx))?;
-            let moved = self.socket.try_io(Interest::WRITABLE, || {
-                splice(&pipe.read, None, &self.socket, None, len, SpliceFlags::NONBLOCK | SpliceFlags::MOVE)
-                    .map_err(io::Error::from)
-            });
-            match moved {
+            match self.socket.try_write_vectored(&state.queued(len)) {
                 Ok(n) => {
-                    state.queued -= n;
-                    self.channel.metrics.spliced_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    state.written(n);
+                    self.channel.metrics.passthrough_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     if let Some(body) = state.waiting.take() {
                         body.wake();
                     }
@@ -58,22 +53,22 @@ impl SpliceStream {
     }
 }
 
-impl AsyncRead for SpliceStream {
+impl AsyncRead for PassthroughStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.socket).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for SpliceStream {
+impl AsyncWrite for PassthroughStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if is_placeholder(buf) {
-            return self.poll_splice_out(cx, buf.len());
+            return self.poll_write_out(cx, buf.len());
         }
         Pin::new(&mut self.socket).poll_write(cx, buf)
     }
 
     /// Writes the buffers in order: runs of ordinary ones with one
-    /// `writev`, placeholders from the pipe. Stops at the first short or
+    /// `writev`, placeholders from the ring. Stops at the first short or
     /// pending step and reports what was written before it.
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
@@ -84,9 +79,11 @@ impl AsyncWrite for SpliceStream {
         let mut at = 0;
         while at < bufs.len() {
             let (step, wanted) = if is_placeholder(&bufs[at]) {
-                let wanted = bufs[at].len();
-                at += 1;
-                (self.poll_splice_out(cx, wanted), wanted)
+                // Placeholders in a row stand for bytes in a row in the ring.
+                let run = bufs[at..].iter().take_while(|b| is_placeholder(b)).count();
+                let wanted = bufs[at..at + run].iter().map(|b| b.len()).sum();
+                at += run;
+                (self.poll_write_out(cx, wanted), wanted)
             } else {
                 let run = bufs[at..].iter().take_while(|b| !is_placeholder(b)).count();
                 let ordinary = &bufs[at..at + run];
