@@ -130,7 +130,7 @@ impl ChannelState {
     }
 
     /// The next `len` bytes to write (at most `queued`): up to two stretches.
-    fn queued(&self, len: usize) -> [IoSlice<'_>; 2] {
+    fn to_write(&self, len: usize) -> [IoSlice<'_>; 2] {
         let ring = self.ring.as_deref().unwrap_or_default();
         let first = len.min(ring.len() - self.head);
         [IoSlice::new(&ring[self.head..self.head + first]), IoSlice::new(&ring[..len - first])]
@@ -258,7 +258,7 @@ mod tests {
             state.queued += n;
         };
         fill(&mut state, 0, 200 * 1024);
-        let out = state.queued(150 * 1024);
+        let out = state.to_write(150 * 1024);
         assert_eq!(lens(&out), (150 * 1024, 0));
         assert!(out[0].iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
         state.written(150 * 1024);
@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(lens(&state.free()), (56 * 1024, 150 * 1024));
         fill(&mut state, 200 * 1024, 100 * 1024);
         // The 150 KiB queued run across the ring's end, in order.
-        let out = state.queued(150 * 1024);
+        let out = state.to_write(150 * 1024);
         assert_eq!(lens(&out), (106 * 1024, 44 * 1024));
         let bytes: Vec<u8> = out.iter().flat_map(|s| s.iter().copied()).collect();
         assert!(bytes.iter().enumerate().all(|(i, &b)| b == ((150 * 1024 + i) % 251) as u8));

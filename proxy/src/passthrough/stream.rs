@@ -37,7 +37,7 @@ impl PassthroughStream {
         }
         loop {
             ready!(self.socket.poll_write_ready(cx))?;
-            match self.socket.try_write_vectored(&state.queued(len)) {
+            match self.socket.try_write_vectored(&state.to_write(len)) {
                 Ok(n) => {
                     state.written(n);
                     self.channel.metrics.passthrough_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -68,7 +68,7 @@ impl AsyncWrite for PassthroughStream {
     }
 
     /// Writes the buffers in order: runs of ordinary ones with one
-    /// `writev`, placeholders from the ring. Stops at the first short or
+    /// `writev`, runs of placeholders from the ring. Stops at the first short or
     /// pending step and reports what was written before it.
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,

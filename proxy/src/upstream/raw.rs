@@ -1,8 +1,7 @@
 //! A plain-HTTP/1.1 client of our own, for object GETs from a plain-HTTP
 //! upstream: it owns its sockets, so a large body can be read from the
 //! upstream socket straight into the client connection's buffer
-//! ([`crate::passthrough`]). hyper's
-//! client does not let go of its sockets.
+//! ([`crate::passthrough`]). hyper's client does not let go of its sockets.
 //!
 //! It sends one bodiless request per connection at a time, reads the
 //! response head with `httparse`, and streams the body by its framing
@@ -134,7 +133,7 @@ impl RawClient {
     /// Sends a signed, bodiless `request` and returns the response with its
     /// body still on the socket. With `passthrough`, a body of a known length
     /// of at least [`PASSTHROUGH_MIN`] goes through that client connection's
-    /// pipe.
+    /// buffer.
     pub async fn send<B>(
         &self,
         request: http::Request<B>,
