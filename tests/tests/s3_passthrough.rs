@@ -9,7 +9,8 @@
 //! response head, at most 16 KiB) and the small ones not: the path really
 //! ran, and nothing else went through it.
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+mod sdk;
+
 use aws_sdk_s3::primitives::ByteStream;
 use egress_e2e::pseudo_random;
 use egress_e2e::servers::{Key, Proxy, ProxyOptions, SeaweedFs};
@@ -19,20 +20,7 @@ const BUCKET: &str = "passthrough";
 const HEAD_READ: usize = 16 * 1024;
 
 fn client(endpoint: &str, key: &Key) -> aws_sdk_s3::Client {
-    let shared = aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            &key.access_key_id,
-            &key.secret_access_key,
-            None,
-            None,
-            "egress-e2e",
-        )))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
+    let shared = sdk::config(endpoint, key, aws_smithy_http_client::Builder::new().build_http());
     aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).force_path_style(true).build())
 }
 

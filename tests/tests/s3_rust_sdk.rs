@@ -16,6 +16,8 @@
 //! while the `Host` header keeps the virtual-hosted name: on the wire it is
 //! the request the SDK made, as a DNS entry for the name would give.
 
+mod sdk;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -23,9 +25,7 @@ use aws_sdk_s3::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
     BeforeTransmitInterceptorContextRef,
 };
-use aws_sdk_s3::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents, SharedCredentialsProvider,
-};
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
@@ -139,21 +139,7 @@ fn client_trusting(
         let trust = tls::TrustStore::empty().with_pem_certificate(pem.to_vec());
         builder = builder.tls_context(tls::TlsContext::builder().with_trust_store(trust).build().expect("TLS context"));
     }
-    let http = builder.build_https();
-    let shared = aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            &key.access_key_id,
-            &key.secret_access_key,
-            None,
-            None,
-            "egress-e2e",
-        )))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .http_client(http)
-        .build();
+    let shared = sdk::config(endpoint, key, builder.build_https());
     let config =
         aws_sdk_s3::config::Builder::from(&shared).force_path_style(path_style).interceptor(recorder.clone()).build();
     aws_sdk_s3::Client::from_conf(config)
