@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Small-object GETs per second: direct, through nginx (Debian's, as a plain
-# reverse proxy with its access log on) and through egress-proxy, all to the
-# same local upstream (SeaweedFS), in one run, release build. Prints each
-# measurement as JSON, then medians and the ratio proxy/nginx (target ≥ 0.8).
+# reverse proxy with its access log on), through a bare TCP relay
+# (egress-relay: two threads copying bytes, the least any proxy does) and
+# through egress-proxy, all to the same local upstream (SeaweedFS), in one
+# run, release build. Prints each measurement as JSON, then medians and the
+# ratio proxy/nginx (target ≥ 0.8).
 #
 #   scripts/bench-nginx.sh                          4 KiB GETs, 64 concurrent, 20,000 per run, 3 rounds
 #   SMALL_REQUESTS=5000 ROUNDS=3 scripts/bench-nginx.sh   shorter
@@ -75,6 +77,13 @@ EOF
 pids+=($!)
 via_nginx="http://127.0.0.1:$nport"
 
+# The relay passes Host through like nginx: SeaweedFS checks the client's
+# own signature.
+rport=$(free_port)
+"$bin/egress-relay" "127.0.0.1:$rport" "127.0.0.1:$s3port" > "$work/relay.out" 2>&1 &
+pids+=($!)
+via_relay="http://127.0.0.1:$rport"
+
 start_proxy bench
 
 up() { "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" --bucket bench "$@"; }
@@ -90,16 +99,17 @@ run() {
   case $1 in
     direct) "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" "${get[@]}" ;;
     nginx) "$bin/egress-bench" --endpoint "$via_nginx" --access-key "$UK" --secret-key "$US" "${get[@]}" ;;
+    relay) "$bin/egress-bench" --endpoint "$via_relay" --access-key "$UK" --secret-key "$US" "${get[@]}" ;;
     proxy) "$bin/egress-bench" --endpoint "$proxied" --access-key "$AK" --secret-key "$SK" "${get[@]}" ;;
   esac
 }
-echo "# each run: egress-bench --endpoint {direct|nginx|proxy} ${get[*]}"
+echo "# each run: egress-bench --endpoint {direct|nginx|relay|proxy} ${get[*]}"
 echo "# warm-up"
-for who in direct nginx proxy; do run "$who" >/dev/null; done
-# Rounds alternate the three so that drift on this shared machine hits all.
-echo "# ${get[*]}: direct, nginx, proxy; $ROUNDS rounds"
+for who in direct nginx relay proxy; do run "$who" >/dev/null; done
+# Rounds alternate the four so that drift on this shared machine hits all.
+echo "# ${get[*]}: direct, nginx, relay, proxy; $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
-  for who in direct nginx proxy; do
+  for who in direct nginx relay proxy; do
     run "$who" | tee "$work/$who-$round.json"
   done
 done
@@ -109,13 +119,14 @@ python3 - "$work" "$ROUNDS" "$access_lines" "$SMALL_REQUESTS" "$metric" <<'PY'
 import json, sys, statistics
 w, rounds, access_lines, per_run, metric = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 med = lambda who, field: statistics.median(json.load(open(f"{w}/{who}-{r}.json"))[field] for r in range(1, rounds + 1))
-rps = {who: med(who, metric) for who in ("direct", "nginx", "proxy")}
+rps = {who: med(who, metric) for who in ("direct", "nginx", "relay", "proxy")}
 label = "small_get_req_per_s_median" if metric == "req_per_s" else "large_get_mb_per_s_median"
 print(json.dumps({
   "rounds": rounds,
   label: {who: round(v) for who, v in rps.items()},
   "ratio_proxy_to_nginx": round(rps["proxy"] / rps["nginx"], 3),
   "ratio_nginx_to_direct": round(rps["nginx"] / rps["direct"], 3),
+  "ratio_relay_to_direct": round(rps["relay"] / rps["direct"], 3),
   "ratio_proxy_to_direct": round(rps["proxy"] / rps["direct"], 3),
   "p50_ms_median": {who: round(med(who, "p50_ms"), 2) for who in rps},
   "p99_ms_median": {who: round(med(who, "p99_ms"), 2) for who in rps},
