@@ -18,10 +18,7 @@ ROUNDS="${ROUNDS:-4}"
 REQUESTS="${REQUESTS:-20000}"
 
 . scripts/seaweed.sh
-measure_setup
-UK=BENCHUPSTREAMKEY0001; US=bench-upstream-secret-000000000000000001
-start_seaweed "$UK" "$US"
-direct="http://127.0.0.1:$s3port"
+measure_upstream
 
 # One proxy per binary, each with its own data dir; WORKERS_A / WORKERS_B
 # become that proxy's EGRESS_WORKER_THREADS.

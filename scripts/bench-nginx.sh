@@ -31,11 +31,7 @@ fi
 nginx_bin=$(command -v nginx)
 
 . scripts/seaweed.sh
-measure_setup
-
-UK=NGINXUPSTREAMKEY0001; US=nginx-upstream-secret-000000000000000001
-start_seaweed "$UK" "$US"
-direct="http://127.0.0.1:$s3port"
+measure_upstream
 
 # nginx in the foreground (so the trap stops it), everything under $work.
 # The client signs for the upstream's key and nginx passes Host and the URI

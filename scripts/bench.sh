@@ -13,10 +13,7 @@ HUGE_MIB="${HUGE_MIB:-4096}"
 SMALL_REQUESTS="${SMALL_REQUESTS:-20000}"
 
 . scripts/seaweed.sh
-measure_setup
-UK=BENCHUPSTREAMKEY0001; US=bench-upstream-secret-000000000000000001
-start_seaweed "$UK" "$US"
-direct="http://127.0.0.1:$s3port"
+measure_upstream
 
 start_proxy bench
 

@@ -32,11 +32,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
 fi
 
 . scripts/seaweed.sh
-measure_setup
-
-UK=LOADUPSTREAMKEY00001; US=load-upstream-secret-0000000000000000001
-start_seaweed "$UK" "$US"
-direct="http://127.0.0.1:$s3port"
+measure_upstream
 start_proxy load
 
 up() { "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" --bucket load "$@"; }

@@ -1,10 +1,12 @@
-# Sourced by scripts/bench.sh, load.sh and bench-nginx.sh: what every
-# measurement sets up the same way. Needs `weed` on PATH (scripts/venv.sh)
+# Sourced by scripts/bench.sh, bench-ab.sh, load.sh and bench-nginx.sh: what
+# every measurement sets up the same way. Needs `weed` on PATH (scripts/venv.sh)
 # and CARGO_TARGET_DIR.
 #
 #   measure_setup               release build; sets $bin, $work (scratch, removed
 #                               on exit) and `pids` (killed on exit)
 #   start_seaweed KEY SECRET    starts `weed mini` with that identity; sets $s3port
+#   measure_upstream            measure_setup, then SeaweedFS with the key $UK/$US;
+#                               sets $direct, its endpoint
 #   start_proxy NAME [BINARY [DATA_DIR]]
 #                               principal NAME, and the proxy (default: the release
 #                               build, data in $work/data) in front of $direct with
@@ -16,6 +18,13 @@ measure_setup() {
   work="$(mktemp -d)"
   pids=()
   trap cleanup EXIT
+}
+
+measure_upstream() {
+  measure_setup
+  UK=BENCHUPSTREAMKEY0001 US=bench-upstream-secret-000000000000000001
+  start_seaweed "$UK" "$US"
+  direct="http://127.0.0.1:$s3port"
 }
 
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

@@ -115,18 +115,22 @@ struct ChannelState {
 }
 
 impl ChannelState {
-    /// Where the next read goes: up to two free stretches of the ring.
-    fn free(&mut self) -> [IoSliceMut<'_>; 2] {
+    /// Where the next read of at most `most` bytes goes: up to two free
+    /// stretches of the ring.
+    fn free(&mut self, most: usize) -> [IoSliceMut<'_>; 2] {
         let (head, queued) = (self.head, self.queued);
         let ring = self.ring.as_deref_mut().unwrap_or_default();
         let tail = head + queued;
-        if tail < ring.len() {
+        let (first, second) = if tail < ring.len() {
             let (before, after) = ring.split_at_mut(tail);
-            [IoSliceMut::new(after), IoSliceMut::new(&mut before[..head])]
+            (after, &mut before[..head])
         } else {
             let len = ring.len();
-            [IoSliceMut::new(&mut ring[tail - len..head]), IoSliceMut::new(&mut [])]
-        }
+            (&mut ring[tail - len..head], &mut [][..])
+        };
+        let first_len = first.len().min(most);
+        let second_len = second.len().min(most - first_len);
+        [IoSliceMut::new(&mut first[..first_len]), IoSliceMut::new(&mut second[..second_len])]
     }
 
     /// The next `len` bytes to write (at most `queued`): up to two stretches.
@@ -206,17 +210,9 @@ impl Channel {
         let want = usize::try_from(want).unwrap_or(usize::MAX);
         loop {
             ready!(socket.poll_read_ready(cx))?;
-            let mut free = state.free();
             // Never more than the body has left: what follows it on the
             // socket is not ours.
-            let [first, second] = &mut free;
-            let first_len = first.len().min(want);
-            let second_len = second.len().min(want - first_len);
-            let read = {
-                let mut bufs = [IoSliceMut::new(&mut first[..first_len]), IoSliceMut::new(&mut second[..second_len])];
-                socket.try_read_vectored(&mut bufs)
-            };
-            match read {
+            match socket.try_read_vectored(&mut state.free(want)) {
                 Ok(n) => {
                     state.queued += n;
                     return Poll::Ready(Ok(placeholder(n)));
@@ -243,12 +239,13 @@ mod tests {
     #[test]
     fn the_ring_reads_and_writes_around_its_end_in_order() {
         let mut state = state();
-        assert_eq!(lens(&state.free()), (RING_LEN, 0), "empty: all of it, from the start");
+        assert_eq!(lens(&state.free(usize::MAX)), (RING_LEN, 0), "empty: all of it, from the start");
+        assert_eq!(lens(&state.free(1000)), (1000, 0), "no more than asked");
         // Fill 200 KiB with a pattern, write out 150 KiB of it.
         let fill = |state: &mut ChannelState, from: usize, n: usize| {
             let mut at = from;
             let mut left = n;
-            for slice in &mut state.free() {
+            for slice in &mut state.free(n) {
                 for byte in slice.iter_mut().take(left) {
                     *byte = (at % 251) as u8;
                     at += 1;
@@ -263,7 +260,8 @@ mod tests {
         assert!(out[0].iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
         state.written(150 * 1024);
         // Free: the 56 KiB after the data, then the 150 KiB before it.
-        assert_eq!(lens(&state.free()), (56 * 1024, 150 * 1024));
+        assert_eq!(lens(&state.free(usize::MAX)), (56 * 1024, 150 * 1024));
+        assert_eq!(lens(&state.free(60 * 1024)), (56 * 1024, 4 * 1024), "no more than asked, across the end");
         fill(&mut state, 200 * 1024, 100 * 1024);
         // The 150 KiB queued run across the ring's end, in order.
         let out = state.to_write(150 * 1024);
@@ -279,7 +277,7 @@ mod tests {
     fn a_full_ring_has_no_room_and_an_ended_body_gives_it_back() {
         let mut state = state();
         state.queued = RING_LEN;
-        assert_eq!(lens(&state.free()), (0, 0));
+        assert_eq!(lens(&state.free(usize::MAX)), (0, 0));
         state.in_use = false;
         state.written(RING_LEN);
         assert!(state.ring.is_none(), "given back once written");

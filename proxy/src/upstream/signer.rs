@@ -92,7 +92,7 @@ impl UpstreamSigner {
         creds: &Credentials,
         now: SystemTime,
     ) -> Result<(), SignError> {
-        let amz_date = amz_date(now);
+        let amz_date = crate::auth::format_amz_date(crate::auth::unix_seconds(now));
         let date = &amz_date[..8];
         let value = |name: &str, v: &str| HeaderValue::from_str(v).map_err(|_| SignError::HeaderValue(name.to_owned()));
         let headers = request.headers_mut();
@@ -161,11 +161,6 @@ impl UpstreamSigner {
         }
         f(&cached.as_ref().expect("just set").key)
     }
-}
-
-/// `YYYYMMDDTHHMMSSZ`.
-fn amz_date(now: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(now).to_string().replace(['-', ':'], "")
 }
 
 #[cfg(test)]
