@@ -323,6 +323,7 @@ fn start_of(i: u64) -> Entry {
         key: bucket.map(|_| format!("dir{}/object-{i}.bin", i % 6)),
         version_id: None,
         range: i.is_multiple_of(7).then(|| "bytes=0-99".to_owned()),
+        ..StartRecord::default()
     })
 }
 

@@ -109,6 +109,71 @@ pub struct StartRecord {
     pub version_id: Option<String>,
     /// The `Range` header as the client sent it.
     pub range: Option<String>,
+    /// The object a `CopyObject` or `UploadPartCopy` reads; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_source: Option<ObjectRef>,
+    /// Fields cut to a bounded length ([`StartRecord::bound`]), by field
+    /// name; absent when none was.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub truncated: std::collections::BTreeMap<String, Truncated>,
+}
+
+/// An object by bucket, key and version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+/// What a field cut short was: its length and hash, so that the original
+/// can still be matched against other evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncated {
+    /// Length of the original value in bytes (UTF-8).
+    pub length: usize,
+    /// SHA-256 of the original value, lowercase hex.
+    pub sha256: String,
+}
+
+/// Appended to a value cut short.
+pub const TRUNCATION_MARK: &str = "\u{2026}";
+
+impl StartRecord {
+    /// Cuts every field a client chooses freely (method, bucket, key,
+    /// version id, range, user agent, access key id) to at most `max` bytes
+    /// (on a character boundary) followed by [`TRUNCATION_MARK`], and notes
+    /// each cut field's original length and SHA-256 in `truncated`. Bounds
+    /// what one request can put on the chain.
+    pub fn bound(&mut self, max: usize) {
+        let mut cut = |name: &str, field: &mut String| {
+            if field.len() <= max {
+                return;
+            }
+            let original = hex::encode(Sha256::digest(field.as_bytes()));
+            let length = field.len();
+            let mut end = max;
+            while !field.is_char_boundary(end) {
+                end -= 1;
+            }
+            field.truncate(end);
+            field.push_str(TRUNCATION_MARK);
+            self.truncated.insert(name.to_owned(), Truncated { length, sha256: original });
+        };
+        cut("method", &mut self.method);
+        for (name, field) in [
+            ("bucket", &mut self.bucket),
+            ("key", &mut self.key),
+            ("version_id", &mut self.version_id),
+            ("range", &mut self.range),
+            ("user_agent", &mut self.user_agent),
+            ("access_key_id", &mut self.access_key_id),
+        ] {
+            if let Some(value) = field.as_mut() {
+                cut(name, value);
+            }
+        }
+    }
 }
 
 /// The end of an egress event: what really left.
@@ -331,6 +396,35 @@ mod tests {
         let (header, prev) = decode_header(&line).unwrap();
         assert_eq!(header.kind, "start");
         assert_eq!(prev, LineHash::GENESIS);
+    }
+
+    #[test]
+    fn copy_source_and_truncation_appear_only_when_set() {
+        let plain = StartRecord { req: "r".into(), method: "GET".into(), ..StartRecord::default() };
+        let text = String::from_utf8(encode_line(0, &LineHash::GENESIS, "t", &Entry::Start(plain))).unwrap();
+        assert!(text.ends_with("\"range\":null}"), "{text}");
+
+        let mut long = StartRecord {
+            req: "r".into(),
+            method: "GET".into(),
+            key: Some("é".repeat(20)),
+            user_agent: Some("ua".into()),
+            copy_source: Some(ObjectRef { bucket: "b".into(), key: "k".into(), version_id: None }),
+            ..StartRecord::default()
+        };
+        let key = long.key.clone().unwrap();
+        long.bound(9);
+        // 9 bytes fall inside the fifth 'é': four are kept.
+        assert_eq!(long.key.as_deref(), Some("éééé\u{2026}"));
+        assert_eq!(long.user_agent.as_deref(), Some("ua"));
+        let cut = &long.truncated["key"];
+        assert_eq!((cut.length, cut.sha256.as_str()), (40, hex::encode(Sha256::digest(key.as_bytes())).as_str()));
+        assert_eq!(long.truncated.len(), 1);
+        let line = encode_line(0, &LineHash::GENESIS, "t", &Entry::Start(long.clone()));
+        let text = String::from_utf8(line.clone()).unwrap();
+        assert!(text.contains("\"copy_source\":{\"bucket\":\"b\",\"key\":\"k\",\"version_id\":null}"), "{text}");
+        assert!(text.contains("\"truncated\":{\"key\":{\"length\":40,"), "{text}");
+        assert_eq!(decode_line(&line).unwrap().entry, Entry::Start(long));
     }
 
     #[test]

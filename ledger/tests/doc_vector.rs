@@ -22,6 +22,7 @@ fn vector() -> (Vec<String>, Vec<String>, CheckpointSigner) {
         key: Some("imagenet/part-00001.parquet".into()),
         version_id: None,
         range: Some("bytes=0-1048575".into()),
+        ..StartRecord::default()
     });
     let end = Entry::End(EndRecord {
         req: "0193a7c2-5f1e-7b3a-9c1d-2e4f6a8b0c1d".into(),

@@ -70,6 +70,17 @@ pub struct Authenticated {
     pub method: AuthMethod,
     /// How the body is protected, i.e. what the body path still has to verify.
     pub payload: PayloadMode,
+    /// Which headers the signature covers.
+    pub signed_headers: SignedHeaders,
+}
+
+/// Which headers a request's signature covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedHeaders {
+    /// SigV2 signs every `x-amz-*` header by construction.
+    AllAmz,
+    /// SigV4: the lowercase names of `SignedHeaders`.
+    Listed(Vec<String>),
 }
 
 /// Which signature scheme authenticated the request.

@@ -10,6 +10,7 @@
 //! so that the upstream still checks the client's checksum. A bad chunk ends
 //! the upstream body with an error, so the upstream commits no object.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -23,6 +24,7 @@ use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::chunked::{self, AwsChunkedDecoder, ChunkMode};
 use crate::auth::{AuthError, PayloadMode};
@@ -54,6 +56,8 @@ pub enum BodyFault {
     Idle(Duration),
     /// The client's connection failed in the middle of it.
     ClientGone(String),
+    /// No room in the [`ChunkBudget`] for its next signed chunk in time.
+    Busy(Duration),
 }
 
 impl BodyFault {
@@ -66,6 +70,18 @@ impl BodyFault {
             BodyFault::ClientGone(why) => (
                 S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", format!("The request body was cut: {why}")),
                 Outcome::ClientAbort,
+            ),
+            BodyFault::Busy(waited) => (
+                S3Error::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SlowDown",
+                    format!(
+                        "The proxy holds as many signed upload chunks for verification as it may; waited {} s for \
+                         room. Retry, or send smaller chunks.",
+                        waited.as_secs()
+                    ),
+                ),
+                Outcome::Denied,
             ),
         }
     }
@@ -134,21 +150,22 @@ impl RequestBodyPlan {
 
     /// The body to send upstream and where a verification failure is told.
     #[must_use]
-    pub fn body(self, incoming: Incoming, idle_timeout: Duration) -> (UpstreamBody, BodyVerdict) {
+    pub fn body(self, incoming: Incoming, idle_timeout: Duration, budget: &ChunkBudget) -> (UpstreamBody, BodyVerdict) {
         let verdict = BodyVerdict::default();
         let idle = IdleBody::new(incoming, idle_timeout, Arc::clone(&verdict));
         let body = match self {
             RequestBodyPlan::PassThrough => idle.boxed_unsync(),
             RequestBodyPlan::DecodeSigned { mode, decoded_len } => {
                 let decoder = AwsChunkedDecoder::new(mode).with_decoded_length(decoded_len);
-                DecodingBody::new(idle, decoder, false, Some(decoded_len), Arc::clone(&verdict)).boxed_unsync()
+                DecodingBody::new(idle, decoder, false, Some(decoded_len), Arc::clone(&verdict), budget.clone())
+                    .boxed_unsync()
             }
             RequestBodyPlan::ReframeSigned { mode, decoded_len } => {
                 let mut decoder = AwsChunkedDecoder::new(mode);
                 if let Some(len) = decoded_len {
                     decoder = decoder.with_decoded_length(len);
                 }
-                DecodingBody::new(idle, decoder, true, None, Arc::clone(&verdict)).boxed_unsync()
+                DecodingBody::new(idle, decoder, true, None, Arc::clone(&verdict), budget.clone()).boxed_unsync()
             }
         };
         (body, verdict)
@@ -225,6 +242,55 @@ where
     }
 }
 
+/// Room for signed aws-chunked chunks held until their signature checks,
+/// all uploads together: a chunk may be 16 MiB, and without a common bound
+/// a few thousand uploads could hold tens of GiB. A chunk over
+/// [`ChunkBudget::FREE_BYTES`] waits for room before its bytes are read
+/// (its client is held back by TCP meanwhile), up to `wait`; then the
+/// upload is refused with 503 `SlowDown`.
+#[derive(Debug, Clone)]
+pub struct ChunkBudget {
+    /// One permit per KiB.
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+    wait: Duration,
+}
+
+impl ChunkBudget {
+    /// Chunks up to this size are gathered without taking room: every
+    /// upload may hold that much anyway (hyper's read buffer).
+    pub const FREE_BYTES: usize = 64 * 1024;
+
+    /// A budget of `bytes` (at least one chunk of the largest size S3
+    /// clients send is not required: a larger chunk takes all of it).
+    #[must_use]
+    pub fn new(bytes: u64, wait: Duration) -> ChunkBudget {
+        let total_kib = u32::try_from(bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
+        ChunkBudget { kib: Arc::new(Semaphore::new(total_kib as usize)), total_kib, wait }
+    }
+
+    /// KiB of room free now.
+    #[must_use]
+    pub fn available_kib(&self) -> usize {
+        self.kib.available_permits()
+    }
+
+    fn kib_for(&self, size: usize) -> u32 {
+        u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX).min(self.total_kib)
+    }
+}
+
+type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>> + Send>>;
+
+/// Room taken, or being waited for, for one signed chunk.
+enum Room {
+    None,
+    Waiting { chunk: u64, acquiring: Acquiring, deadline: Pin<Box<tokio::time::Sleep>> },
+    Held { chunk: u64, _permit: OwnedSemaphorePermit },
+}
+
 /// Decodes (and verifies) an aws-chunked body, yielding the payload or, with
 /// `reframe`, unsigned chunks and the trailers.
 struct DecodingBody<B> {
@@ -236,10 +302,19 @@ struct DecodingBody<B> {
     length: Option<u64>,
     verdict: BodyVerdict,
     done: bool,
+    budget: ChunkBudget,
+    room: Room,
 }
 
 impl<B> DecodingBody<B> {
-    fn new(inner: B, decoder: AwsChunkedDecoder, reframe: bool, length: Option<u64>, verdict: BodyVerdict) -> Self {
+    fn new(
+        inner: B,
+        decoder: AwsChunkedDecoder,
+        reframe: bool,
+        length: Option<u64>,
+        verdict: BodyVerdict,
+        budget: ChunkBudget,
+    ) -> Self {
         DecodingBody {
             inner,
             decoder,
@@ -249,6 +324,8 @@ impl<B> DecodingBody<B> {
             length,
             verdict,
             done: false,
+            budget,
+            room: Room::None,
         }
     }
 
@@ -264,6 +341,48 @@ impl<B> DecodingBody<B> {
             let piece = if self.reframe { chunked::encode_unsigned_chunk(&piece) } else { piece };
             if !piece.is_empty() {
                 self.ready.push_back(piece);
+            }
+        }
+    }
+
+    /// Makes sure room is held for the signed chunk being gathered, if it
+    /// needs any; `Pending` while waiting for it, an error once the wait
+    /// is over.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), crate::BoxError>> {
+        let needed = self.decoder.gathering().filter(|(_, size)| *size > ChunkBudget::FREE_BYTES);
+        let Some((chunk, size)) = needed else {
+            self.room = Room::None;
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            match &mut self.room {
+                Room::Held { chunk: held, .. } if *held == chunk => return Poll::Ready(Ok(())),
+                Room::Waiting { chunk: waiting, acquiring, deadline } if *waiting == chunk => {
+                    match acquiring.as_mut().poll(cx) {
+                        Poll::Ready(Ok(permit)) => self.room = Room::Held { chunk, _permit: permit },
+                        // The semaphore is never closed.
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(Box::new(e))),
+                        Poll::Pending => {
+                            if deadline.as_mut().poll(cx).is_ready() {
+                                let waited = self.budget.wait;
+                                tell(&self.verdict, BodyFault::Busy(waited));
+                                self.done = true;
+                                return Poll::Ready(
+                                    Err(format!("no room for a signed chunk within {waited:?}").into()),
+                                );
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                _ => {
+                    // Room for an earlier chunk is given back first.
+                    self.room = Room::None;
+                    let kib = self.budget.kib_for(size);
+                    let acquiring = Box::pin(Arc::clone(&self.budget.kib).acquire_many_owned(kib));
+                    let deadline = Box::pin(tokio::time::sleep(self.budget.wait));
+                    self.room = Room::Waiting { chunk, acquiring, deadline };
+                }
             }
         }
     }
@@ -284,6 +403,11 @@ where
             }
             if this.done {
                 return Poll::Ready(None);
+            }
+            match this.poll_room(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Ok(())) => {}
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -26,6 +26,14 @@ pub struct Limits {
     pub upstream_header_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Bytes of signed aws-chunked upload chunks held for signature
+    /// verification, all uploads together; beyond it an upload waits for
+    /// room up to the body idle timeout, then gets 503 `SlowDown`.
+    pub signed_chunk_buffer_bytes: u64,
+    /// Unauthenticated requests refused from one source address that are
+    /// recorded one record each per minute; the excess is counted into a
+    /// `denied_summary` note per address and minute.
+    pub denied_records_per_ip_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -37,6 +45,8 @@ impl Default for Limits {
             body_idle_timeout: Duration::from_mins(1),
             upstream_header_timeout: Duration::from_mins(1),
             shutdown_grace: Duration::from_secs(30),
+            signed_chunk_buffer_bytes: 256 * 1024 * 1024,
+            denied_records_per_ip_per_minute: 120,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod body;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod denials;
 pub mod embedded;
 pub mod idle;
 pub mod meter;

@@ -11,19 +11,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use egress_ledger::principals::{PrincipalStore, SecretKey};
-use egress_ledger::{EndRecord, Entry, Ledger, Outcome, StartRecord};
+use egress_ledger::{EndRecord, Entry, Ledger, ObjectRef, Outcome, StartRecord};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::auth::{self, AuthError, AuthMethod, Authenticated, RequestParts, SecretLookup};
-use crate::body;
+use crate::auth::{self, AuthMethod, Authenticated, RequestParts, SecretLookup};
+use crate::body::{self, ChunkBudget};
+use crate::denials::{Admission, DenialLimiter};
 use crate::meter::{EndTemplate, MeteredBody};
 use crate::passthrough::Channel;
-use crate::s3::addressing::{self, Target};
+use crate::s3::addressing;
 use crate::s3::error::S3Error;
-use crate::s3::operation::operation;
+use crate::s3::operation::Operation;
+use crate::s3::request::{S3Request, unsigned_amz_header};
 use crate::stall::Stalled;
 use crate::upstream::client::UpstreamBody;
 use crate::upstream::{Route, Upstream, UpstreamResponseBody};
@@ -43,6 +45,10 @@ pub struct ProxyState {
     /// Time the upstream has to start answering a request without a body.
     pub upstream_header_timeout: Duration,
     pub metrics: Arc<egress_admin::Metrics>,
+    /// Which refused unauthenticated requests get a record each.
+    pub denials: Arc<DenialLimiter>,
+    /// Room for signed upload chunks held until their signature checks.
+    pub chunk_budget: ChunkBudget,
 }
 
 impl ProxyState {
@@ -58,6 +64,8 @@ impl ProxyState {
             body_idle_timeout: self.body_idle_timeout,
             upstream_header_timeout: self.upstream_header_timeout,
             metrics: Arc::clone(&self.metrics),
+            denials: Arc::clone(&self.denials),
+            chunk_budget: self.chunk_budget.clone(),
         }
     }
 }
@@ -73,25 +81,6 @@ impl SecretLookup for PrincipalStore {
         }
     }
 }
-
-/// Request headers never forwarded: hop-by-hop ones, and the client's own
-/// signature, which the upstream signature replaces.
-const DROP_REQUEST_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "authorization",
-    "expect",
-    "x-amz-date",
-    "x-amz-content-sha256",
-    "x-amz-security-token",
-];
 
 /// Response headers never passed back (hop-by-hop).
 const DROP_RESPONSE_HEADERS: &[&str] = &[
@@ -109,10 +98,16 @@ fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<St
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    auth::query_pairs(query?)
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| String::from_utf8_lossy(&auth::percent_decode(v.unwrap_or(""), true)).into_owned())
+/// What a request turned out to be before anything went upstream.
+// One per request, moved once: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Verdict {
+    /// Authenticated and well-formed: forward it.
+    Forward(S3Request, Authenticated),
+    /// Refused before anyone was authenticated: nobody to attribute it to.
+    Unauthenticated(S3Error),
+    /// Refused after authentication (malformed, or an unsigned header).
+    Refused(S3Error),
 }
 
 /// Handles one request end to end. `passthrough` is the client
@@ -141,71 +136,95 @@ pub async fn handle(
     let host = header_str(&parts.headers, header::HOST);
 
     let target = addressing::resolve(host.as_deref(), &raw_path, &state.virtual_host_domains);
-    let (bucket, key) = match &target {
-        Ok(t) => (t.bucket.clone(), t.key.clone()),
-        Err(_) => (None, None),
-    };
     let mut start = StartRecord {
         req: req_id.clone(),
-        principal: None,
-        access_key_id: None,
         source_ip: Some(remote.ip().to_string()),
         user_agent: header_str(&parts.headers, header::USER_AGENT),
         method: parts.method.as_str().to_owned(),
-        operation: operation(
-            parts.method.as_str(),
-            bucket.is_some(),
-            key.is_some(),
-            raw_query.as_deref(),
-            &parts.headers,
-        ),
-        bucket,
-        key,
-        version_id: query_param(raw_query.as_deref(), "versionId"),
+        operation: "Unknown".to_owned(),
         range: header_str(&parts.headers, header::RANGE),
+        ..StartRecord::default()
     };
-
-    let verdict = target.map_err(|e| {
-        S3Error::new(
-            StatusCode::BAD_REQUEST,
-            match e {
-                addressing::AddressError::InvalidBucketName(_) => "InvalidBucketName",
-                _ => "InvalidURI",
-            },
-            e.to_string(),
-        )
-    });
-    let verdict = verdict.and_then(|target| {
-        let request_parts = RequestParts {
-            method: parts.method.as_str(),
-            raw_path: &raw_path,
-            raw_query: raw_query.as_deref(),
-            headers: &parts.headers,
-        };
-        let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
-        auth::authenticate_with_bucket_host(&request_parts, bucket_from_host, &state.principals, SystemTime::now())
-            .map(|authenticated| (target, authenticated))
-            .map_err(|e: AuthError| {
-                start.access_key_id = e.access_key_id().map(str::to_owned);
-                S3Error::from(&e)
-            })
-    });
-    if let Ok((_, authenticated)) = &verdict {
-        start.principal = Some(authenticated.principal.clone());
-        start.access_key_id = Some(authenticated.access_key_id.clone());
-    }
-    // Only object reads have an object size; a listing's length is not one.
-    let object_read = matches!(start.operation.as_str(), "GetObject" | "HeadObject");
+    let verdict = match target {
+        Err(e) => Verdict::Unauthenticated(S3Error::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
+        Ok(target) => {
+            start.bucket.clone_from(&target.bucket);
+            start.key.clone_from(&target.key);
+            let request_parts = RequestParts {
+                method: parts.method.as_str(),
+                raw_path: &raw_path,
+                raw_query: raw_query.as_deref(),
+                headers: &parts.headers,
+            };
+            let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
+            match auth::authenticate_with_bucket_host(
+                &request_parts,
+                bucket_from_host,
+                &state.principals,
+                SystemTime::now(),
+            ) {
+                Err(e) => {
+                    start.access_key_id = e.access_key_id().map(str::to_owned);
+                    Verdict::Unauthenticated(S3Error::from(&e))
+                }
+                Ok(authenticated) => {
+                    start.principal = Some(authenticated.principal.clone());
+                    start.access_key_id = Some(authenticated.access_key_id.clone());
+                    match S3Request::parse(&parts.method, target, raw_query.as_deref(), &parts.headers) {
+                        Err(e) => Verdict::Refused(e.to_s3()),
+                        Ok(request) => {
+                            request.operation.name().clone_into(&mut start.operation);
+                            start.version_id = request.version_id().map(str::to_owned);
+                            start.copy_source = request.copy_source.as_ref().map(|c| ObjectRef {
+                                bucket: c.bucket.clone(),
+                                key: c.key.clone(),
+                                version_id: c.version_id.clone(),
+                            });
+                            match signature_covers(&request, &authenticated, &parts.headers) {
+                                Err(e) => Verdict::Refused(e),
+                                Ok(()) => Verdict::Forward(request, authenticated),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let authenticated = start.principal.is_some();
+    start.bound(if authenticated { AUTHENTICATED_FIELD_BYTES } else { UNAUTHENTICATED_FIELD_BYTES });
 
     let operation = start.operation.clone();
-    let bucket = start.bucket.clone();
+    // A bucket becomes a metrics label only for an authenticated request:
+    // anyone can make up bucket names.
+    let bucket = if authenticated { start.bucket.clone() } else { None };
+    if let Verdict::Unauthenticated(error) = &verdict {
+        let (admission, finished) = state.denials.admit(remote.ip(), error.code, SystemTime::now());
+        if let Some(note) = finished
+            && let Err(e) = state.ledger.submit(Entry::Note(note))
+        {
+            tracing::error!(error = %e, "could not queue a denied_summary note");
+        }
+        if admission == Admission::Summarise {
+            // Counted into the minute's summary note; no record, no log line.
+            tracing::debug!(code = error.code, source = %remote.ip(), "refusal summarised");
+            let response = error_response(&error.clone().with_resource(raw_path), "", head);
+            let sent = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
+            state.metrics.request_finished(&operation, error.status.as_u16(), None, sent);
+            return response;
+        }
+    }
+
     // Only HTTP/1 responses are written by the connection's own writer,
     // which is what passes bodies through (HTTP/2 frames every body itself).
     let passthrough = passthrough.filter(|_| matches!(parts.version, http::Version::HTTP_10 | http::Version::HTTP_11));
-    let route = if operation == "GetObject" && http_body::Body::is_end_stream(&body) {
-        Route::ObjectGet { passthrough }
-    } else {
-        Route::Pooled
+    let object_read = matches!(&verdict, Verdict::Forward(request, _) if request.operation.reads_object());
+    let route = match &verdict {
+        Verdict::Forward(request, _)
+            if request.operation == Operation::GetObject && http_body::Body::is_end_stream(&body) =>
+        {
+            Route::ObjectGet { passthrough }
+        }
+        _ => Route::Pooled,
     };
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
     let appending = Instant::now();
@@ -222,14 +241,12 @@ pub async fn handle(
     // wait for their start too: the upstream is not asked for what would
     // be answered 503, and its access logs show no read that never left.
     let (appended, forwarded) = match verdict {
-        Err(error) => (record.await, Err((error, Outcome::Denied))),
-        Ok((target, authenticated)) if read_only && state.ledger.writable() => {
-            tokio::join!(record, forward(&state, parts, body, &target, &authenticated, raw_query.as_deref(), route))
+        Verdict::Unauthenticated(error) | Verdict::Refused(error) => (record.await, Err((error, Outcome::Denied))),
+        Verdict::Forward(request, authenticated) if read_only && state.ledger.writable() => {
+            tokio::join!(record, forward(&state, parts, body, &request, &authenticated, route))
         }
-        Ok((target, authenticated)) => match record.await {
-            Ok(appended) => {
-                (Ok(appended), forward(&state, parts, body, &target, &authenticated, raw_query.as_deref(), route).await)
-            }
+        Verdict::Forward(request, authenticated) => match record.await {
+            Ok(appended) => (Ok(appended), forward(&state, parts, body, &request, &authenticated, route).await),
             Err(e) => (Err(e), Err((S3Error::ledger_unavailable(), Outcome::Denied))),
         },
     };
@@ -256,48 +273,78 @@ pub async fn handle(
     }
 }
 
+/// Longest value of a freely chosen field (key, user agent, …) recorded for
+/// an unauthenticated request; longer ones are cut, with their length and
+/// hash (`StartRecord::bound`).
+const UNAUTHENTICATED_FIELD_BYTES: usize = 256;
+/// The same for an authenticated request: S3 keys fit (1,024 bytes).
+const AUTHENTICATED_FIELD_BYTES: usize = 1024;
+
+/// Refuses what the client's signature does not cover: an `x-amz-*` header
+/// outside SigV4's signed headers (S3's own rule), or, under SigV2, a query
+/// parameter that selects the operation but is not in SigV2's signed
+/// sub-resources. Either could be added by whoever holds a presigned URL.
+fn signature_covers(request: &S3Request, authenticated: &Authenticated, headers: &HeaderMap) -> Result<(), S3Error> {
+    if let Some(name) = unsigned_amz_header(headers, &authenticated.signed_headers) {
+        return Err(S3Error::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            format!("There were headers present in the request which were not signed: {name}"),
+        ));
+    }
+    if matches!(authenticated.method, AuthMethod::SigV2Header | AuthMethod::SigV2Query)
+        && let Some(name) = request.selector_unsigned_by_v2()
+    {
+        return Err(S3Error::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            format!(
+                "The query parameter {name} selects the operation but a SigV2 signature does not cover it; \
+                 sign with SigV4"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Sends the request on, re-signed; the body goes through as the payload
-/// mode demands.
+/// mode demands. Path, query and headers all come from the parsed request.
 async fn forward(
     state: &ProxyState,
     parts: http::request::Parts,
     body: Incoming,
-    target: &Target,
+    request: &S3Request,
     authenticated: &Authenticated,
-    raw_query: Option<&str>,
     route: Route,
 ) -> Result<Response<UpstreamResponseBody>, (S3Error, Outcome)> {
     let internal =
         |e: String| (S3Error::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e), Outcome::UpstreamError);
-    let presigned = matches!(authenticated.method, AuthMethod::SigV4Query | AuthMethod::SigV2Query);
-    let query = raw_query.map(|q| if presigned { strip_auth_params(q) } else { q.to_owned() });
+    let query = request.query.to_forward();
     let uri = state
         .upstream
-        .uri(target.bucket.as_deref(), target.key.as_deref(), query.as_deref())
+        .uri(request.target.bucket.as_deref(), request.target.key.as_deref(), query.as_deref())
         .map_err(|e| internal(e.to_string()))?;
 
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        if !DROP_REQUEST_HEADERS.contains(&name.as_str()) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
+    let mut headers = request.forward_headers(&parts.headers);
     let plan = body::plan(&authenticated.payload, &parts.headers).map_err(|e| (S3Error::from(&e), Outcome::Denied))?;
     plan.adjust_headers(&mut headers);
     let payload_hash = plan.upstream_payload_hash(&authenticated.payload);
     let bodiless = http_body::Body::is_end_stream(&body);
-    let (upstream_body, verdict): (UpstreamBody, _) = plan.body(body, state.body_idle_timeout);
+    let (upstream_body, verdict): (UpstreamBody, _) = plan.body(body, state.body_idle_timeout, &state.chunk_budget);
 
-    let mut request = Request::new(upstream_body);
-    *request.method_mut() = parts.method;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
+    let mut upstream_request = Request::new(upstream_body);
+    *upstream_request.method_mut() = parts.method;
+    *upstream_request.uri_mut() = uri;
+    *upstream_request.headers_mut() = headers;
     let sent = Instant::now();
     // Without a body the answer should start at once; with one, it starts
     // once the upload is done, which the body's idle timeout bounds.
     let result = if bodiless {
-        match tokio::time::timeout(state.upstream_header_timeout, state.upstream.send(request, &payload_hash, route))
-            .await
+        match tokio::time::timeout(
+            state.upstream_header_timeout,
+            state.upstream.send(upstream_request, &payload_hash, route),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_) => {
@@ -308,7 +355,7 @@ async fn forward(
             }
         }
     } else {
-        state.upstream.send(request, &payload_hash, route).await
+        state.upstream.send(upstream_request, &payload_hash, route).await
     };
     state.metrics.upstream.observe(sent.elapsed());
     // A body we refused (bad chunk signature, truncated) is the client's
@@ -328,17 +375,6 @@ async fn forward(
         };
         (error, Outcome::UpstreamError)
     })
-}
-
-fn strip_auth_params(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or(pair);
-            !pair.is_empty() && !auth::AUTH_QUERY_PARAMS.contains(&name)
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// The upstream's response, headers as they came (hop-by-hop ones aside)
@@ -412,13 +448,6 @@ fn respond_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn presigned_auth_params_are_not_forwarded() {
-        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2Fb&X-Amz-Date=1&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=ab&response-content-type=text%2Fplain&versionId=3";
-        assert_eq!(strip_auth_params(q), "response-content-type=text%2Fplain&versionId=3");
-        assert_eq!(strip_auth_params("AWSAccessKeyId=A&Signature=s&Expires=1"), "");
-    }
 
     #[test]
     fn object_size_from_length_or_range() {

@@ -1,6 +1,10 @@
 //! The S3 protocol as the proxy needs it: which bucket and key a request
-//! names, which operation it is, and S3's XML errors.
+//! names, its query, which operation it is — parsed once, in [`request`] —
+//! and S3's XML errors.
 
 pub mod addressing;
+pub mod copy_source;
 pub mod error;
 pub mod operation;
+pub mod query;
+pub mod request;

@@ -81,6 +81,11 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         body_idle_timeout: config.limits.body_idle_timeout,
         upstream_header_timeout: config.limits.upstream_header_timeout,
         metrics: Arc::clone(&metrics),
+        denials: Arc::new(crate::denials::DenialLimiter::new(config.limits.denied_records_per_ip_per_minute)),
+        chunk_budget: crate::body::ChunkBudget::new(
+            config.limits.signed_chunk_buffer_bytes,
+            config.limits.body_idle_timeout,
+        ),
     };
 
     // One shutdown signal for both listeners.

@@ -196,6 +196,17 @@ impl AwsChunkedDecoder {
         self.decoded_len
     }
 
+    /// The size of the signed chunk being gathered, if the decoder is
+    /// holding one back until its signature can be checked, with the
+    /// chunk's number (1-based). Unsigned chunks are released as they come.
+    #[must_use]
+    pub fn gathering(&self) -> Option<(u64, usize)> {
+        match self.state {
+            State::ChunkData { size, signature: Some(_), .. } => Some((self.chunk_index, size)),
+            _ => None,
+        }
+    }
+
     /// Whether the final chunk and trailers arrived and checked out.
     #[must_use]
     pub fn is_done(&self) -> bool {

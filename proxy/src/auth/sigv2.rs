@@ -39,16 +39,20 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use crate::auth::error::AuthError;
-use crate::auth::sigv4::{check_skew, lookup_key};
+use crate::auth::sigv4::{MAX_PRESIGNED_EXPIRES_SECS, check_skew, lookup_key};
 use crate::auth::{
-    AuthMethod, Authenticated, PayloadMode, RequestParts, SecretLookup, parse_amz_date, parse_http_date,
+    AuthMethod, Authenticated, PayloadMode, RequestParts, SecretLookup, SignedHeaders, parse_amz_date, parse_http_date,
     percent_decode, query_pairs, unix_seconds,
 };
 
 type HmacSha1 = Hmac<Sha1>;
 
 /// Query parameters that are part of the V2 canonical resource: the S3
-/// documentation's list and the extra ones botocore signs (its `QSAOfInterest`).
+/// documentation's list, the extra ones botocore signs (its `QSAOfInterest`),
+/// and `legal-hold` and `retention`, which S3 (and MinIO) sign too. Names
+/// are compared decoded: `version%49d` is `versionId` here as everywhere.
+/// An operation-selecting parameter outside this list is refused in a SigV2
+/// request ([`crate::s3::request::S3Request::selector_unsigned_by_v2`]).
 pub const SUB_RESOURCES: &[&str] = &[
     "accelerate",
     "acl",
@@ -57,6 +61,7 @@ pub const SUB_RESOURCES: &[&str] = &[
     "defaultObjectAcl",
     "delete",
     "inventory",
+    "legal-hold",
     "lifecycle",
     "location",
     "logging",
@@ -74,6 +79,7 @@ pub const SUB_RESOURCES: &[&str] = &[
     "response-content-type",
     "response-expires",
     "restore",
+    "retention",
     "select",
     "select-type",
     "storageClass",
@@ -142,6 +148,7 @@ pub fn authenticate_header(
         access_key_id: akid.to_owned(),
         method: AuthMethod::SigV2Header,
         payload: PayloadMode::Unsigned,
+        signed_headers: SignedHeaders::AllAmz,
     })
 }
 
@@ -189,6 +196,17 @@ pub fn authenticate_query(
     };
 
     let (principal, secret) = lookup_key(lookup, &akid)?;
+    // SigV4 caps a presigned URL at a week; a V2 URL names only its end, so
+    // the same cap applies to how far ahead that end is.
+    if expires_at.saturating_sub(unix_seconds(now)) > MAX_PRESIGNED_EXPIRES_SECS.cast_signed() {
+        return Err(AuthError::AccessDenied {
+            access_key_id: Some(akid),
+            reason: format!(
+                "the presigned URL expires at {expires} (seconds since the epoch), more than {MAX_PRESIGNED_EXPIRES_SECS} \
+                 seconds (one week) from now; presign for at most a week"
+            ),
+        });
+    }
     if unix_seconds(now) > expires_at {
         return Err(AuthError::AccessDenied {
             access_key_id: Some(akid),
@@ -202,7 +220,13 @@ pub fn authenticate_query(
     if !matched {
         return Err(signature_mismatch(&akid));
     }
-    Ok(Authenticated { principal, access_key_id: akid, method: AuthMethod::SigV2Query, payload: PayloadMode::Unsigned })
+    Ok(Authenticated {
+        principal,
+        access_key_id: akid,
+        method: AuthMethod::SigV2Query,
+        payload: PayloadMode::Unsigned,
+        signed_headers: SignedHeaders::AllAmz,
+    })
 }
 
 fn decode_signature(signature: &str, akid: &str) -> Result<Vec<u8>, AuthError> {
@@ -307,8 +331,11 @@ fn string_to_sign(
         out.push(b'/');
     }
     let mut sub_resources: Vec<(&str, Option<Vec<u8>>)> = query_pairs(parts.raw_query.unwrap_or_default())
-        .filter(|(name, _)| SUB_RESOURCES.contains(name))
-        .map(|(name, value)| (name, value.map(|v| percent_decode(v, false))))
+        .filter_map(|(name, value)| {
+            let decoded = percent_decode(name, true);
+            let name = SUB_RESOURCES.iter().find(|s| s.as_bytes() == decoded.as_slice())?;
+            Some((*name, value.map(|v| percent_decode(v, false))))
+        })
         .collect();
     // Stable, like botocore's: repeated names keep the order they were sent in.
     sub_resources.sort_by_key(|(name, _)| *name);
@@ -559,6 +586,47 @@ mod tests {
         assert_eq!(code(with_header.check(None, &lookup, t0())), "ok");
         let other_type = Req::new("PUT", put, &[("content-type", "text/html")]);
         assert_eq!(code(other_type.check(None, &lookup, t0())), "SignatureDoesNotMatch");
+    }
+
+    #[test]
+    fn sub_resources_are_read_decoded() {
+        // The signature of `botocore_virtual_hosted_get_with_response_overrides`
+        // covers `versionId=v/1`, however the name is spelt on the wire; a
+        // request without it is another resource.
+        let signed = "AWS EGRSTESTKEY0000001:wlODoI45LV1X9jSJ+lq+LDk4czs=";
+        let date = ("date", "Fri, 27 Nov 2026 10:00:00 GMT");
+        let spelt = Req::new(
+            "GET",
+            "/photos/a%2Bb.jpg?version%49d=v%2F1&response-content-disposition=attachment%3B%20filename%3D%22a%20b.jpg%22",
+            &[date, ("authorization", signed)],
+        );
+        assert_eq!(code(spelt.check(Some("my-bucket"), &keys(AKID, SECRET), t0())), "ok");
+        let without = Req::new(
+            "GET",
+            "/photos/a%2Bb.jpg?response-content-disposition=attachment%3B%20filename%3D%22a%20b.jpg%22",
+            &[date, ("authorization", signed)],
+        );
+        assert_eq!(code(without.check(Some("my-bucket"), &keys(AKID, SECRET), t0())), "SignatureDoesNotMatch");
+        assert!(SUB_RESOURCES.contains(&"legal-hold") && SUB_RESOURCES.contains(&"retention"));
+    }
+
+    #[test]
+    fn presigned_urls_live_at_most_a_week() {
+        let lookup = keys(AKID, SECRET);
+        let now = unix_seconds(t0());
+        let url = |expires: i64| {
+            format!(
+                "/b/k?AWSAccessKeyId=EGRSTESTKEY0000001&Signature=zVoYl7OTL7Eok4%2BKZ17lmAOpC0w%3D&Expires={expires}"
+            )
+        };
+        let too_long = url(now + 604_801);
+        let err = Req::new("GET", Box::leak(too_long.into_boxed_str()), &[]).check(None, &lookup, t0()).unwrap_err();
+        assert_eq!(err.code(), "AccessDenied");
+        assert!(err.to_string().contains("one week"), "{err}");
+        // A week exactly is within the cap (and then fails on its bogus signature).
+        let week = url(now + 604_800);
+        let err = Req::new("GET", Box::leak(week.into_boxed_str()), &[]).check(None, &lookup, t0()).unwrap_err();
+        assert_eq!(err.code(), "SignatureDoesNotMatch");
     }
 
     #[test]

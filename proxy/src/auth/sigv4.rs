@@ -32,8 +32,8 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::error::AuthError;
 use crate::auth::{
-    AuthMethod, Authenticated, MAX_CLOCK_SKEW_SECS, PayloadMode, RequestParts, SecretLookup, format_amz_date,
-    parse_amz_date, parse_http_date, percent_decode, query_pairs, sigv2, unix_seconds,
+    AuthMethod, Authenticated, MAX_CLOCK_SKEW_SECS, PayloadMode, RequestParts, SecretLookup, SignedHeaders,
+    format_amz_date, parse_amz_date, parse_http_date, percent_decode, query_pairs, sigv2, unix_seconds,
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -447,6 +447,7 @@ fn verify_header(
         access_key_id: akid.to_owned(),
         method: AuthMethod::SigV4Header,
         payload: payload_mode(content, key, amz_date, scope, &signature),
+        signed_headers: SignedHeaders::Listed(auth.signed_headers.iter().map(|h| (*h).to_owned()).collect()),
     })
 }
 
@@ -554,6 +555,7 @@ fn verify_presigned(
         access_key_id: akid.to_owned(),
         method: AuthMethod::SigV4Query,
         payload: payload_mode(content, key, date, scope, &computed),
+        signed_headers: SignedHeaders::Listed(signed_header_names.iter().map(|h| (*h).to_owned()).collect()),
     })
 }
 

@@ -299,6 +299,7 @@ fn synthetic_start(req: &str, writer: u64, n: u64) -> StartRecord {
         key: Some(format!("datasets/imagenet/train/part-{:05}.parquet", n % 100_000)),
         version_id: None,
         range: Some("bytes=0-8388607".to_owned()),
+        ..StartRecord::default()
     }
 }
 

@@ -24,6 +24,48 @@ pub enum AddressError {
     InvalidPercentEncoding,
     #[error("the bucket name {0:?} is not valid")]
     InvalidBucketName(String),
+    #[error(
+        "the object key has a '.' or '..' path segment, which an upstream could resolve to another object; \
+         such keys are refused"
+    )]
+    DotSegment,
+    #[error("the object key is {0} bytes long; S3 keys are at most {MAX_KEY_BYTES} bytes")]
+    KeyTooLong(usize),
+}
+
+/// Longest object key S3 accepts, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+impl AddressError {
+    /// The S3 error code S3 answers for it.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            AddressError::InvalidBucketName(_) => "InvalidBucketName",
+            AddressError::KeyTooLong(_) => "KeyTooLongError",
+            AddressError::DotSegment => "InvalidArgument",
+            AddressError::KeyNotUtf8 | AddressError::InvalidPercentEncoding => "InvalidURI",
+        }
+    }
+}
+
+/// Refuses a bucket name S3 would not accept in a request.
+pub fn check_bucket(name: &str) -> Result<(), AddressError> {
+    if valid_bucket(name) { Ok(()) } else { Err(AddressError::InvalidBucketName(name.chars().take(300).collect())) }
+}
+
+/// Refuses a decoded key that is too long or has a `.` or `..` segment
+/// (`a/../b`, `./a`, `a/.`): S3 takes them literally, but an upstream that
+/// resolves them (as the embedded store did) would act on another object
+/// than the one recorded.
+pub fn check_key(key: &str) -> Result<(), AddressError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(AddressError::KeyTooLong(key.len()));
+    }
+    if key.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(AddressError::DotSegment);
+    }
+    Ok(())
 }
 
 /// Splits host and optional port, lowercases the host.
@@ -47,7 +89,7 @@ fn valid_bucket(name: &str) -> bool {
 /// Every `%` starts an escape of two hex digits. A broken escape leaves the
 /// key ambiguous (S3 answers `InvalidURI`; other servers guess or answer in
 /// plain text), so it is refused rather than passed on.
-fn valid_percent_encoding(raw: &str) -> bool {
+pub(crate) fn valid_percent_encoding(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     bytes
         .iter()
@@ -79,15 +121,16 @@ pub fn resolve(host: Option<&str>, raw_path: &str, virtual_host_domains: &[Strin
             ((!bucket.is_empty()).then(|| bucket.into_owned()), key, false)
         }
     };
-    if let Some(b) = &bucket
-        && !valid_bucket(b)
-    {
-        return Err(AddressError::InvalidBucketName(b.clone()));
+    if let Some(b) = &bucket {
+        check_bucket(b)?;
     }
     let key = match &raw_key {
         Some(raw) => Some(percent_decode_str(raw).decode_utf8().map_err(|_| AddressError::KeyNotUtf8)?.into_owned()),
         None => None,
     };
+    if let Some(key) = &key {
+        check_key(key)?;
+    }
     Ok(Target { bucket, key, virtual_hosted })
 }
 
@@ -135,5 +178,21 @@ mod tests {
         assert!(resolve(None, "/data/a%25zz%2F%7e", &[]).is_ok());
         assert!(matches!(resolve(None, "/a/k", &[]), Err(AddressError::InvalidBucketName(_))));
         assert!(matches!(resolve(None, "/bad%20bucket/k", &[]), Err(AddressError::InvalidBucketName(_))));
+    }
+
+    #[test]
+    fn dot_segments_and_long_keys_are_refused() {
+        for path in
+            ["/demo/../secret/payroll.txt", "/demo/%2E%2E/secret/x", "/demo/./k", "/demo/a/..", "/demo/a%2F..%2Fb"]
+        {
+            assert_eq!(resolve(None, path, &[]), Err(AddressError::DotSegment), "{path}");
+        }
+        assert_eq!(resolve(Some("demo.s3.localhost"), "/../secret/x", &domains()), Err(AddressError::DotSegment));
+        for fine in ["/demo/a..b", "/demo/.hidden", "/demo/a/.../b", "/demo/a//b"] {
+            assert!(resolve(None, fine, &[]).is_ok(), "{fine}");
+        }
+        let long = format!("/demo/{}", "k".repeat(MAX_KEY_BYTES + 1));
+        assert_eq!(resolve(None, &long, &[]), Err(AddressError::KeyTooLong(MAX_KEY_BYTES + 1)));
+        assert!(resolve(None, &format!("/demo/{}", "k".repeat(MAX_KEY_BYTES)), &[]).is_ok());
     }
 }

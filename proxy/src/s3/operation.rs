@@ -1,145 +1,461 @@
-//! The S3 operation a request is, from its method, address and query, as
-//! named in the S3 API reference (recorded in the ledger's `operation`).
+//! The S3 operation a request is, from its method, what it addresses
+//! (service, bucket or object), its parsed query and whether it names a copy
+//! source — named as in the S3 API reference (the ledger's `operation`).
+//!
+//! Classification reads only the decoded query ([`Query`]), the same parse
+//! the forwarded request is built from. A combination S3 does not define is
+//! refused rather than forwarded under a name that might not be what the
+//! upstream does.
 
-/// The operation name of a request.
-#[must_use]
-pub fn operation(
-    method: &str,
-    has_bucket: bool,
-    has_key: bool,
-    query: Option<&str>,
-    headers: &http::HeaderMap,
-) -> String {
-    let params: Vec<&str> =
-        query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split('=').next().unwrap_or(p)).collect();
-    let has = |name: &str| params.contains(&name);
-    let copy = headers.contains_key("x-amz-copy-source");
-    let name = match (method, has_bucket, has_key) {
-        ("GET", false, _) => "ListBuckets",
-        ("GET", true, false) => bucket_get(&params),
-        ("HEAD", true, false) => "HeadBucket",
-        ("PUT", true, false) => {
-            return bucket_sub(&params).map_or_else(|| "CreateBucket".to_owned(), |s| format!("PutBucket{s}"));
+use http::Method;
+
+use super::query::{Query, Role, role};
+
+macro_rules! operations {
+    ($($name:ident),* $(,)?) => {
+        /// An S3 operation the proxy recognises and forwards.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Operation {
+            $($name,)*
         }
-        ("DELETE", true, false) => {
-            return bucket_sub(&params).map_or_else(|| "DeleteBucket".to_owned(), |s| format!("DeleteBucket{s}"));
+
+        impl Operation {
+            /// Every operation, for tests and tables.
+            pub const ALL: &'static [Operation] = &[$(Operation::$name,)*];
+
+            /// The name in the S3 API reference.
+            #[must_use]
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Operation::$name => stringify!($name),)*
+                }
+            }
         }
-        ("POST", true, false) if has("delete") => "DeleteObjects",
-        ("GET", true, true) if has("uploadId") => "ListParts",
-        ("GET", true, true) if has("tagging") => "GetObjectTagging",
-        ("GET", true, true) if has("acl") => "GetObjectAcl",
-        ("GET", true, true) if has("attributes") => "GetObjectAttributes",
-        ("GET", true, true) if has("retention") => "GetObjectRetention",
-        ("GET", true, true) if has("legal-hold") => "GetObjectLegalHold",
-        ("GET", true, true) if has("torrent") => "GetObjectTorrent",
-        ("GET", true, true) => "GetObject",
-        ("HEAD", true, true) => "HeadObject",
-        ("PUT", true, true) if has("partNumber") && has("uploadId") && copy => "UploadPartCopy",
-        ("PUT", true, true) if has("partNumber") && has("uploadId") => "UploadPart",
-        ("PUT", true, true) if has("tagging") => "PutObjectTagging",
-        ("PUT", true, true) if has("acl") => "PutObjectAcl",
-        ("PUT", true, true) if has("retention") => "PutObjectRetention",
-        ("PUT", true, true) if has("legal-hold") => "PutObjectLegalHold",
-        ("PUT", true, true) if copy => "CopyObject",
-        ("PUT", true, true) => "PutObject",
-        ("POST", true, true) if has("uploads") => "CreateMultipartUpload",
-        ("POST", true, true) if has("uploadId") => "CompleteMultipartUpload",
-        ("POST", true, true) if has("restore") => "RestoreObject",
-        ("POST", true, true) if has("select") => "SelectObjectContent",
-        ("DELETE", true, true) if has("uploadId") => "AbortMultipartUpload",
-        ("DELETE", true, true) if has("tagging") => "DeleteObjectTagging",
-        ("DELETE", true, true) => "DeleteObject",
-        _ => "Unknown",
     };
-    name.to_owned()
 }
 
-fn bucket_get(params: &[&str]) -> &'static str {
-    let has = |name: &str| params.contains(&name);
-    if params.contains(&"list-type") {
-        return "ListObjectsV2";
-    }
-    if has("uploads") {
-        return "ListMultipartUploads";
-    }
-    if has("versions") {
-        return "ListObjectVersions";
-    }
-    if has("location") {
-        return "GetBucketLocation";
-    }
-    match bucket_sub(params) {
-        Some("Acl") => "GetBucketAcl",
-        Some("Policy") => "GetBucketPolicy",
-        Some("PolicyStatus") => "GetBucketPolicyStatus",
-        Some("Logging") => "GetBucketLogging",
-        Some("Tagging") => "GetBucketTagging",
-        Some("Versioning") => "GetBucketVersioning",
-        Some("Encryption") => "GetBucketEncryption",
-        Some("Lifecycle") => "GetBucketLifecycleConfiguration",
-        Some("Cors") => "GetBucketCors",
-        Some("ObjectLockConfiguration") => "GetObjectLockConfiguration",
-        Some("PublicAccessBlock") => "GetPublicAccessBlock",
-        Some("OwnershipControls") => "GetBucketOwnershipControls",
-        Some("NotificationConfiguration") => "GetBucketNotificationConfiguration",
-        Some("Website") => "GetBucketWebsite",
-        Some("Replication") => "GetBucketReplication",
-        Some("RequestPayment") => "GetBucketRequestPayment",
-        Some(_) => "GetBucketConfiguration",
-        None => "ListObjects",
+operations! {
+    ListBuckets,
+    // Bucket reads.
+    ListObjects,
+    ListObjectsV2,
+    ListObjectVersions,
+    ListMultipartUploads,
+    HeadBucket,
+    GetBucketLocation,
+    GetBucketAcl,
+    GetBucketPolicy,
+    GetBucketPolicyStatus,
+    GetBucketLogging,
+    GetBucketTagging,
+    GetBucketVersioning,
+    GetBucketEncryption,
+    GetBucketLifecycleConfiguration,
+    GetBucketCors,
+    GetObjectLockConfiguration,
+    GetPublicAccessBlock,
+    GetBucketOwnershipControls,
+    GetBucketNotificationConfiguration,
+    GetBucketWebsite,
+    GetBucketReplication,
+    GetBucketRequestPayment,
+    GetBucketAccelerateConfiguration,
+    GetBucketAnalyticsConfiguration,
+    ListBucketAnalyticsConfigurations,
+    GetBucketInventoryConfiguration,
+    ListBucketInventoryConfigurations,
+    GetBucketMetricsConfiguration,
+    ListBucketMetricsConfigurations,
+    GetBucketIntelligentTieringConfiguration,
+    ListBucketIntelligentTieringConfigurations,
+    // Bucket writes.
+    CreateBucket,
+    DeleteBucket,
+    PutBucketAcl,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    PutBucketLogging,
+    PutBucketTagging,
+    DeleteBucketTagging,
+    PutBucketVersioning,
+    PutBucketEncryption,
+    DeleteBucketEncryption,
+    PutBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
+    PutBucketCors,
+    DeleteBucketCors,
+    PutObjectLockConfiguration,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
+    PutBucketOwnershipControls,
+    DeleteBucketOwnershipControls,
+    PutBucketNotificationConfiguration,
+    PutBucketWebsite,
+    DeleteBucketWebsite,
+    PutBucketReplication,
+    DeleteBucketReplication,
+    PutBucketRequestPayment,
+    PutBucketAccelerateConfiguration,
+    PutBucketAnalyticsConfiguration,
+    DeleteBucketAnalyticsConfiguration,
+    PutBucketInventoryConfiguration,
+    DeleteBucketInventoryConfiguration,
+    PutBucketMetricsConfiguration,
+    DeleteBucketMetricsConfiguration,
+    PutBucketIntelligentTieringConfiguration,
+    DeleteBucketIntelligentTieringConfiguration,
+    DeleteObjects,
+    // Object reads.
+    GetObject,
+    HeadObject,
+    GetObjectAcl,
+    GetObjectTagging,
+    GetObjectAttributes,
+    GetObjectRetention,
+    GetObjectLegalHold,
+    GetObjectTorrent,
+    ListParts,
+    // Object writes.
+    PutObject,
+    CopyObject,
+    DeleteObject,
+    PutObjectAcl,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    PutObjectRetention,
+    PutObjectLegalHold,
+    RestoreObject,
+    SelectObjectContent,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+}
+
+/// What a request addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Service,
+    Bucket,
+    Object,
+}
+
+/// A method and query that name no S3 operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{method} on {scope} with the query parameters given is not an S3 operation this proxy forwards")]
+pub struct UnknownOperation {
+    pub method: String,
+    pub scope: &'static str,
+}
+
+/// The bucket sub-resources that select a configuration, with the names of
+/// their get, put and delete operations (`None`: S3 has no such operation).
+struct BucketConfig {
+    param: &'static str,
+    get: Operation,
+    put: Option<Operation>,
+    delete: Option<Operation>,
+}
+
+const BUCKET_CONFIGS: &[BucketConfig] = &[
+    BucketConfig { param: "acl", get: Operation::GetBucketAcl, put: Some(Operation::PutBucketAcl), delete: None },
+    BucketConfig { param: "policyStatus", get: Operation::GetBucketPolicyStatus, put: None, delete: None },
+    BucketConfig {
+        param: "policy",
+        get: Operation::GetBucketPolicy,
+        put: Some(Operation::PutBucketPolicy),
+        delete: Some(Operation::DeleteBucketPolicy),
+    },
+    BucketConfig {
+        param: "logging",
+        get: Operation::GetBucketLogging,
+        put: Some(Operation::PutBucketLogging),
+        delete: None,
+    },
+    BucketConfig {
+        param: "tagging",
+        get: Operation::GetBucketTagging,
+        put: Some(Operation::PutBucketTagging),
+        delete: Some(Operation::DeleteBucketTagging),
+    },
+    BucketConfig {
+        param: "versioning",
+        get: Operation::GetBucketVersioning,
+        put: Some(Operation::PutBucketVersioning),
+        delete: None,
+    },
+    BucketConfig {
+        param: "encryption",
+        get: Operation::GetBucketEncryption,
+        put: Some(Operation::PutBucketEncryption),
+        delete: Some(Operation::DeleteBucketEncryption),
+    },
+    BucketConfig {
+        param: "lifecycle",
+        get: Operation::GetBucketLifecycleConfiguration,
+        put: Some(Operation::PutBucketLifecycleConfiguration),
+        delete: Some(Operation::DeleteBucketLifecycle),
+    },
+    BucketConfig {
+        param: "cors",
+        get: Operation::GetBucketCors,
+        put: Some(Operation::PutBucketCors),
+        delete: Some(Operation::DeleteBucketCors),
+    },
+    BucketConfig {
+        param: "object-lock",
+        get: Operation::GetObjectLockConfiguration,
+        put: Some(Operation::PutObjectLockConfiguration),
+        delete: None,
+    },
+    BucketConfig {
+        param: "publicAccessBlock",
+        get: Operation::GetPublicAccessBlock,
+        put: Some(Operation::PutPublicAccessBlock),
+        delete: Some(Operation::DeletePublicAccessBlock),
+    },
+    BucketConfig {
+        param: "ownershipControls",
+        get: Operation::GetBucketOwnershipControls,
+        put: Some(Operation::PutBucketOwnershipControls),
+        delete: Some(Operation::DeleteBucketOwnershipControls),
+    },
+    BucketConfig {
+        param: "notification",
+        get: Operation::GetBucketNotificationConfiguration,
+        put: Some(Operation::PutBucketNotificationConfiguration),
+        delete: None,
+    },
+    BucketConfig {
+        param: "website",
+        get: Operation::GetBucketWebsite,
+        put: Some(Operation::PutBucketWebsite),
+        delete: Some(Operation::DeleteBucketWebsite),
+    },
+    BucketConfig {
+        param: "replication",
+        get: Operation::GetBucketReplication,
+        put: Some(Operation::PutBucketReplication),
+        delete: Some(Operation::DeleteBucketReplication),
+    },
+    BucketConfig {
+        param: "requestPayment",
+        get: Operation::GetBucketRequestPayment,
+        put: Some(Operation::PutBucketRequestPayment),
+        delete: None,
+    },
+    BucketConfig {
+        param: "accelerate",
+        get: Operation::GetBucketAccelerateConfiguration,
+        put: Some(Operation::PutBucketAccelerateConfiguration),
+        delete: None,
+    },
+    BucketConfig {
+        param: "analytics",
+        get: Operation::GetBucketAnalyticsConfiguration,
+        put: Some(Operation::PutBucketAnalyticsConfiguration),
+        delete: Some(Operation::DeleteBucketAnalyticsConfiguration),
+    },
+    BucketConfig {
+        param: "inventory",
+        get: Operation::GetBucketInventoryConfiguration,
+        put: Some(Operation::PutBucketInventoryConfiguration),
+        delete: Some(Operation::DeleteBucketInventoryConfiguration),
+    },
+    BucketConfig {
+        param: "metrics",
+        get: Operation::GetBucketMetricsConfiguration,
+        put: Some(Operation::PutBucketMetricsConfiguration),
+        delete: Some(Operation::DeleteBucketMetricsConfiguration),
+    },
+    BucketConfig {
+        param: "intelligent-tiering",
+        get: Operation::GetBucketIntelligentTieringConfiguration,
+        put: Some(Operation::PutBucketIntelligentTieringConfiguration),
+        delete: Some(Operation::DeleteBucketIntelligentTieringConfiguration),
+    },
+];
+
+/// The `List…Configurations` form of a configuration read without `id`.
+fn listing_of(get: Operation) -> Operation {
+    match get {
+        Operation::GetBucketAnalyticsConfiguration => Operation::ListBucketAnalyticsConfigurations,
+        Operation::GetBucketInventoryConfiguration => Operation::ListBucketInventoryConfigurations,
+        Operation::GetBucketMetricsConfiguration => Operation::ListBucketMetricsConfigurations,
+        Operation::GetBucketIntelligentTieringConfiguration => Operation::ListBucketIntelligentTieringConfigurations,
+        other => other,
     }
 }
 
-/// The bucket sub-resource in the query, as it appears in operation names.
-fn bucket_sub(params: &[&str]) -> Option<&'static str> {
-    const SUBS: &[(&str, &str)] = &[
-        ("acl", "Acl"),
-        ("policyStatus", "PolicyStatus"),
-        ("policy", "Policy"),
-        ("logging", "Logging"),
-        ("tagging", "Tagging"),
-        ("versioning", "Versioning"),
-        ("encryption", "Encryption"),
-        ("lifecycle", "Lifecycle"),
-        ("cors", "Cors"),
-        ("object-lock", "ObjectLockConfiguration"),
-        ("publicAccessBlock", "PublicAccessBlock"),
-        ("ownershipControls", "OwnershipControls"),
-        ("notification", "NotificationConfiguration"),
-        ("website", "Website"),
-        ("replication", "Replication"),
-        ("requestPayment", "RequestPayment"),
-    ];
-    SUBS.iter().find(|(param, _)| params.contains(param)).map(|(_, name)| *name)
+impl Operation {
+    /// The operation of a request; `copy_source` says whether it names one
+    /// (`x-amz-copy-source`).
+    pub fn classify(
+        method: &Method,
+        scope: Scope,
+        query: &Query,
+        copy_source: bool,
+    ) -> Result<Operation, UnknownOperation> {
+        let found = match scope {
+            Scope::Service => (*method == Method::GET).then_some(Operation::ListBuckets),
+            Scope::Bucket => bucket_operation(method, query),
+            Scope::Object => object_operation(method, query, copy_source),
+        };
+        found.ok_or_else(|| UnknownOperation {
+            method: method.as_str().chars().take(32).collect(),
+            scope: match scope {
+                Scope::Service => "the service",
+                Scope::Bucket => "a bucket",
+                Scope::Object => "an object",
+            },
+        })
+    }
+
+    /// Operations whose answer is (part of) an object, with its size.
+    #[must_use]
+    pub fn reads_object(self) -> bool {
+        matches!(self, Operation::GetObject | Operation::HeadObject)
+    }
+}
+
+fn bucket_operation(method: &Method, query: &Query) -> Option<Operation> {
+    let config = BUCKET_CONFIGS.iter().find(|c| query.has(c.param));
+    let (op, selector) = match (method.clone(), config) {
+        (Method::GET, Some(c)) if query.has("id") => (c.get, Some(c.param)),
+        (Method::GET, Some(c)) => (listing_of(c.get), Some(c.param)),
+        (Method::PUT, Some(c)) => (c.put?, Some(c.param)),
+        (Method::DELETE, Some(c)) => (c.delete?, Some(c.param)),
+        (Method::GET, None) if query.has("list-type") => {
+            (query.get("list-type") == Some("2")).then_some((Operation::ListObjectsV2, Some("list-type")))?
+        }
+        (Method::GET, None) if query.has("uploads") => (Operation::ListMultipartUploads, Some("uploads")),
+        (Method::GET, None) if query.has("versions") => (Operation::ListObjectVersions, Some("versions")),
+        (Method::GET, None) if query.has("location") => (Operation::GetBucketLocation, Some("location")),
+        (Method::GET, None) => (Operation::ListObjects, None),
+        (Method::HEAD, None) => (Operation::HeadBucket, None),
+        (Method::PUT, None) => (Operation::CreateBucket, None),
+        (Method::DELETE, None) => (Operation::DeleteBucket, None),
+        (Method::POST, None) if query.has("delete") => (Operation::DeleteObjects, Some("delete")),
+        _ => return None,
+    };
+    only_selector(query, selector.as_slice()).then_some(op)
+}
+
+/// Whether every operation-selecting parameter present is among `allowed`:
+/// `GET ?tagging&acl` is no single S3 operation.
+fn only_selector(query: &Query, allowed: &[&str]) -> bool {
+    query.params().iter().all(|p| role(&p.name) != Some(Role::Selector) || allowed.contains(&p.name.as_str()))
+}
+
+fn object_operation(method: &Method, query: &Query, copy: bool) -> Option<Operation> {
+    let has = |name: &str| query.has(name);
+    let op = match *method {
+        Method::GET if has("uploadId") => Operation::ListParts,
+        Method::GET if has("tagging") => Operation::GetObjectTagging,
+        Method::GET if has("acl") => Operation::GetObjectAcl,
+        Method::GET if has("attributes") => Operation::GetObjectAttributes,
+        Method::GET if has("retention") => Operation::GetObjectRetention,
+        Method::GET if has("legal-hold") => Operation::GetObjectLegalHold,
+        Method::GET if has("torrent") => Operation::GetObjectTorrent,
+        Method::GET => Operation::GetObject,
+        Method::HEAD => Operation::HeadObject,
+        Method::PUT if has("partNumber") && has("uploadId") && copy => Operation::UploadPartCopy,
+        Method::PUT if has("partNumber") && has("uploadId") => Operation::UploadPart,
+        Method::PUT if has("tagging") => Operation::PutObjectTagging,
+        Method::PUT if has("acl") => Operation::PutObjectAcl,
+        Method::PUT if has("retention") => Operation::PutObjectRetention,
+        Method::PUT if has("legal-hold") => Operation::PutObjectLegalHold,
+        Method::PUT if copy => Operation::CopyObject,
+        Method::PUT => Operation::PutObject,
+        Method::POST if has("uploads") => Operation::CreateMultipartUpload,
+        Method::POST if has("uploadId") => Operation::CompleteMultipartUpload,
+        Method::POST if has("restore") => Operation::RestoreObject,
+        Method::POST if has("select") => Operation::SelectObjectContent,
+        Method::DELETE if has("uploadId") => Operation::AbortMultipartUpload,
+        Method::DELETE if has("tagging") => Operation::DeleteObjectTagging,
+        Method::DELETE => Operation::DeleteObject,
+        _ => return None,
+    };
+    // The selectors that chose the operation, and those it takes as arguments.
+    let allowed: &[&str] = match op {
+        Operation::GetObject | Operation::HeadObject => &["partNumber"],
+        Operation::ListParts | Operation::AbortMultipartUpload | Operation::CompleteMultipartUpload => &["uploadId"],
+        Operation::UploadPart | Operation::UploadPartCopy => &["uploadId", "partNumber"],
+        Operation::GetObjectTagging | Operation::PutObjectTagging | Operation::DeleteObjectTagging => &["tagging"],
+        Operation::GetObjectAcl | Operation::PutObjectAcl => &["acl"],
+        Operation::GetObjectAttributes => &["attributes"],
+        Operation::GetObjectRetention | Operation::PutObjectRetention => &["retention"],
+        Operation::GetObjectLegalHold | Operation::PutObjectLegalHold => &["legal-hold"],
+        Operation::GetObjectTorrent => &["torrent"],
+        Operation::CreateMultipartUpload => &["uploads"],
+        Operation::RestoreObject => &["restore"],
+        Operation::SelectObjectContent => &["select"],
+        _ => &[],
+    };
+    only_selector(query, allowed).then_some(op)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn op(method: &str, bucket: bool, key: bool, query: &str) -> String {
-        operation(method, bucket, key, Some(query), &http::HeaderMap::new())
+    fn op(method: &str, scope: Scope, query: &str) -> Option<&'static str> {
+        let query = Query::parse(Some(query)).unwrap();
+        Operation::classify(&method.parse().unwrap(), scope, &query, false).ok().map(Operation::name)
     }
 
     #[test]
     fn names() {
-        assert_eq!(op("GET", false, false, ""), "ListBuckets");
-        assert_eq!(op("GET", true, false, "list-type=2&prefix=a"), "ListObjectsV2");
-        assert_eq!(op("GET", true, false, "prefix=a"), "ListObjects");
-        assert_eq!(op("GET", true, false, "location"), "GetBucketLocation");
-        assert_eq!(op("PUT", true, false, ""), "CreateBucket");
-        assert_eq!(op("PUT", true, false, "logging"), "PutBucketLogging");
-        assert_eq!(op("DELETE", true, false, "policy"), "DeleteBucketPolicy");
-        assert_eq!(op("POST", true, false, "delete"), "DeleteObjects");
-        assert_eq!(op("GET", true, true, "x-id=GetObject"), "GetObject");
-        assert_eq!(op("GET", true, true, "uploadId=1"), "ListParts");
-        assert_eq!(op("HEAD", true, true, ""), "HeadObject");
-        assert_eq!(op("PUT", true, true, "partNumber=1&uploadId=x"), "UploadPart");
-        assert_eq!(op("POST", true, true, "uploads"), "CreateMultipartUpload");
-        assert_eq!(op("POST", true, true, "uploadId=x"), "CompleteMultipartUpload");
-        assert_eq!(op("DELETE", true, true, "uploadId=x"), "AbortMultipartUpload");
-        let mut copy = http::HeaderMap::new();
-        copy.insert("x-amz-copy-source", http::HeaderValue::from_static("/b/k"));
-        assert_eq!(operation("PUT", true, true, None, &copy), "CopyObject");
+        use Scope::{Bucket, Object, Service};
+        assert_eq!(op("GET", Service, ""), Some("ListBuckets"));
+        assert_eq!(op("GET", Bucket, "list-type=2&prefix=a"), Some("ListObjectsV2"));
+        assert_eq!(op("GET", Bucket, "prefix=a"), Some("ListObjects"));
+        assert_eq!(op("GET", Bucket, "location"), Some("GetBucketLocation"));
+        assert_eq!(op("PUT", Bucket, ""), Some("CreateBucket"));
+        assert_eq!(op("PUT", Bucket, "logging"), Some("PutBucketLogging"));
+        assert_eq!(op("PUT", Bucket, "versioning"), Some("PutBucketVersioning"));
+        assert_eq!(op("DELETE", Bucket, "policy"), Some("DeleteBucketPolicy"));
+        assert_eq!(op("POST", Bucket, "delete"), Some("DeleteObjects"));
+        assert_eq!(op("GET", Bucket, "analytics"), Some("ListBucketAnalyticsConfigurations"));
+        assert_eq!(op("GET", Bucket, "analytics&id=a"), Some("GetBucketAnalyticsConfiguration"));
+        assert_eq!(op("GET", Object, "x-id=GetObject"), Some("GetObject"));
+        assert_eq!(op("GET", Object, "partNumber=2"), Some("GetObject"));
+        assert_eq!(op("GET", Object, "uploadId=1"), Some("ListParts"));
+        assert_eq!(op("GET", Object, "attributes"), Some("GetObjectAttributes"));
+        assert_eq!(op("HEAD", Object, ""), Some("HeadObject"));
+        assert_eq!(op("PUT", Object, "partNumber=1&uploadId=x"), Some("UploadPart"));
+        assert_eq!(op("PUT", Object, "retention"), Some("PutObjectRetention"));
+        assert_eq!(op("POST", Object, "uploads"), Some("CreateMultipartUpload"));
+        assert_eq!(op("POST", Object, "uploadId=x"), Some("CompleteMultipartUpload"));
+        assert_eq!(op("DELETE", Object, "uploadId=x"), Some("AbortMultipartUpload"));
+        assert_eq!(op("DELETE", Object, "versionId=3"), Some("DeleteObject"));
+        let copy = Operation::classify(&Method::PUT, Object, &Query::default(), true).unwrap();
+        assert_eq!(copy, Operation::CopyObject);
+    }
+
+    #[test]
+    fn what_s3_does_not_define_is_no_operation() {
+        use Scope::{Bucket, Object, Service};
+        assert_eq!(op("PUT", Service, ""), None);
+        assert_eq!(op("PATCH", Object, ""), None);
+        assert_eq!(op("POST", Object, ""), None);
+        assert_eq!(op("POST", Bucket, ""), None);
+        assert_eq!(op("GET", Object, "tagging&acl"), None);
+        assert_eq!(op("PUT", Object, "tagging&retention"), None);
+        assert_eq!(op("DELETE", Bucket, "versioning"), None);
+        assert_eq!(op("PUT", Bucket, "uploads"), None);
+        assert_eq!(op("GET", Bucket, "list-type=3"), None);
+        assert_eq!(op("HEAD", Bucket, "acl"), None);
+    }
+
+    #[test]
+    fn every_name_is_unique() {
+        let mut names: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count);
     }
 }

@@ -209,6 +209,8 @@ impl<'a> Snapshot<'a> {
     }
 }
 
+// Short-lived (one line at a time): the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Decoded {
     Start(StartLine),
     End(EndLine),

@@ -1,0 +1,234 @@
+//! [`DenialLimiter`]: how many refused unauthenticated requests from one
+//! source address get a record each, and the count of the rest.
+//!
+//! An unauthenticated client can send refused requests as fast as its
+//! network allows; one record pair each, fsynced, would let it fill the
+//! ledger's disk and slow every legitimate request behind the fsyncs. So
+//! per source address and wall-clock minute, the first
+//! `per_minute` refusals are recorded one by one, and the rest are counted:
+//! when the minute is over, one `denied_summary` note says how many there
+//! were and with which error codes. Nothing is dropped silently, and the
+//! ledger grows by at most `per_minute` record pairs plus one note per
+//! address and minute.
+//!
+//! IPv6 sources are counted per /64 (one host usually holds a whole /64).
+//! The table holds at most [`MAX_SOURCES`] addresses; beyond that, new
+//! addresses share one overflow entry, summarised as source `"other"`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use egress_ledger::NoteRecord;
+
+/// Most source addresses tracked at once.
+pub const MAX_SOURCES: usize = 65_536;
+
+/// Whom a refusal is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    Address(IpAddr),
+    /// Every address that came when the table was full.
+    Overflow,
+}
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(_) => Source::Address(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Source::Address(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1_u128 << 64) - 1);
+                    Source::Address(IpAddr::V6(Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Source::Address(IpAddr::V6(prefix)) => format!("{prefix}/64"),
+            Source::Address(ip) => ip.to_string(),
+            Source::Overflow => "other".to_owned(),
+        }
+    }
+}
+
+/// One source's refusals in one minute.
+#[derive(Debug)]
+struct Window {
+    minute: u64,
+    recorded: u32,
+    summarised: u64,
+    codes: BTreeMap<&'static str, u64>,
+}
+
+/// What to do with a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Record it: a `start` and an `end`.
+    Record,
+    /// Count it into the minute's summary; no record of its own.
+    Summarise,
+}
+
+/// Counts refusals per source and minute; see the module docs.
+#[derive(Debug)]
+pub struct DenialLimiter {
+    per_minute: u32,
+    windows: Mutex<HashMap<Source, Window>>,
+}
+
+fn minute_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
+}
+
+fn rfc3339(minute: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(minute * 60)).to_string()
+}
+
+impl DenialLimiter {
+    /// Records at most `per_minute` refusals per source and minute.
+    #[must_use]
+    pub fn new(per_minute: u32) -> DenialLimiter {
+        DenialLimiter { per_minute, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a refusal from `ip` with S3 error `code` at `now`: whether to
+    /// record it, and the summary of an earlier minute of this source that
+    /// is now complete (to append).
+    pub fn admit(&self, ip: IpAddr, code: &'static str, now: SystemTime) -> (Admission, Option<NoteRecord>) {
+        let minute = minute_of(now);
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut source = Source::of(ip);
+        if !windows.contains_key(&source) && windows.len() >= MAX_SOURCES {
+            source = Source::Overflow;
+        }
+        let window = windows.entry(source).or_insert_with(|| Window {
+            minute,
+            recorded: 0,
+            summarised: 0,
+            codes: BTreeMap::new(),
+        });
+        let finished = if window.minute == minute {
+            None
+        } else {
+            let old = std::mem::replace(window, Window { minute, recorded: 0, summarised: 0, codes: BTreeMap::new() });
+            summary(source, &old)
+        };
+        let admission = if window.recorded < self.per_minute {
+            window.recorded += 1;
+            Admission::Record
+        } else {
+            window.summarised += 1;
+            *window.codes.entry(code).or_default() += 1;
+            Admission::Summarise
+        };
+        (admission, finished)
+    }
+
+    /// Removes every window of a minute before `now`'s and returns the
+    /// summaries of those that counted refusals (run periodically, so that
+    /// a source that stopped still gets its summary and leaves the table).
+    pub fn take_finished(&self, now: SystemTime) -> Vec<NoteRecord> {
+        let minute = minute_of(now);
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut notes = Vec::new();
+        windows.retain(|source, window| {
+            if window.minute >= minute {
+                return true;
+            }
+            notes.extend(summary(*source, window));
+            false
+        });
+        notes
+    }
+
+    /// Every pending summary, the current minute's included (at shutdown).
+    pub fn take_all(&self) -> Vec<NoteRecord> {
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        windows.drain().filter_map(|(source, window)| summary(source, &window)).collect()
+    }
+}
+
+/// The `denied_summary` note of a window, if it summarised anything.
+fn summary(source: Source, window: &Window) -> Option<NoteRecord> {
+    if window.summarised == 0 {
+        return None;
+    }
+    let codes: serde_json::Map<String, serde_json::Value> =
+        window.codes.iter().map(|(code, n)| ((*code).to_owned(), (*n).into())).collect();
+    Some(
+        NoteRecord::new("denied_summary")
+            .with("source_ip", source.label())
+            .with("from", rfc3339(window.minute))
+            .with("until", rfc3339(window.minute + 1))
+            .with("recorded", window.recorded)
+            .with("denied", window.summarised)
+            .with("codes", codes),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_first_refusals_are_recorded_the_rest_summarised_per_minute() {
+        let limiter = DenialLimiter::new(2);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        let t = 1_799_999_940; // a whole minute
+        assert_eq!(limiter.admit(ip, "AccessDenied", at(t)).0, Admission::Record);
+        assert_eq!(limiter.admit(ip, "AccessDenied", at(t + 1)).0, Admission::Record);
+        for _ in 0..5 {
+            assert_eq!(limiter.admit(ip, "AccessDenied", at(t + 2)).0, Admission::Summarise);
+        }
+        assert_eq!(limiter.admit(ip, "InvalidURI", at(t + 3)).0, Admission::Summarise);
+        assert_eq!(limiter.admit(other, "AccessDenied", at(t + 3)).0, Admission::Record, "per source");
+        assert!(limiter.take_finished(at(t + 59)).is_empty(), "the minute is not over");
+
+        // The next minute: recorded again, and the last minute's summary comes out.
+        let (admission, finished) = limiter.admit(ip, "AccessDenied", at(t + 60));
+        assert_eq!(admission, Admission::Record);
+        let note = finished.unwrap();
+        assert_eq!(note.event, "denied_summary");
+        assert_eq!(note.details["source_ip"], "192.0.2.7");
+        assert_eq!(note.details["denied"], 6);
+        assert_eq!(note.details["recorded"], 2);
+        assert_eq!(note.details["codes"], serde_json::json!({"AccessDenied": 5, "InvalidURI": 1}));
+        assert_eq!(note.details["from"], rfc3339(t / 60));
+
+        // `other` summarised nothing: no note, but it leaves the table.
+        assert!(limiter.take_finished(at(t + 61)).is_empty());
+        assert_eq!(limiter.windows.lock().unwrap().len(), 1);
+        limiter.admit(ip, "AccessDenied", at(t + 61));
+        limiter.admit(ip, "AccessDenied", at(t + 62));
+        let all = limiter.take_all();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].details["denied"], 1);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_the_table_is_bounded() {
+        let limiter = DenialLimiter::new(1);
+        let t = at(1_800_000_000);
+        assert_eq!(limiter.admit("2001:db8::1".parse().unwrap(), "AccessDenied", t).0, Admission::Record);
+        assert_eq!(limiter.admit("2001:db8::2".parse().unwrap(), "AccessDenied", t).0, Admission::Summarise);
+        assert_eq!(Source::of("2001:db8::2".parse().unwrap()).label(), "2001:db8::/64");
+        assert_eq!(Source::of("::ffff:192.0.2.1".parse().unwrap()).label(), "192.0.2.1");
+
+        for i in 0..MAX_SOURCES as u32 {
+            limiter.admit(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), "AccessDenied", t);
+        }
+        let windows = limiter.windows.lock().unwrap();
+        assert_eq!(windows.len(), MAX_SOURCES + 1, "the table stops growing at the overflow entry");
+        assert!(windows.contains_key(&Source::Overflow));
+    }
+}

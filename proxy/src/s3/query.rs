@@ -1,0 +1,323 @@
+//! The query string of an S3 request, parsed once.
+//!
+//! Every parameter is percent-decoded the way the SigV4 check decodes it
+//! (`+` is a space, as in form encoding), and classified by a table of the
+//! names S3 defines ([`Role`]). What is derived from the query — the
+//! operation, the version id, the parameters sent upstream — is derived from
+//! this one parse, so the signature check, the record and the forwarded
+//! request read the same names: `version%49d=V` *is* `versionId=V` to all
+//! of them.
+//!
+//! Refused (S3 `InvalidArgument`, 400), because two readers could differ on
+//! them:
+//! - a name that is not in the table (an upstream might give it a meaning
+//!   the proxy would not record), but for custom `x-` parameters, which S3
+//!   ignores;
+//! - a name sent twice (one reader takes the first, another the last);
+//! - a name or value that is not UTF-8 once decoded;
+//! - `x-amz-*` parameters in a request signed in its headers (they stand for
+//!   headers only in presigned URLs, see [`Query::hoisted`]).
+//!
+//! In a presigned URL, `x-amz-*` parameters (and, for SigV2, `Content-Type`
+//! and `Content-MD5`) stand for the headers of the same name, as S3 reads
+//! them and as the SDKs' presigners put them there. They are taken out of
+//! the query and forwarded as headers.
+
+use crate::auth::sigv4::uri_encode;
+use crate::auth::{self, AUTH_QUERY_PARAMS};
+
+/// What a known parameter does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Selects the operation (`?acl`, `?uploads`, `?list-type=2`, …).
+    Selector,
+    /// An argument of the operation (`prefix`, `versionId`, `response-*`, …).
+    Argument,
+}
+
+/// Every query parameter S3 defines that this proxy forwards.
+const KNOWN: &[(&str, Role)] = &[
+    ("accelerate", Role::Selector),
+    ("acl", Role::Selector),
+    ("analytics", Role::Selector),
+    ("attributes", Role::Selector),
+    ("cors", Role::Selector),
+    ("delete", Role::Selector),
+    ("encryption", Role::Selector),
+    ("intelligent-tiering", Role::Selector),
+    ("inventory", Role::Selector),
+    ("legal-hold", Role::Selector),
+    ("lifecycle", Role::Selector),
+    ("list-type", Role::Selector),
+    ("location", Role::Selector),
+    ("logging", Role::Selector),
+    ("metrics", Role::Selector),
+    ("notification", Role::Selector),
+    ("object-lock", Role::Selector),
+    ("ownershipControls", Role::Selector),
+    ("partNumber", Role::Selector),
+    ("policy", Role::Selector),
+    ("policyStatus", Role::Selector),
+    ("publicAccessBlock", Role::Selector),
+    ("replication", Role::Selector),
+    ("requestPayment", Role::Selector),
+    ("restore", Role::Selector),
+    ("retention", Role::Selector),
+    ("select", Role::Selector),
+    ("tagging", Role::Selector),
+    ("torrent", Role::Selector),
+    ("uploadId", Role::Selector),
+    ("uploads", Role::Selector),
+    ("versioning", Role::Selector),
+    ("versions", Role::Selector),
+    ("website", Role::Selector),
+    ("bucket-region", Role::Argument),
+    ("continuation-token", Role::Argument),
+    ("delimiter", Role::Argument),
+    ("encoding-type", Role::Argument),
+    ("fetch-owner", Role::Argument),
+    ("id", Role::Argument),
+    ("key-marker", Role::Argument),
+    ("marker", Role::Argument),
+    ("max-buckets", Role::Argument),
+    ("max-keys", Role::Argument),
+    ("max-parts", Role::Argument),
+    ("max-uploads", Role::Argument),
+    ("part-number-marker", Role::Argument),
+    ("prefix", Role::Argument),
+    ("response-cache-control", Role::Argument),
+    ("response-content-disposition", Role::Argument),
+    ("response-content-encoding", Role::Argument),
+    ("response-content-language", Role::Argument),
+    ("response-content-type", Role::Argument),
+    ("response-expires", Role::Argument),
+    ("select-type", Role::Argument),
+    ("start-after", Role::Argument),
+    ("upload-id-marker", Role::Argument),
+    ("version-id-marker", Role::Argument),
+    ("versionId", Role::Argument),
+];
+
+/// The role of a known parameter name (case-sensitive, as in S3).
+#[must_use]
+pub fn role(name: &str) -> Option<Role> {
+    KNOWN.iter().find(|(n, _)| *n == name).map(|(_, role)| *role)
+}
+
+/// How the request is signed, as far as the query tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryAuth {
+    /// No signature parameters: signed in the headers, or anonymous.
+    None,
+    /// `X-Amz-Signature` and friends.
+    PresignedV4,
+    /// `AWSAccessKeyId`, `Signature`, `Expires`.
+    PresignedV2,
+}
+
+/// One decoded parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub name: String,
+    /// `None` for a bare name (`?uploads`), which is not `uploads=`.
+    pub value: Option<String>,
+}
+
+/// A header given as a query parameter of a presigned URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoistedHeader {
+    /// Lowercase.
+    pub name: String,
+    pub value: String,
+}
+
+/// The parsed query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// The parameters that go upstream as parameters, in the order sent
+    /// (signature parameters and hoisted headers taken out).
+    params: Vec<Param>,
+    /// Headers the presigned URL carries as parameters.
+    hoisted: Vec<HoistedHeader>,
+    auth: Option<QueryAuth>,
+}
+
+/// Why a query cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    #[error(
+        "the query parameter {0:?} is not one this proxy knows, so it cannot tell what the upstream would do \
+         with it; remove it (custom parameters must begin with x-)"
+    )]
+    Unknown(String),
+    #[error("the query parameter {0:?} appears more than once")]
+    Repeated(String),
+    #[error("a query parameter is not UTF-8 once decoded")]
+    NotUtf8,
+    #[error(
+        "the query parameter {0:?} stands for a header only in a presigned URL; send it as a header in a request \
+         signed in its headers"
+    )]
+    HeaderOutsidePresign(String),
+}
+
+impl Query {
+    /// Parses a raw query string (without `?`) as sent.
+    pub fn parse(raw: Option<&str>) -> Result<Query, QueryError> {
+        let mut query = Query::default();
+        let Some(raw) = raw else { return Ok(query) };
+        let mut seen: Vec<(String, Option<String>)> = Vec::new();
+        for (name, value) in auth::query_pairs(raw) {
+            let name = String::from_utf8(auth::percent_decode(name, true)).map_err(|_| QueryError::NotUtf8)?;
+            let value = value
+                .map(|v| String::from_utf8(auth::percent_decode(v, true)).map_err(|_| QueryError::NotUtf8))
+                .transpose()?;
+            if seen.iter().any(|(n, _)| *n == name) {
+                return Err(QueryError::Repeated(name));
+            }
+            seen.push((name, value));
+        }
+        let has = |n: &str| seen.iter().any(|(name, _)| name == n);
+        query.auth = Some(if has("X-Amz-Signature") || has("X-Amz-Credential") || has("X-Amz-Algorithm") {
+            QueryAuth::PresignedV4
+        } else if has("AWSAccessKeyId") || has("Signature") {
+            QueryAuth::PresignedV2
+        } else {
+            QueryAuth::None
+        });
+        let presigned = query.auth != Some(QueryAuth::None);
+        for (name, value) in seen {
+            if AUTH_QUERY_PARAMS.contains(&name.as_str()) {
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            // Case-insensitive echoes of signature parameters would be
+            // hoisted as headers nobody means.
+            if AUTH_QUERY_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(&name)) {
+                return Err(QueryError::Unknown(name));
+            }
+            let header_like = lower.starts_with("x-amz-")
+                || (query.auth == Some(QueryAuth::PresignedV2)
+                    && matches!(lower.as_str(), "content-type" | "content-md5"));
+            if header_like {
+                if !presigned {
+                    return Err(QueryError::HeaderOutsidePresign(name));
+                }
+                query.hoisted.push(HoistedHeader { name: lower, value: value.unwrap_or_default() });
+                continue;
+            }
+            if role(&name).is_none() && !lower.starts_with("x-") {
+                return Err(QueryError::Unknown(name));
+            }
+            query.params.push(Param { name, value });
+        }
+        Ok(query)
+    }
+
+    /// The signature form the query carries.
+    #[must_use]
+    pub fn auth(&self) -> QueryAuth {
+        self.auth.unwrap_or(QueryAuth::None)
+    }
+
+    /// Whether the parameter is present (with or without a value).
+    #[must_use]
+    pub fn has(&self, name: &str) -> bool {
+        self.params.iter().any(|p| p.name == name)
+    }
+
+    /// The value of a parameter (`Some("")` for a bare name).
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|p| p.name == name).map(|p| p.value.as_deref().unwrap_or(""))
+    }
+
+    /// The parameters that go upstream.
+    #[must_use]
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// Headers a presigned URL carries as parameters.
+    #[must_use]
+    pub fn hoisted(&self) -> &[HoistedHeader] {
+        &self.hoisted
+    }
+
+    /// The query to forward: the parameters encoded strictly (SigV4's
+    /// unreserved set), in the order sent; `None` if there are none.
+    #[must_use]
+    pub fn to_forward(&self) -> Option<String> {
+        if self.params.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        for (i, param) in self.params.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(&uri_encode(&param.name, true));
+            if let Some(value) = &param.value {
+                out.push('=');
+                out.push_str(&uri_encode(value, true));
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_decoded_before_they_are_read() {
+        let q = Query::parse(Some("version%49d=V%2B1&x-id=GetObject")).unwrap();
+        assert_eq!(q.get("versionId"), Some("V+1"));
+        assert_eq!(q.to_forward().as_deref(), Some("versionId=V%2B1&x-id=GetObject"));
+        let q = Query::parse(Some("prefix=a+b&uploads")).unwrap();
+        assert_eq!(q.get("prefix"), Some("a b"));
+        assert_eq!(q.get("uploads"), Some(""));
+        assert_eq!(q.to_forward().as_deref(), Some("prefix=a%20b&uploads"));
+    }
+
+    #[test]
+    fn unknown_repeated_and_undecodable_are_refused() {
+        assert_eq!(Query::parse(Some("frobnicate=1")), Err(QueryError::Unknown("frobnicate".into())));
+        assert_eq!(Query::parse(Some("session")), Err(QueryError::Unknown("session".into())));
+        assert_eq!(Query::parse(Some("=x")), Err(QueryError::Unknown(String::new())));
+        assert_eq!(Query::parse(Some("acl&%61cl")), Err(QueryError::Repeated("acl".into())));
+        assert_eq!(Query::parse(Some("prefix=%ff")), Err(QueryError::NotUtf8));
+        // Custom parameters for the access logs pass (S3 ignores them).
+        assert!(Query::parse(Some("x-trace=7&X-Team=ml")).is_ok());
+        // Names are case-sensitive, as in S3.
+        assert_eq!(Query::parse(Some("VersionId=1")), Err(QueryError::Unknown("VersionId".into())));
+    }
+
+    #[test]
+    fn amz_parameters_are_headers_in_presigned_urls_only() {
+        let q = Query::parse(Some(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab&x-amz-meta-team=ml&X-Amz-Copy-Source=a%2Fb&x-id=PutObject",
+        ))
+        .unwrap();
+        assert_eq!(q.auth(), QueryAuth::PresignedV4);
+        assert_eq!(
+            q.hoisted(),
+            [
+                HoistedHeader { name: "x-amz-meta-team".into(), value: "ml".into() },
+                HoistedHeader { name: "x-amz-copy-source".into(), value: "a/b".into() }
+            ]
+        );
+        assert_eq!(q.to_forward().as_deref(), Some("x-id=PutObject"));
+        assert_eq!(
+            Query::parse(Some("x-amz-copy-source=a%2Fb")),
+            Err(QueryError::HeaderOutsidePresign("x-amz-copy-source".into()))
+        );
+        let v2 = Query::parse(Some("AWSAccessKeyId=A&Signature=s&Expires=1&Content-Type=text%2Fplain")).unwrap();
+        assert_eq!(v2.auth(), QueryAuth::PresignedV2);
+        assert_eq!(v2.hoisted(), [HoistedHeader { name: "content-type".into(), value: "text/plain".into() }]);
+        assert_eq!(v2.to_forward(), None);
+        assert_eq!(Query::parse(Some("x-amz-signature=1")), Err(QueryError::Unknown("x-amz-signature".into())));
+    }
+}

@@ -1,0 +1,327 @@
+//! One S3 request, parsed once: what it addresses, its query, its
+//! operation, its copy source — and, from that same value, what is sent
+//! upstream ([`S3Request::forward_headers`], [`Query::to_forward`]).
+//!
+//! The signature check reads the raw request (it must: the signature is
+//! over the bytes sent), but it decodes the query as [`Query`] does, so a
+//! name means one thing to both. The record, the upstream request and (next)
+//! the authorization decision are all read off an [`S3Request`]; none of
+//! them parses the request again.
+//!
+//! Headers cross to the upstream by rule, not by omission from a drop list:
+//! - `x-amz-*` headers only when the client signed them (SigV2 signs every
+//!   one; a SigV4 request with an unsigned one is refused before anything
+//!   is forwarded, see [`unsigned_amz_header`]), but the client's own
+//!   authentication headers, which the upstream signature replaces;
+//! - the standard headers S3 reads ([`FORWARDED_STANDARD`]): object metadata
+//!   on writes, conditions and ranges on reads. S3 applies these whether or
+//!   not they were signed, and so do we (a presigned PUT's holder chooses
+//!   the Content-Type unless the signer signed it);
+//! - a presigned URL's `x-amz-*` parameters, as headers;
+//! - nothing else (no `Origin`, `Cookie`, `X-Forwarded-*`, hop-by-hop
+//!   headers, …).
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use super::addressing::Target;
+use super::copy_source::{CopySource, CopySourceError};
+use super::error::S3Error;
+use super::operation::{Operation, Scope, UnknownOperation};
+use super::query::{Query, QueryError, Role, role};
+use crate::auth::SignedHeaders;
+
+/// Standard request headers forwarded as they came.
+pub const FORWARDED_STANDARD: &[&str] = &[
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "expires",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+    "user-agent",
+];
+
+/// `x-amz-*` headers that authenticate the client to us: consumed here,
+/// replaced by the upstream signature, never forwarded.
+const CLIENT_AUTH_HEADERS: &[&str] = &["x-amz-date", "x-amz-content-sha256", "x-amz-security-token"];
+
+const COPY_SOURCE: &str = "x-amz-copy-source";
+
+/// A parsed request.
+#[derive(Debug, Clone)]
+pub struct S3Request {
+    pub method: Method,
+    pub target: Target,
+    pub query: Query,
+    pub operation: Operation,
+    /// The object a copy reads (`CopyObject`, `UploadPartCopy`).
+    pub copy_source: Option<CopySource>,
+}
+
+/// Why a request is not one the proxy forwards.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Operation(#[from] UnknownOperation),
+    #[error(transparent)]
+    CopySource(#[from] CopySourceError),
+    #[error("x-amz-copy-source is only read by CopyObject and UploadPartCopy, not {0}")]
+    StrayCopySource(&'static str),
+    #[error("the header {0} is given both as a header and as a query parameter")]
+    HoistConflict(String),
+    #[error("the header {0} appears more than once")]
+    RepeatedHeader(&'static str),
+    #[error("the presigned URL's parameter {0:?} is not a valid header")]
+    BadHoistedHeader(String),
+}
+
+impl RequestError {
+    /// The S3 error answered.
+    #[must_use]
+    pub fn to_s3(&self) -> S3Error {
+        match self {
+            RequestError::Operation(_) => {
+                S3Error::new(http::StatusCode::NOT_IMPLEMENTED, "NotImplemented", self.to_string())
+            }
+            RequestError::CopySource(CopySourceError::Address(address)) => {
+                S3Error::new(http::StatusCode::BAD_REQUEST, address.code(), self.to_string())
+            }
+            _ => S3Error::new(http::StatusCode::BAD_REQUEST, "InvalidArgument", self.to_string()),
+        }
+    }
+}
+
+impl S3Request {
+    /// Parses what is left once the address is known.
+    pub fn parse(
+        method: &Method,
+        target: Target,
+        raw_query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<S3Request, RequestError> {
+        let query = Query::parse(raw_query)?;
+        for hoisted in query.hoisted() {
+            if headers.contains_key(hoisted.name.as_str()) {
+                return Err(RequestError::HoistConflict(hoisted.name.clone()));
+            }
+            if HeaderName::from_bytes(hoisted.name.as_bytes()).is_err()
+                || HeaderValue::from_str(&hoisted.value).is_err()
+            {
+                return Err(RequestError::BadHoistedHeader(hoisted.name.clone()));
+            }
+        }
+        let mut copy_values = headers.get_all(COPY_SOURCE).iter();
+        let copy_header = copy_values.next();
+        if copy_values.next().is_some() {
+            return Err(RequestError::RepeatedHeader(COPY_SOURCE));
+        }
+        let copy_text = match copy_header {
+            Some(value) => Some(value.to_str().map_err(|_| CopySourceError::Malformed)?.to_owned()),
+            None => query.hoisted().iter().find(|h| h.name == COPY_SOURCE).map(|h| h.value.clone()),
+        };
+        let scope = match (&target.bucket, &target.key) {
+            (None, _) => Scope::Service,
+            (Some(_), None) => Scope::Bucket,
+            (Some(_), Some(_)) => Scope::Object,
+        };
+        let operation = Operation::classify(method, scope, &query, copy_text.is_some())?;
+        let copy_source = match copy_text {
+            None => None,
+            Some(_) if !matches!(operation, Operation::CopyObject | Operation::UploadPartCopy) => {
+                return Err(RequestError::StrayCopySource(operation.name()));
+            }
+            Some(text) => Some(CopySource::parse(&text)?),
+        };
+        Ok(S3Request { method: method.clone(), target, query, operation, copy_source })
+    }
+
+    /// The version the request names (`versionId`).
+    #[must_use]
+    pub fn version_id(&self) -> Option<&str> {
+        self.query.get("versionId")
+    }
+
+    /// The first operation-selecting parameter that a SigV2 signature does
+    /// not cover, if any. Such a parameter could be added to a SigV2
+    /// presigned URL by whoever holds it, turning the request into another
+    /// operation; S3 v2 signs only [`crate::auth::sigv2::SUB_RESOURCES`].
+    /// `list-type` is let through: it changes only the listing's format.
+    #[must_use]
+    pub fn selector_unsigned_by_v2(&self) -> Option<&str> {
+        self.query.params().iter().map(|p| p.name.as_str()).find(|name| {
+            role(name) == Some(Role::Selector)
+                && *name != "list-type"
+                && !crate::auth::sigv2::SUB_RESOURCES.contains(name)
+        })
+    }
+
+    /// The headers to send upstream (before the upstream signature and the
+    /// body plan's framing changes), by the rules in the module docs. The
+    /// caller has refused unsigned `x-amz-*` headers already.
+    #[must_use]
+    pub fn forward_headers(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut out = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name_str = name.as_str();
+            let amz = name_str.starts_with("x-amz-") && !CLIENT_AUTH_HEADERS.contains(&name_str);
+            if (amz || FORWARDED_STANDARD.contains(&name_str)) && name_str != COPY_SOURCE {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        for hoisted in self.query.hoisted() {
+            if hoisted.name == COPY_SOURCE || CLIENT_AUTH_HEADERS.contains(&hoisted.name.as_str()) {
+                continue;
+            }
+            // Checked in `parse`.
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(hoisted.name.as_bytes()), HeaderValue::from_str(&hoisted.value))
+            {
+                out.append(name, value);
+            }
+        }
+        if let Some(source) = &self.copy_source
+            && let Ok(value) = HeaderValue::from_str(&source.to_header())
+        {
+            out.insert(HeaderName::from_static(COPY_SOURCE), value);
+        }
+        out
+    }
+}
+
+/// The first `x-amz-*` header the signature does not cover (S3 refuses
+/// such a request: "There were headers present in the request which were
+/// not signed"). The client's own authentication headers are exempt: they
+/// are consumed here and never forwarded.
+#[must_use]
+pub fn unsigned_amz_header<'h>(headers: &'h HeaderMap, signed: &SignedHeaders) -> Option<&'h str> {
+    let SignedHeaders::Listed(signed) = signed else { return None };
+    headers.keys().map(HeaderName::as_str).find(|name| {
+        name.starts_with("x-amz-") && !CLIENT_AUTH_HEADERS.contains(name) && !signed.iter().any(|s| s == name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::addressing;
+
+    fn parse(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<S3Request, RequestError> {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        let target = addressing::resolve(None, path, &[]).unwrap();
+        S3Request::parse(&method.parse().unwrap(), target, query, &map)
+    }
+
+    #[test]
+    fn percent_encoded_selectors_are_what_runs_and_what_is_recorded() {
+        let r = parse("DELETE", "/bkt/k", Some("version%49d=V"), &[]).unwrap();
+        assert_eq!((r.operation, r.version_id()), (Operation::DeleteObject, Some("V")));
+        assert_eq!(r.query.to_forward().as_deref(), Some("versionId=V"));
+        let r = parse("PUT", "/bucket", Some("versi%6Fning"), &[]).unwrap();
+        assert_eq!(r.operation, Operation::PutBucketVersioning);
+        let r = parse("GET", "/bkt/k", Some("%74agging"), &[]).unwrap();
+        assert_eq!(r.operation, Operation::GetObjectTagging);
+    }
+
+    #[test]
+    fn copy_sources_are_parsed_recorded_and_forwarded_canonically() {
+        let r = parse("PUT", "/demo/k", None, &[("x-amz-copy-source", "secret/pay%72oll.txt?versionId=7")]).unwrap();
+        assert_eq!(r.operation, Operation::CopyObject);
+        let source = r.copy_source.clone().unwrap();
+        assert_eq!((source.bucket.as_str(), source.key.as_str()), ("secret", "payroll.txt"));
+        assert_eq!(source.version_id.as_deref(), Some("7"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-copy-source", HeaderValue::from_static("secret/pay%72oll.txt?versionId=7"));
+        assert_eq!(r.forward_headers(&headers)["x-amz-copy-source"], "/secret/payroll.txt?versionId=7");
+
+        let part =
+            parse("PUT", "/demo/k", Some("partNumber=1&uploadId=u"), &[("x-amz-copy-source", "/src/k")]).unwrap();
+        assert_eq!(part.operation, Operation::UploadPartCopy);
+        assert_eq!(
+            parse("PUT", "/demo/k", Some("tagging"), &[("x-amz-copy-source", "src/k")]).unwrap_err(),
+            RequestError::StrayCopySource("PutObjectTagging")
+        );
+        assert!(parse("PUT", "/demo/k", None, &[("x-amz-copy-source", "src/../k")]).is_err());
+    }
+
+    #[test]
+    fn presigned_parameters_become_headers() {
+        let q = "X-Amz-Signature=ab&X-Amz-Credential=c&x-amz-copy-source=src%2Fk&x-amz-meta-a=1";
+        let r = parse("PUT", "/demo/k", Some(q), &[]).unwrap();
+        assert_eq!(r.operation, Operation::CopyObject);
+        let forwarded = r.forward_headers(&HeaderMap::new());
+        assert_eq!(forwarded["x-amz-copy-source"], "/src/k");
+        assert_eq!(forwarded["x-amz-meta-a"], "1");
+        assert_eq!(r.query.to_forward(), None);
+        assert_eq!(
+            parse("PUT", "/demo/k", Some(q), &[("x-amz-meta-a", "2")]).unwrap_err(),
+            RequestError::HoistConflict("x-amz-meta-a".into())
+        );
+    }
+
+    #[test]
+    fn only_allowed_headers_cross() {
+        let r = parse("GET", "/bkt/k", None, &[]).unwrap();
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("range", "bytes=0-1"),
+            ("x-amz-checksum-mode", "ENABLED"),
+            ("x-amz-date", "20260101T000000Z"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("authorization", "AWS4-HMAC-SHA256 ..."),
+            ("origin", "https://evil.example"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("connection", "close"),
+            ("user-agent", "boto3"),
+        ] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        let out = r.forward_headers(&h);
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["range", "user-agent", "x-amz-checksum-mode"]);
+    }
+
+    #[test]
+    fn unsigned_amz_headers_are_found() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-date", HeaderValue::from_static("d"));
+        h.insert("x-amz-content-sha256", HeaderValue::from_static("UNSIGNED-PAYLOAD"));
+        let signed = SignedHeaders::Listed(vec!["host".into()]);
+        assert_eq!(unsigned_amz_header(&h, &signed), None);
+        h.insert("x-amz-copy-source", HeaderValue::from_static("secret/payroll.txt"));
+        assert_eq!(unsigned_amz_header(&h, &signed), Some("x-amz-copy-source"));
+        assert_eq!(
+            unsigned_amz_header(&h, &SignedHeaders::Listed(vec!["host".into(), "x-amz-copy-source".into()])),
+            None
+        );
+        assert_eq!(unsigned_amz_header(&h, &SignedHeaders::AllAmz), None);
+    }
+
+    #[test]
+    fn v2_must_sign_what_selects_the_operation() {
+        let r = parse("GET", "/bkt/k", Some("AWSAccessKeyId=A&Signature=s&Expires=1&attributes"), &[]).unwrap();
+        assert_eq!(r.selector_unsigned_by_v2(), Some("attributes"));
+        let r = parse("GET", "/bkt", Some("AWSAccessKeyId=A&Signature=s&Expires=1&list-type=2"), &[]).unwrap();
+        assert_eq!(r.selector_unsigned_by_v2(), None);
+        let r = parse("GET", "/bkt/k", Some("retention"), &[]).unwrap();
+        assert_eq!(r.selector_unsigned_by_v2(), None, "retention is a SigV2 sub-resource");
+    }
+}
