@@ -1,5 +1,6 @@
 //! Counters the data plane and the ledger feed, rendered in the Prometheus
-//! text format at `/metrics`. Labels are operation, status and bucket only:
+//! text format at `/metrics`. Labels are operation, status and bucket only
+//! (bounded: operations are a fixed set, buckets are capped):
 //! per-principal bytes belong in the ledger queries, not in metric labels
 //! (unbounded cardinality, and who-read-what is audit data).
 
@@ -8,6 +9,14 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Most buckets counted under their own label; the bytes of any further
+/// bucket are counted under [`OTHER_BUCKETS`]. The data plane passes a
+/// bucket only for authenticated requests (anyone can make up names), and
+/// this bounds what even key holders can add to `/metrics`.
+pub const MAX_BUCKET_LABELS: usize = 1000;
+/// The label of the buckets past [`MAX_BUCKET_LABELS`] (not a valid bucket name).
+pub const OTHER_BUCKETS: &str = "_other";
 
 /// Upper bounds (seconds) of the latency histograms.
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -81,12 +90,13 @@ impl Metrics {
             .entry((operation.to_owned(), status))
             .or_default() += 1;
         if let Some(bucket) = bucket {
-            *self
-                .bytes_out
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(bucket.to_owned())
-                .or_default() += bytes;
+            let mut bytes_out = self.bytes_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let label = if bytes_out.contains_key(bucket) || bytes_out.len() < MAX_BUCKET_LABELS {
+                bucket
+            } else {
+                OTHER_BUCKETS
+            };
+            *bytes_out.entry(label.to_owned()).or_default() += bytes;
         }
     }
 
@@ -153,5 +163,18 @@ mod tests {
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.0005\"} 0"));
         assert!(text.contains("egress_ledger_append_seconds_count 1"));
+    }
+
+    #[test]
+    fn bucket_labels_are_capped() {
+        let m = Metrics::default();
+        for i in 0..MAX_BUCKET_LABELS + 50 {
+            m.request_finished("GetObject", 200, Some(&format!("bucket-{i}")), 1);
+        }
+        m.request_finished("GetObject", 200, Some("bucket-0"), 1);
+        let text = m.render(&egress_ledger::LedgerStats::default());
+        assert_eq!(text.matches("egress_bytes_out_total{").count(), MAX_BUCKET_LABELS + 1);
+        assert!(text.contains("egress_bytes_out_total{bucket=\"_other\"} 50"), "{text}");
+        assert!(text.contains("egress_bytes_out_total{bucket=\"bucket-0\"} 2"));
     }
 }

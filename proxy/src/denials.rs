@@ -153,6 +153,41 @@ impl DenialLimiter {
     }
 }
 
+/// How often finished minutes are looked for.
+const SUMMARY_PERIOD: Duration = Duration::from_secs(10);
+
+/// Appends the summaries of finished minutes as they finish, until `stop`
+/// turns true (run as a task for the server's life).
+pub async fn write_summaries(
+    limiter: std::sync::Arc<DenialLimiter>,
+    ledger: egress_ledger::Ledger,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(SUMMARY_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        for note in limiter.take_finished(SystemTime::now()) {
+            if let Err(e) = ledger.append(egress_ledger::Entry::Note(note)).await {
+                tracing::error!(error = %e, "could not append a denied_summary note");
+            }
+        }
+    }
+}
+
+/// Appends every pending summary, the current minute's too (at shutdown,
+/// before the ledger closes).
+pub async fn write_all_summaries(limiter: &DenialLimiter, ledger: &egress_ledger::Ledger) {
+    for note in limiter.take_all() {
+        if let Err(e) = ledger.append(egress_ledger::Entry::Note(note)).await {
+            tracing::error!(error = %e, "could not append a denied_summary note");
+        }
+    }
+}
+
 /// The `denied_summary` note of a window, if it summarised anything.
 fn summary(source: Source, window: &Window) -> Option<NoteRecord> {
     if window.summarised == 0 {

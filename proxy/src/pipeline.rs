@@ -157,34 +157,38 @@ pub async fn handle(
                 headers: &parts.headers,
             };
             let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
-            match auth::authenticate_with_bucket_host(
+            let authenticated = auth::authenticate_with_bucket_host(
                 &request_parts,
                 bucket_from_host,
                 &state.principals,
                 SystemTime::now(),
-            ) {
-                Err(e) => {
+            );
+            // What the request would do is recorded even when it is
+            // refused: an attempt is evidence too.
+            let parsed = S3Request::parse(&parts.method, target, raw_query.as_deref(), &parts.headers);
+            if let Ok(request) = &parsed {
+                request.operation.name().clone_into(&mut start.operation);
+                start.version_id = request.version_id().map(str::to_owned);
+                start.copy_source = request.copy_source.as_ref().map(|c| ObjectRef {
+                    bucket: c.bucket.clone(),
+                    key: c.key.clone(),
+                    version_id: c.version_id.clone(),
+                });
+            }
+            match (authenticated, parsed) {
+                (Err(e), _) => {
                     start.access_key_id = e.access_key_id().map(str::to_owned);
                     Verdict::Unauthenticated(S3Error::from(&e))
                 }
-                Ok(authenticated) => {
+                (Ok(authenticated), parsed) => {
                     start.principal = Some(authenticated.principal.clone());
                     start.access_key_id = Some(authenticated.access_key_id.clone());
-                    match S3Request::parse(&parts.method, target, raw_query.as_deref(), &parts.headers) {
+                    match parsed {
                         Err(e) => Verdict::Refused(e.to_s3()),
-                        Ok(request) => {
-                            request.operation.name().clone_into(&mut start.operation);
-                            start.version_id = request.version_id().map(str::to_owned);
-                            start.copy_source = request.copy_source.as_ref().map(|c| ObjectRef {
-                                bucket: c.bucket.clone(),
-                                key: c.key.clone(),
-                                version_id: c.version_id.clone(),
-                            });
-                            match signature_covers(&request, &authenticated, &parts.headers) {
-                                Err(e) => Verdict::Refused(e),
-                                Ok(()) => Verdict::Forward(request, authenticated),
-                            }
-                        }
+                        Ok(request) => match signature_covers(&request, &authenticated, &parts.headers) {
+                            Err(e) => Verdict::Refused(e),
+                            Ok(()) => Verdict::Forward(request, authenticated),
+                        },
                     }
                 }
             }

@@ -156,13 +156,12 @@ impl Upstream {
     /// own signatures cover; passed on as sent, servers that re-encode the
     /// path (SeaweedFS, MinIO) would refuse our signature.
     pub fn uri(&self, bucket: Option<&str>, key: Option<&str>, query: Option<&str>) -> Result<Uri, UpstreamError> {
-        let encoded_key = key.map(|k| uri_encode(k, false));
-        let key_path = encoded_key.as_deref().unwrap_or("");
         let (authority, path) = match (self.addressing, bucket) {
-            (Addressing::Virtual, Some(bucket)) => (format!("{bucket}.{}", self.authority), format!("/{key_path}")),
-            (_, Some(bucket)) if key.is_some() => (self.authority.clone(), format!("/{bucket}/{key_path}")),
-            (_, Some(bucket)) => (self.authority.clone(), format!("/{bucket}")),
-            (_, None) => (self.authority.clone(), "/".to_owned()),
+            (Addressing::Virtual, Some(bucket)) => {
+                let key_path = key.map(|k| uri_encode(k, false)).unwrap_or_default();
+                (format!("{bucket}.{}", self.authority), format!("/{key_path}"))
+            }
+            _ => (self.authority.clone(), path_style(bucket, key)),
         };
         let path_and_query = match query {
             Some(q) if !q.is_empty() => format!("{path}?{q}"),
@@ -199,6 +198,17 @@ impl Upstream {
                 Err(e) => Err(UpstreamError::Request(error_chain(&e))),
             },
         }
+    }
+}
+
+/// The path-style path of a bucket and decoded key: `/bucket/key`, with the
+/// key encoded as SigV4 canonicalises a path.
+#[must_use]
+pub fn path_style(bucket: Option<&str>, key: Option<&str>) -> String {
+    match (bucket, key) {
+        (Some(bucket), Some(key)) => format!("/{bucket}/{}", uri_encode(key, false)),
+        (Some(bucket), None) => format!("/{bucket}"),
+        (None, _) => "/".to_owned(),
     }
 }
 
