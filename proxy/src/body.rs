@@ -367,6 +367,8 @@ impl<B> DecodingBody<B> {
                                 let waited = self.budget.wait;
                                 tell(&self.verdict, BodyFault::Busy(waited));
                                 self.done = true;
+                                // Gives back what the wait held.
+                                self.room = Room::None;
                                 return Poll::Ready(
                                     Err(format!("no room for a signed chunk within {waited:?}").into()),
                                 );
@@ -447,6 +449,81 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::sigv4::{ChunkSigningContext, SigningKey};
+
+    /// A request body that yields its frames, then waits forever (a client
+    /// still sending).
+    struct Trickle(std::collections::VecDeque<Bytes>);
+
+    impl Body for Trickle {
+        type Data = Bytes;
+        type Error = crate::BoxError;
+
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.0.pop_front() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    /// A signed-chunk decoder whose first chunk announces `size` bytes and
+    /// sends `sent` of them.
+    fn upload(size: usize, sent: usize, budget: &ChunkBudget) -> (DecodingBody<Trickle>, BodyVerdict) {
+        let ctx = ChunkSigningContext {
+            signing_key: SigningKey::derive("secret", "20261203", "us-east-1", "s3"),
+            amz_date: "20261203T000000Z".into(),
+            scope: "20261203/us-east-1/s3/aws4_request".into(),
+            seed_signature: "0".repeat(64),
+        };
+        let head = Bytes::from(format!("{size:x};chunk-signature={}\r\n", "1".repeat(64)));
+        let frames = [head, Bytes::from(vec![7_u8; sent])].into_iter().collect();
+        let verdict = BodyVerdict::default();
+        let decoder = AwsChunkedDecoder::new(ChunkMode::Signed { ctx, trailer: false });
+        let body = DecodingBody::new(Trickle(frames), decoder, false, None, Arc::clone(&verdict), budget.clone());
+        (body, verdict)
+    }
+
+    fn poll(body: &mut DecodingBody<Trickle>) -> Poll<Option<Result<Frame<Bytes>, crate::BoxError>>> {
+        let waker = futures_util::task::noop_waker();
+        Pin::new(body).poll_frame(&mut Context::from_waker(&waker))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn signed_chunks_share_one_budget_and_wait_for_room() {
+        let budget = ChunkBudget::new(128 * 1024, Duration::from_secs(5));
+        // The first upload takes room for its 100 KiB chunk and reads on.
+        let (mut first, _) = upload(100 * 1024, 60 * 1024, &budget);
+        assert!(poll(&mut first).is_pending());
+        assert_eq!(budget.available_kib(), 28);
+        // A second one has no room: it reads nothing more and waits (in
+        // line, holding what is free until the rest comes: tokio's
+        // semaphore is fair).
+        let (mut second, verdict) = upload(100 * 1024, 60 * 1024, &budget);
+        assert!(poll(&mut second).is_pending());
+        assert_eq!(budget.available_kib(), 0);
+        // The first ends (its client went away): its room is given back,
+        // and the second gets it.
+        drop(first);
+        assert!(poll(&mut second).is_pending());
+        assert_eq!(budget.available_kib(), 28);
+        assert!(verdict.lock().unwrap().is_none());
+
+        // A third waits past the wait: refused as busy.
+        let (mut third, verdict) = upload(100 * 1024, 1, &budget);
+        assert!(poll(&mut third).is_pending());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(matches!(poll(&mut third), Poll::Ready(Some(Err(_)))));
+        assert_eq!(budget.available_kib(), 28, "what the refused one held while waiting is back");
+        let fault = verdict.lock().unwrap().take();
+        assert!(matches!(fault, Some(BodyFault::Busy(_))), "{fault:?}");
+        assert_eq!(fault.unwrap().answer().0.code, "SlowDown");
+
+        // Small chunks take no room at all.
+        let (mut small, _) = upload(ChunkBudget::FREE_BYTES, 10, &budget);
+        assert!(poll(&mut small).is_pending());
+        assert_eq!(budget.available_kib(), 28);
+    }
 
     #[test]
     fn aws_chunked_is_removed_from_content_encoding() {
