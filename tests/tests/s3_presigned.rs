@@ -205,6 +205,51 @@ print(json.dumps({"status": got["status"], "code": root.findtext("Code"), "len":
     assert_eq!(end["upstream_request_id"], Value::Null, "{end}");
 }
 
+/// What a `SigV2` presigned URL does not sign cannot stretch it: its life is
+/// capped at a week like `SigV4`'s, and a parameter that would turn it into
+/// another operation is refused unless `SigV2` signs it (`retention` now is).
+#[test]
+fn sigv2_urls_live_a_week_at_most_and_cannot_become_another_operation() {
+    let upstream = SeaweedFs::start();
+    let proxy = start_proxy(&upstream);
+    let out = run(
+        &proxy,
+        r#"
+admin = client(*alice)
+admin.create_bucket(Bucket="shared")
+admin.put_object(Bucket="shared", Key="doc.txt", Body=b"the document")
+v2 = client(*bob, signature_version="s3")
+def outcome(got):
+    root = ET.fromstring(got["body"]) if got["body"].startswith(b"<") else None
+    return {"status": got["status"], "code": root.findtext("Code") if root is not None else None,
+            "message": root.findtext("Message") if root is not None else None,
+            "req": got["headers"].get("x-egress-request-id"), "leaked": b"the document" in got["body"]}
+r = {}
+week = v2.generate_presigned_url("get_object", Params={"Bucket": "shared", "Key": "doc.txt"}, ExpiresIn=7 * 86400)
+r["week"] = outcome(fetch(week))
+longer = v2.generate_presigned_url("get_object", Params={"Bucket": "shared", "Key": "doc.txt"}, ExpiresIn=8 * 86400)
+r["eight_days"] = outcome(fetch(longer))
+url = v2.generate_presigned_url("get_object", Params={"Bucket": "shared", "Key": "doc.txt"}, ExpiresIn=300)
+r["attributes"] = outcome(fetch(url + "&attributes"))
+r["retention"] = outcome(fetch(url + "&retention"))
+print(json.dumps(r))
+"#,
+    );
+    assert_eq!((out["week"]["status"].as_u64(), out["week"]["leaked"].as_bool()), (Some(200), Some(true)), "{out}");
+    for (case, code) in [("eight_days", "AccessDenied"), ("attributes", "AccessDenied"), ("retention", "SignatureDoesNotMatch")] {
+        let got = &out[case];
+        assert_eq!((got["status"].as_u64(), got["code"].as_str()), (Some(403), Some(code)), "{case}: {got}");
+        assert_eq!(got["leaked"], false, "{case}");
+        let (start, end) = proxy.event(got["req"].as_str().unwrap());
+        assert_eq!(end["outcome"], "denied", "{case}: {end}");
+        assert_eq!(start["key"], "doc.txt", "{case}: {start}");
+    }
+    assert!(out["eight_days"]["message"].as_str().unwrap().contains("one week"), "{out}");
+    let (start, _) = proxy.event(out["attributes"]["req"].as_str().unwrap());
+    assert_eq!(start["operation"], "GetObjectAttributes", "the attempt is recorded as what it would be: {start}");
+    assert_eq!(start["principal"], "bob", "{start}");
+}
+
 #[test]
 fn presigned_put_uploads_with_a_plain_http_client() {
     let upstream = SeaweedFs::start();
