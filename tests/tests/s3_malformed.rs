@@ -535,6 +535,16 @@ fn requests_do_exactly_what_was_signed_and_are_recorded_as_such() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(f.upstream_get("upload.bin").body, b"hello");
 
+    // A presigned URL's x-amz-* parameters stand for headers, as S3 reads
+    // them (the JS SDK's presigner puts metadata there): they reach the
+    // upstream as headers.
+    let url = presigned_path("PUT", &host, &format!("/{BUCKET}/meta.bin?x-amz-meta-team=ml"), f.credentials());
+    let headers = vec![header("host", host.clone()), header("content-length", "2"), header("connection", "close")];
+    let reply = exchange(f.proxy.addr, &raw_request(&format!("PUT {url} HTTP/1.1"), &headers, b"ok"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let stored = f.upstream_get("meta.bin");
+    assert_eq!((stored.body.as_slice(), stored.header("x-amz-meta-team")), (b"ok".as_slice(), Some("ml")));
+
     // Header auth: an x-amz-* header outside SignedHeaders is refused too.
     let target = format!("/{BUCKET}/smuggled.bin");
     let mut headers = f.signed_headers("PUT", &target, b"");
