@@ -170,3 +170,60 @@ print(json.dumps({
     assert_denied(&proxy, &out["bad"], 403, "SignatureDoesNotMatch", Some("alice"));
     assert!(!upstream_has(&upstream, "bad.bin"), "a bad chunk must leave no object upstream");
 }
+
+/// A flood of refused unauthenticated requests from one address: the first
+/// `--denied-records-per-ip` of each minute are recorded one by one, the
+/// rest counted in one `denied_summary` note (here written at shutdown), and
+/// a huge key and user agent are cut to a bounded length with their hash.
+/// Other addresses and authenticated requests are unaffected.
+#[test]
+fn a_flood_of_refusals_is_recorded_in_bounded_form_and_summarised() {
+    let upstream = SeaweedFs::start();
+    let mut proxy = Proxy::start(
+        &upstream,
+        ProxyOptions {
+            principals: vec!["alice".into()],
+            extra_args: vec!["--denied-records-per-ip".into(), "3".into()],
+            ..ProxyOptions::default()
+        },
+    );
+    let out = run(
+        &proxy,
+        r#"
+AK, SK = os.environ["AK"], os.environ["SK"]
+long_key, long_ua = "k" * 30000, "u" * 30000
+statuses = []
+for i in range(12):
+    status, headers, body = send("GET", f"/data/{long_key}{i}", {"user-agent": long_ua})
+    statuses.append([status, error_code(body)])
+hdrs, *_ = signed("PUT", "/data", AK, SK)
+ok = send("PUT", "/data", hdrs)[0]
+print(json.dumps({"statuses": statuses, "ok": ok}))
+"#,
+    );
+    assert!(
+        out["statuses"].as_array().unwrap().iter().all(|s| s == &serde_json::json!([403, "AccessDenied"])),
+        "{out}"
+    );
+    assert_eq!(out["ok"], 200, "an authenticated request from the same address is served: {out}");
+    proxy.stop();
+    let ledger = proxy.ledger();
+    let flood: Vec<&Value> =
+        ledger.iter().filter(|l| l["kind"] == "start" && l["principal"].is_null() && l["method"] == "GET").collect();
+    assert_eq!(flood.len(), 3, "three recorded one by one");
+    for start in &flood {
+        let line = serde_json::to_string(start).unwrap();
+        assert!(line.len() < 2048, "a bounded start line, not {} bytes", line.len());
+        assert!(start["key"].as_str().unwrap().ends_with('\u{2026}'), "{start}");
+        assert_eq!(start["truncated"]["user_agent"]["length"], 30000, "{start}");
+        assert_eq!(start["truncated"]["key"]["sha256"].as_str().map(str::len), Some(64), "{start}");
+    }
+    let summaries: Vec<&Value> =
+        ledger.iter().filter(|l| l["kind"] == "note" && l["event"] == "denied_summary").collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert_eq!(summaries[0]["source_ip"], "127.0.0.1");
+    assert_eq!(summaries[0]["denied"], 9, "{}", summaries[0]);
+    assert_eq!(summaries[0]["codes"], serde_json::json!({"AccessDenied": 9}));
+    let verify = egress_e2e::run_in(&proxy.data_dir, &["ledger", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}

@@ -54,18 +54,22 @@ pub fn check_bucket(name: &str) -> Result<(), AddressError> {
     if valid_bucket(name) { Ok(()) } else { Err(AddressError::InvalidBucketName(name.chars().take(300).collect())) }
 }
 
-/// Refuses a decoded key that is too long or has a `.` or `..` segment
-/// (`a/../b`, `./a`, `a/.`): S3 takes them literally, but an upstream that
-/// resolves them (as the embedded store did) would act on another object
-/// than the one recorded.
+/// Refuses a decoded key that has a `.` or `..` segment (`a/../b`, `./a`,
+/// `a/.`): S3 takes them literally, but an upstream that resolves them (as
+/// the embedded store did) would act on another object than the one
+/// recorded.
 pub fn check_key(key: &str) -> Result<(), AddressError> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(AddressError::KeyTooLong(key.len()));
-    }
     if key.split('/').any(|segment| segment == "." || segment == "..") {
         return Err(AddressError::DotSegment);
     }
     Ok(())
+}
+
+/// Refuses a key longer than S3 takes. Checked apart from the address: a
+/// long key is still a clear address, and the record keeps (a bounded
+/// form of) it.
+pub fn check_key_length(key: &str) -> Result<(), AddressError> {
+    if key.len() > MAX_KEY_BYTES { Err(AddressError::KeyTooLong(key.len())) } else { Ok(()) }
 }
 
 /// Splits host and optional port, lowercases the host.
@@ -181,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments_and_long_keys_are_refused() {
+    fn dot_segments_are_refused_and_long_keys_told() {
         for path in
             ["/demo/../secret/payroll.txt", "/demo/%2E%2E/secret/x", "/demo/./k", "/demo/a/..", "/demo/a%2F..%2Fb"]
         {
@@ -191,8 +195,7 @@ mod tests {
         for fine in ["/demo/a..b", "/demo/.hidden", "/demo/a/.../b", "/demo/a//b"] {
             assert!(resolve(None, fine, &[]).is_ok(), "{fine}");
         }
-        let long = format!("/demo/{}", "k".repeat(MAX_KEY_BYTES + 1));
-        assert_eq!(resolve(None, &long, &[]), Err(AddressError::KeyTooLong(MAX_KEY_BYTES + 1)));
-        assert!(resolve(None, &format!("/demo/{}", "k".repeat(MAX_KEY_BYTES)), &[]).is_ok());
+        assert_eq!(check_key_length(&"k".repeat(MAX_KEY_BYTES + 1)), Err(AddressError::KeyTooLong(MAX_KEY_BYTES + 1)));
+        assert_eq!(check_key_length(&"k".repeat(MAX_KEY_BYTES)), Ok(()));
     }
 }

@@ -60,6 +60,7 @@ impl CopySource {
         let key = String::from_utf8(percent_decode(raw_key, false)).map_err(|_| AddressError::KeyNotUtf8)?;
         addressing::check_bucket(&bucket)?;
         addressing::check_key(&key)?;
+        addressing::check_key_length(&key)?;
         Ok(CopySource { bucket, key, version_id })
     }
 

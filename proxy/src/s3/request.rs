@@ -83,6 +83,8 @@ pub enum RequestError {
     RepeatedHeader(&'static str),
     #[error("the presigned URL's parameter {0:?} is not a valid header")]
     BadHoistedHeader(String),
+    #[error(transparent)]
+    Address(#[from] super::addressing::AddressError),
 }
 
 impl RequestError {
@@ -93,7 +95,7 @@ impl RequestError {
             RequestError::Operation(_) => {
                 S3Error::new(http::StatusCode::NOT_IMPLEMENTED, "NotImplemented", self.to_string())
             }
-            RequestError::CopySource(CopySourceError::Address(address)) => {
+            RequestError::CopySource(CopySourceError::Address(address)) | RequestError::Address(address) => {
                 S3Error::new(http::StatusCode::BAD_REQUEST, address.code(), self.to_string())
             }
             _ => S3Error::new(http::StatusCode::BAD_REQUEST, "InvalidArgument", self.to_string()),
@@ -109,6 +111,9 @@ impl S3Request {
         raw_query: Option<&str>,
         headers: &HeaderMap,
     ) -> Result<S3Request, RequestError> {
+        if let Some(key) = &target.key {
+            super::addressing::check_key_length(key)?;
+        }
         let query = Query::parse(raw_query)?;
         for hoisted in query.hoisted() {
             if headers.contains_key(hoisted.name.as_str()) {
@@ -377,9 +382,27 @@ mod tests {
         fn tricky() -> impl Strategy<Value = String> {
             proptest::collection::vec(
                 prop_oneof![
-                    Just("/"), Just("."), Just(".."), Just("%"), Just("+"), Just(" "), Just("="), Just("&"),
-                    Just("?"), Just("a"), Just("é"), Just("~"), Just("%2F"), Just("%2E"), Just("%25"), Just("%49"),
-                    Just("%74agging"), Just("versionId"), Just("acl"), Just("x-amz-"), Just("k"),
+                    Just("/"),
+                    Just("."),
+                    Just(".."),
+                    Just("%"),
+                    Just("+"),
+                    Just(" "),
+                    Just("="),
+                    Just("&"),
+                    Just("?"),
+                    Just("a"),
+                    Just("é"),
+                    Just("~"),
+                    Just("%2F"),
+                    Just("%2E"),
+                    Just("%25"),
+                    Just("%49"),
+                    Just("%74agging"),
+                    Just("versionId"),
+                    Just("acl"),
+                    Just("x-amz-"),
+                    Just("k"),
                 ],
                 0..8,
             )
