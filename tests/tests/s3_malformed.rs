@@ -580,7 +580,10 @@ fn requests_do_exactly_what_was_signed_and_are_recorded_as_such() {
     // parsed one is checked in the proxy's own tests.)
     let reply = f.signed("GET", &format!("/{BUCKET}/canary?version%49d=no-such-version"), b"");
     let (start, _) = f.event(&reply, "version%49d");
-    assert_eq!((start["operation"].as_str(), start["version_id"].as_str()), (Some("GetObject"), Some("no-such-version")));
+    assert_eq!(
+        (start["operation"].as_str(), start["version_id"].as_str()),
+        (Some("GetObject"), Some("no-such-version"))
+    );
 
     // Parameters S3 does not define, and one sent twice, are refused: the
     // proxy cannot know what an upstream would make of them.

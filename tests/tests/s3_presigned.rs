@@ -236,7 +236,9 @@ print(json.dumps(r))
 "#,
     );
     assert_eq!((out["week"]["status"].as_u64(), out["week"]["leaked"].as_bool()), (Some(200), Some(true)), "{out}");
-    for (case, code) in [("eight_days", "AccessDenied"), ("attributes", "AccessDenied"), ("retention", "SignatureDoesNotMatch")] {
+    for (case, code) in
+        [("eight_days", "AccessDenied"), ("attributes", "AccessDenied"), ("retention", "SignatureDoesNotMatch")]
+    {
         let got = &out[case];
         assert_eq!((got["status"].as_u64(), got["code"].as_str()), (Some(403), Some(code)), "{case}: {got}");
         assert_eq!(got["leaked"], false, "{case}");
