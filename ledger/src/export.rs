@@ -51,6 +51,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "event",
     "head_seq",
     "head",
+    // Added after the others, so that column positions stay as they were.
+    "copy_source",
 ];
 
 fn csv_field(value: Option<&serde_json::Value>) -> String {
