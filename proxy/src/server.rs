@@ -73,6 +73,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "no upstream credentials yet: every request will fail with InternalError until there are");
     }
     let upstream = Upstream::new(&endpoint, addressing, UpstreamSigner::new(&config.upstream_region, credentials))?;
+    let denials = Arc::new(crate::denials::DenialLimiter::new(config.limits.denied_records_per_ip_per_minute));
     let state = ProxyState {
         ledger: ledger.clone(),
         principals,
@@ -81,7 +82,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         body_idle_timeout: config.limits.body_idle_timeout,
         upstream_header_timeout: config.limits.upstream_header_timeout,
         metrics: Arc::clone(&metrics),
-        denials: Arc::new(crate::denials::DenialLimiter::new(config.limits.denied_records_per_ip_per_minute)),
+        denials: Arc::clone(&denials),
         chunk_budget: crate::body::ChunkBudget::new(
             config.limits.signed_chunk_buffer_bytes,
             config.limits.body_idle_timeout,
@@ -95,6 +96,7 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         tracing::info!("shutting down: no new connections; draining requests in flight");
         let _ = stop_tx.send(true);
     });
+    let summaries = tokio::spawn(crate::denials::write_summaries(Arc::clone(&denials), ledger.clone(), stop.clone()));
     let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } =
         start_admin(config, ledger.clone(), &store, metrics, stop.clone()).await?;
 
@@ -150,6 +152,10 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     drop((plain, tls));
     let drained = workers.join().await;
     tracing::info!("S3 connections closed");
+    // The summaries of refusals not recorded one by one, the last minute's
+    // too, go on the chain before it closes.
+    let _ = summaries.await;
+    crate::denials::write_all_summaries(&denials, &ledger).await;
     match tokio::time::timeout(config.limits.shutdown_grace, admin).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin API ended with an error"),
