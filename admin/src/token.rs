@@ -1,15 +1,17 @@
 //! The admin bearer token: from `--admin-token-file`, `EGRESS_ADMIN_TOKEN`,
 //! or generated on first start into `<data-dir>/admin.token` (0600). It is
-//! compared in constant time and never printed.
+//! never printed, and compared by SHA-256 digest in constant time: the
+//! time a comparison takes depends on neither the token nor its length.
 
 use std::path::{Path, PathBuf};
 
 use rand::Rng as _;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-/// The admin token.
-pub struct AdminToken(Zeroizing<String>);
+/// The admin token, kept as its SHA-256 digest (all a comparison needs).
+pub struct AdminToken(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,7 +39,11 @@ impl AdminToken {
         if text.len() < 16 {
             return Err(TokenError("must be at least 16 characters".into()));
         }
-        Ok(AdminToken(Zeroizing::new(text.to_owned())))
+        Ok(AdminToken::from_checked(text))
+    }
+
+    fn from_checked(text: &str) -> AdminToken {
+        AdminToken(Zeroizing::new(Sha256::digest(text.as_bytes()).into()))
     }
 
     /// The token to use: the file if given, else the environment value if
@@ -67,13 +73,16 @@ impl AdminToken {
             rand::rngs::OsRng.sample_iter(rand::distributions::Alphanumeric).take(40).map(char::from).collect();
         egress_ledger::storage::write_file_durably(&path, format!("{token}\n").as_bytes(), 0o600, false)
             .map_err(|e| TokenError(format!("writing {}: {e}", path.display())))?;
-        Ok((AdminToken(Zeroizing::new(token)), TokenSource::Generated(path)))
+        Ok((AdminToken::from_checked(&token), TokenSource::Generated(path)))
     }
 
-    /// Constant-time comparison with what a client sent.
+    /// Whether a client sent the token. Digests of one length are compared,
+    /// in constant time: comparing the texts themselves returns at once on
+    /// a length mismatch, and so would tell the token's length.
     #[must_use]
     pub fn matches(&self, presented: &[u8]) -> bool {
-        self.0.as_bytes().ct_eq(presented).into()
+        let presented: [u8; 32] = Sha256::digest(presented).into();
+        self.0.ct_eq(&presented).into()
     }
 }
 
@@ -94,6 +103,10 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
         assert!(first.matches(text.trim().as_bytes()) && again.matches(text.trim().as_bytes()));
         assert!(!first.matches(b"wrong"));
+        let token = text.trim().as_bytes();
+        assert!(!first.matches(&token[..token.len() - 1]), "a prefix");
+        assert!(!first.matches(&[token, b"x"].concat()), "a longer text");
+        assert!(!first.matches(b""));
         assert!(!format!("{first:?}").contains(text.trim()));
         assert!(AdminToken::load(None, Some("short"), dir.path()).is_err());
     }

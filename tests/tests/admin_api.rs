@@ -46,7 +46,10 @@ fn principals_from_the_api_work_through_the_proxy_until_revoked_and_queries_matc
 
     assert_eq!(admin(&proxy, "GET", "/v1/principals", None, None).0, 401, "no token");
     assert_eq!(admin(&proxy, "GET", "/v1/principals", None, Some("wrong-token-of-enough-length")).0, 401);
+    // Open to anyone, but only the token holder learns the ledger's head.
     let (status, health) = admin(&proxy, "GET", "/healthz", None, None);
+    assert_eq!((status, &health), (200, &serde_json::json!({"status": "ok"})), "{health}");
+    let (status, health) = admin(&proxy, "GET", "/healthz", None, Some(&token));
     assert_eq!(status, 200, "{health}");
     assert!(health["ledger"]["records"].as_u64().unwrap() >= 1);
 
