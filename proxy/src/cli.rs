@@ -148,6 +148,16 @@ pub struct ServeArgs {
     /// Seconds shutdown waits for requests in flight.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// MiB of signed aws-chunked upload chunks held for signature
+    /// verification, all uploads together; beyond it an upload waits for
+    /// room up to the body idle timeout, then gets 503 `SlowDown`.
+    #[arg(long, default_value_t = 256)]
+    pub signed_chunk_buffer_mib: u64,
+    /// Unauthenticated requests refused from one source address that are
+    /// recorded one record each per minute; the rest are counted into a
+    /// `denied_summary` note per address and minute.
+    #[arg(long, default_value_t = 120)]
+    pub denied_records_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Args)]

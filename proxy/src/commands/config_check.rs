@@ -223,6 +223,8 @@ fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
     put("body_idle_timeout_secs", json!(limits.body_idle_timeout.as_secs()));
     put("upstream_header_timeout_secs", json!(limits.upstream_header_timeout.as_secs()));
     put("shutdown_grace_secs", json!(limits.shutdown_grace.as_secs()));
+    put("signed_chunk_buffer_mib", json!(limits.signed_chunk_buffer_bytes / (1024 * 1024)));
+    put("denied_records_per_ip", json!(limits.denied_records_per_ip_per_minute));
     settings
 }
 

@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub body_idle_timeout_secs: Option<u64>,
     pub upstream_header_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
+    pub signed_chunk_buffer_mib: Option<u64>,
+    pub denied_records_per_ip: Option<u32>,
 }
 
 impl FileConfig {
@@ -137,6 +139,9 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
     let domains = pick!("virtual_host_domains", args.virtual_host_domains, file.virtual_host_domains);
     let worker_threads = pick!("worker_threads", args.worker_threads, file.worker_threads.map(Some)).map(usize::from);
     anyhow::ensure!(worker_threads != Some(0), "worker_threads must be at least 1");
+    let signed_chunk_buffer_mib =
+        pick!("signed_chunk_buffer_mib", args.signed_chunk_buffer_mib, file.signed_chunk_buffer_mib);
+    anyhow::ensure!(signed_chunk_buffer_mib > 0, "signed_chunk_buffer_mib must be at least 1");
     Ok(ServeConfig {
         listen: pick!("listen", args.listen, file.listen),
         data_dir: pick!("data_dir", args.dir.data_dir, file.data_dir),
@@ -175,6 +180,12 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
                 args.shutdown_grace_secs,
                 file.shutdown_grace_secs
             )),
+            signed_chunk_buffer_bytes: signed_chunk_buffer_mib.saturating_mul(1024 * 1024),
+            denied_records_per_ip_per_minute: pick!(
+                "denied_records_per_ip",
+                args.denied_records_per_ip,
+                file.denied_records_per_ip
+            ),
             ..Limits::default()
         },
         origin: default_origin(),
@@ -271,6 +282,26 @@ mod tests {
         assert!(err.contains("worker_threads must be at least 1"), "{err}");
         std::fs::write(&file, "worker_threads = 4\n").unwrap();
         assert_eq!(parse(&["serve", "--config", file.to_str().unwrap()]).unwrap().worker_threads, Some(4));
+    }
+
+    #[test]
+    fn upload_and_denial_settings_come_from_flags_or_the_file() {
+        let defaults = parse(&["serve"]).unwrap().limits;
+        assert_eq!(defaults.signed_chunk_buffer_bytes, 256 * 1024 * 1024);
+        assert_eq!(defaults.denied_records_per_ip_per_minute, 120);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "signed_chunk_buffer_mib = 64\ndenied_records_per_ip = 0\n").unwrap();
+        let path = file.to_str().unwrap();
+        let limits = parse(&["serve", "--config", path]).unwrap().limits;
+        assert_eq!(limits.signed_chunk_buffer_bytes, 64 * 1024 * 1024);
+        assert_eq!(limits.denied_records_per_ip_per_minute, 0);
+        let flagged = parse(&["serve", "--config", path, "--denied-records-per-ip", "9"]).unwrap().limits;
+        assert_eq!(flagged.denied_records_per_ip_per_minute, 9);
+
+        let err = format!("{:#}", parse(&["serve", "--signed-chunk-buffer-mib", "0"]).unwrap_err());
+        assert!(err.contains("signed_chunk_buffer_mib must be at least 1"), "{err}");
     }
 
     #[test]
