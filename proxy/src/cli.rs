@@ -135,9 +135,21 @@ pub struct ServeArgs {
     /// Threads serving S3 connections (default: one per CPU but one, at least one).
     #[arg(long, env = "EGRESS_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
-    /// Seconds a client has to send a whole request head (and a TLS handshake).
-    #[arg(long, default_value_t = 30)]
+    /// Seconds a connection has from accept to send its first whole request
+    /// head (TLS handshake included), and a later head from its first byte.
+    #[arg(long, default_value_t = 10)]
     pub header_read_timeout_secs: u64,
+    /// Seconds a connection with no request in flight stays open.
+    #[arg(long, default_value_t = 20)]
+    pub idle_timeout_secs: u64,
+    /// Connections open at once on the S3 listeners (default: derived from
+    /// the open-file limit); more are accepted and closed at once.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one source address, an IPv6 /64
+    /// (default: half of --max-connections); more are accepted and closed at once.
+    #[arg(long)]
+    pub max_connections_per_ip: Option<usize>,
     /// Seconds a request or response body may move no byte before it is cut.
     #[arg(long, default_value_t = 60)]
     pub body_idle_timeout_secs: u64,

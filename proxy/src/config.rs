@@ -18,8 +18,18 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Largest request head (HTTP/1 buffer, HTTP/2 header list).
     pub max_header_bytes: usize,
-    /// Time for a whole request head (and a TLS handshake) to arrive.
+    /// Time a connection has from accept to deliver its first whole
+    /// request head (TLS handshake included), and a later head from its
+    /// first byte.
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// Connections open at once on the S3 listeners, all sources together;
+    /// `None`: derived from the open-file limit ([`default_max_connections`]).
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one source address (an IPv6 /64);
+    /// `None`: half of `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
     /// A request or response body that moves nothing for this long is cut.
     pub body_idle_timeout: Duration,
     /// Time the upstream has to start answering a request without a body.
@@ -41,7 +51,10 @@ impl Default for Limits {
         Limits {
             max_concurrent_requests: 4096,
             max_header_bytes: 64 * 1024,
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(20),
+            max_connections: None,
+            max_connections_per_ip: None,
             body_idle_timeout: Duration::from_mins(1),
             upstream_header_timeout: Duration::from_mins(1),
             shutdown_grace: Duration::from_secs(30),
@@ -49,6 +62,45 @@ impl Default for Limits {
             denied_records_per_ip_per_minute: 120,
         }
     }
+}
+
+/// The connection caps in effect: the configured ones, or those derived
+/// from the open-file limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCaps {
+    pub total: usize,
+    pub per_address: usize,
+}
+
+impl Limits {
+    /// The caps for a process allowed `open_files` descriptors, serving
+    /// with `workers` worker threads.
+    #[must_use]
+    pub fn connection_caps(&self, open_files: u64, workers: usize) -> ConnectionCaps {
+        let total = self.max_connections.unwrap_or_else(|| default_max_connections(open_files, workers)).max(1);
+        let per_address = self.max_connections_per_ip.unwrap_or(total / 2).clamp(1, total);
+        ConnectionCaps { total, per_address }
+    }
+}
+
+/// Descriptors kept out of the connection budget: the ledger's segment and
+/// checkpoint files, sled's files, the listeners, the admin API and its
+/// clients, the reserve descriptor, the embedded store.
+const FIXED_DESCRIPTORS: u64 = 256;
+/// Idle upstream connections each worker may keep pooled (hyper's pool and
+/// the raw client's, 256 each).
+const POOLED_PER_WORKER: u64 = 512;
+
+/// Connections the S3 listeners hold open when `max_connections` is not
+/// set: what `open_files` descriptors leave after the fixed ones and the
+/// workers' idle upstream pools, at two per connection (each client
+/// connection may hold an upstream connection); at least a quarter of the
+/// limit, so that a small limit with many workers still serves.
+#[must_use]
+pub fn default_max_connections(open_files: u64, workers: usize) -> usize {
+    let reserved = FIXED_DESCRIPTORS + POOLED_PER_WORKER * workers as u64;
+    let derived = (open_files.saturating_sub(reserved) / 2).max(open_files / 4).max(1);
+    usize::try_from(derived).unwrap_or(usize::MAX)
 }
 
 /// TLS listener settings.
@@ -123,4 +175,26 @@ impl ServeConfig {
 #[must_use]
 pub fn default_worker_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_caps_follow_the_open_file_limit_unless_set() {
+        // 20,000 descriptors, one worker: 19,232 left, two per connection.
+        let limits = Limits::default();
+        assert_eq!(limits.connection_caps(20_000, 1), ConnectionCaps { total: 9_616, per_address: 4_808 });
+        // A small limit with many workers still serves a quarter of it.
+        assert_eq!(limits.connection_caps(1_024, 8).total, 256);
+        let set = Limits { max_connections: Some(100), max_connections_per_ip: Some(500), ..Limits::default() };
+        assert_eq!(
+            set.connection_caps(20_000, 1),
+            ConnectionCaps { total: 100, per_address: 100 },
+            "per address <= total"
+        );
+        let per_ip = Limits { max_connections_per_ip: Some(10), ..Limits::default() };
+        assert_eq!(per_ip.connection_caps(20_000, 1).per_address, 10);
+    }
 }

@@ -1,7 +1,13 @@
 //! Listeners and connections: plain and TLS, HTTP/1.1 and HTTP/2, the tower
 //! stack every request goes through, explicit limits, graceful shutdown.
-//! Connections are served on worker threads ([`workers`]).
+//! Connections are admitted under caps ([`admission`]), served on worker
+//! threads ([`workers`]) and closed when they ask for nothing
+//! ([`activity`]); accept keeps working at the descriptor limit
+//! ([`descriptors`]).
 
+mod activity;
+pub mod admission;
+pub mod descriptors;
 mod workers;
 
 use std::convert::Infallible;
@@ -14,22 +20,28 @@ use egress_ledger::Ledger;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
 use crate::config::{Limits, ServeConfig, UpstreamTarget};
 use crate::embedded::{EmbeddedStore, first_start};
 use crate::pipeline::{self, ProxyState};
 use crate::stall::{StallGuard, Stalled};
 use crate::upstream::{Addressing, CredentialSource, Upstream, UpstreamSigner};
+use activity::{Activity, InFlightBody, Watched};
+use admission::Admission;
 use workers::Workers;
+
+/// An idle connection told to close (an HTTP/2 GOAWAY) has this long to go
+/// before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
 /// (their `end` records included) and closes the ledger.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    raise_open_file_limit();
+    let open_files = descriptors::raise_open_file_limit();
     let (ledger, recovery) = Ledger::open(&config.ledger_config())?;
     if recovery.cut_bytes > 0 || !recovery.interrupted.is_empty() {
         tracing::warn!(
@@ -38,13 +50,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "ledger recovered after an unclean stop"
         );
     }
-    let result = run(&config, ledger.clone()).await;
+    let result = run(&config, ledger.clone(), open_files).await;
     ledger.close().await.context("closing the ledger")?;
     tracing::info!(head = ledger.head().records, "ledger closed");
     result
 }
 
-async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
+async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::Result<()> {
     let store = ledger.store().context("ledger opened without its state store")?.clone();
     let principals = store.principals.clone();
     let metrics = Arc::new(egress_admin::Metrics::default());
@@ -129,21 +141,37 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
     // with a runtime of its own (`workers`).
     let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
     let count = config.worker_threads.unwrap_or_else(crate::config::default_worker_threads);
+    let caps = config.limits.connection_caps(open_files, count);
+    tracing::info!(
+        max_connections = caps.total,
+        max_connections_per_ip = caps.per_address,
+        open_files,
+        "connection caps"
+    );
+    let admission = Admission::new(caps);
+    let mut reserve = descriptors::Reserve::new().context("opening /dev/null as the reserve descriptor")?;
     let workers = Workers::start(count, state, &requests, &config.limits)?;
     let mut shutdown = std::pin::pin!(stopped(stop));
     loop {
-        let accepted = tokio::select! {
+        let (accepted, listener) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = plain.accept() => accepted.map(|(s, a)| (s, a, None)),
+            accepted = plain.accept() => (accepted.map(|(s, a)| (s, a, None)), &plain),
             accepted = accept_tls(tls.as_ref()) => accepted,
         };
         match accepted {
-            Ok((stream, remote, tls)) => {
-                let _ = stream.set_nodelay(true);
-                workers.dispatch(stream, remote, tls);
-            }
+            Ok((stream, remote, tls)) => match admission.admit(remote.ip()) {
+                Ok(ticket) => {
+                    let _ = stream.set_nodelay(true);
+                    workers.dispatch(stream, remote, tls, ticket);
+                }
+                // Over a cap: closed now rather than left to wait in the
+                // backlog (counted and logged by `admit`).
+                Err(_) => drop(stream),
+            },
+            Err(e) if descriptors::out_of_descriptors(&e) => reserve.shed(listener).await,
             Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
+                // A connection reset before it was accepted and the like:
+                // back off, keep serving.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -163,24 +191,6 @@ async fn run(config: &ServeConfig, ledger: Ledger) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("admin API still busy after the grace period"),
     }
     drained
-}
-
-/// Raises the soft limit on open files to the hard one. Every download in
-/// flight takes two descriptors (client and upstream), and idle upstream
-/// connections are kept besides; a soft limit of 1,024, common for
-/// services, would refuse connections at about 500 downloads in flight.
-fn raise_open_file_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
-        && soft < hard
-    {
-        let raised = rustix::process::Rlimit { current: Some(hard), maximum: Some(hard) };
-        match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
-            Err(e) => tracing::warn!(error = %e, limit = soft, "could not raise the open-file limit"),
-        }
-    }
 }
 
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -243,11 +253,13 @@ async fn start_admin(
     Ok(AdminApi { addr, token_file, task })
 }
 
+/// The next connection on the TLS listener, if there is one, and the
+/// listener (to shed connections on when out of descriptors).
 async fn accept_tls(
     tls: Option<&(TcpListener, TlsAcceptor)>,
-) -> std::io::Result<(TcpStream, SocketAddr, Option<TlsAcceptor>)> {
+) -> (std::io::Result<(TcpStream, SocketAddr, Option<TlsAcceptor>)>, &TcpListener) {
     match tls {
-        Some((listener, acceptor)) => listener.accept().await.map(|(s, a)| (s, a, Some(acceptor.clone()))),
+        Some((listener, acceptor)) => (listener.accept().await.map(|(s, a)| (s, a, Some(acceptor.clone()))), listener),
         None => std::future::pending().await,
     }
 }
@@ -257,48 +269,85 @@ struct Connection {
     requests: Arc<Semaphore>,
     limits: Limits,
     remote: SocketAddr,
+    activity: Arc<Activity>,
 }
 
 impl Connection {
-    /// Serves the connection `io`; `passthrough` is its buffer if `io` is a
-    /// [`crate::passthrough::PassthroughStream`].
+    /// Serves the connection `io` until it ends, is closed for asking for
+    /// nothing ([`activity`]), or `stop` says to finish; `passthrough` is
+    /// its buffer if `io` is a [`crate::passthrough::PassthroughStream`].
     async fn serve<I>(
         self,
         io: I,
         passthrough: Option<Arc<crate::passthrough::Channel>>,
-        watcher: hyper_util::server::graceful::Watcher,
+        mut stop: watch::Receiver<bool>,
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let state = self.state;
-        let remote = self.remote;
+        let Connection { state, requests, limits, remote, activity } = self;
         // A client that stops reading is cut after the body idle timeout.
         let stalled = Stalled::default();
-        let io = TokioIo::new(StallGuard::new(io, self.limits.body_idle_timeout, stalled.clone()));
-        let service = tower::ServiceBuilder::new()
+        let io = StallGuard::new(io, limits.body_idle_timeout, stalled.clone());
+        let io = TokioIo::new(Watched::new(io, Arc::clone(&activity)));
+        let stack = tower::ServiceBuilder::new()
             // Caps requests in flight across all connections; the rest wait
             // for a slot (their connection stays open, nothing is dropped).
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(self.requests))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(requests))
             .service_fn(move |request: hyper::Request<Incoming>| {
                 let state = Arc::clone(&state);
                 let stalled = stalled.clone();
                 let passthrough = passthrough.clone();
                 async move { Ok::<_, Infallible>(pipeline::handle(state, remote, stalled, passthrough, request).await) }
             });
+        let in_flight = Arc::clone(&activity);
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            // In flight from here on, waiting for a slot included, until its
+            // response body is done.
+            let request_guard = in_flight.begin();
+            let stack = stack.clone();
+            async move {
+                let Ok(response) = stack.oneshot(request).await;
+                Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, request_guard)))
+            }
+        });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            // Slowloris: the whole request head must arrive within this time.
-            .header_read_timeout(self.limits.header_read_timeout)
-            .max_buf_size(self.limits.max_header_bytes.max(8192));
+            // The head's time is kept by `activity` for both protocols:
+            // hyper's HTTP/1 timer starts only once the protocol is known,
+            // and runs from the end of every response, which would close
+            // idle connections at the header timeout.
+            .header_read_timeout(None)
+            .max_buf_size(limits.max_header_bytes.max(8192));
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(self.limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             .max_concurrent_streams(256);
-        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
-        if let Err(e) = watcher.watch(connection.into_owned()).await {
+        let connection = builder.serve_connection(io, service);
+        let expired = activity.expired();
+        tokio::pin!(connection, expired);
+        let mut stopping = false;
+        let mut closing_by = None;
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                () = &mut expired, if closing_by.is_none() => {
+                    tracing::debug!(%remote, "closing a connection that sent no request in time");
+                    connection.as_mut().graceful_shutdown();
+                    closing_by = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                }
+                () = tokio::time::sleep_until(closing_by.unwrap_or_else(tokio::time::Instant::now)), if closing_by.is_some() => {
+                    break Ok(());
+                }
+                _ = stop.wait_for(|stop| *stop), if !stopping => {
+                    connection.as_mut().graceful_shutdown();
+                    stopping = true;
+                }
+            }
+        };
+        if let Err(e) = result {
             tracing::debug!(%remote, error = %crate::upstream::client::error_chain(e.as_ref()), "connection ended with an error");
         }
     }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::serve::{self, FileConfig};
 use crate::cli::ConfigCheckArgs;
-use crate::config::{ServeConfig, UpstreamTarget};
+use crate::config::{ServeConfig, UpstreamTarget, default_worker_threads};
 
 /// What the check found.
 #[derive(Debug)]
@@ -214,12 +214,29 @@ fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
     put("aws_endpoint", json!(config.admin.aws_endpoint.as_deref().unwrap_or("AWS")));
     let limits = &config.limits;
     put("max_concurrent_requests", json!(limits.max_concurrent_requests));
-    let workers = config.worker_threads.map_or_else(
-        || format!("{} (one per CPU but one)", crate::config::default_worker_threads()),
-        |n| n.to_string(),
-    );
+    let workers = config
+        .worker_threads
+        .map_or_else(|| format!("{} (one per CPU but one)", default_worker_threads()), |n| n.to_string());
     put("worker_threads", json!(workers));
     put("header_read_timeout_secs", json!(limits.header_read_timeout.as_secs()));
+    put("idle_timeout_secs", json!(limits.idle_timeout.as_secs()));
+    // What serve would derive: it raises its soft open-file limit to the hard one.
+    let open_files = crate::server::descriptors::open_file_limits().hard;
+    let caps = limits.connection_caps(open_files, config.worker_threads.unwrap_or_else(default_worker_threads));
+    put(
+        "max_connections",
+        match limits.max_connections {
+            Some(n) => json!(n),
+            None => json!(format!("{} (derived from the open-file limit {open_files})", caps.total)),
+        },
+    );
+    put(
+        "max_connections_per_ip",
+        match limits.max_connections_per_ip {
+            Some(n) => json!(n.min(caps.total)),
+            None => json!(format!("{} (half of max_connections)", caps.per_address)),
+        },
+    );
     put("body_idle_timeout_secs", json!(limits.body_idle_timeout.as_secs()));
     put("upstream_header_timeout_secs", json!(limits.upstream_header_timeout.as_secs()));
     put("shutdown_grace_secs", json!(limits.shutdown_grace.as_secs()));
@@ -320,6 +337,35 @@ mod tests {
         assert!(problems.iter().any(|p| p.contains("unknown key `lisen`")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("unknown key `tls_kee`")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("`listen`")), "{problems:?}");
+    }
+
+    fn described(args: &[&str]) -> Map<String, Value> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let args = std::iter::once("egress-proxy")
+            .chain(["serve", "--data-dir", "/nonexistent/x"])
+            .chain(args.iter().copied());
+        let matches = crate::cli::Cli::command().try_get_matches_from(args).unwrap();
+        let crate::cli::Command::Serve(serve_args) = crate::cli::Cli::from_arg_matches(&matches).unwrap().command
+        else {
+            panic!("not serve")
+        };
+        let serve_matches = matches.subcommand_matches("serve").unwrap();
+        let config = serve::config_with_file(*serve_args, serve_matches, FileConfig::default()).unwrap();
+        describe(&config).into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    #[test]
+    fn connection_limits_are_shown_as_serve_would_run_with_them() {
+        let shown = described(&[]);
+        assert_eq!((&shown["header_read_timeout_secs"], &shown["idle_timeout_secs"]), (&json!(10), &json!(20)));
+        let open_files = crate::server::descriptors::open_file_limits().hard;
+        let total = shown["max_connections"].as_str().unwrap();
+        assert!(total.ends_with(&format!("(derived from the open-file limit {open_files})")), "{total}");
+        assert!(shown["max_connections_per_ip"].as_str().unwrap().ends_with("(half of max_connections)"));
+        assert_eq!((&shown["signed_chunk_buffer_mib"], &shown["denied_records_per_ip"]), (&json!(256), &json!(120)));
+
+        let shown = described(&["--max-connections", "100", "--max-connections-per-ip", "500"]);
+        assert_eq!((&shown["max_connections"], &shown["max_connections_per_ip"]), (&json!(100), &json!(100)));
     }
 
     #[test]

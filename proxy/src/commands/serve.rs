@@ -44,6 +44,9 @@ pub struct FileConfig {
     pub max_concurrent_requests: Option<usize>,
     pub worker_threads: Option<u16>,
     pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
     pub body_idle_timeout_secs: Option<u64>,
     pub upstream_header_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
@@ -139,6 +142,11 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
     let domains = pick!("virtual_host_domains", args.virtual_host_domains, file.virtual_host_domains);
     let worker_threads = pick!("worker_threads", args.worker_threads, file.worker_threads.map(Some)).map(usize::from);
     anyhow::ensure!(worker_threads != Some(0), "worker_threads must be at least 1");
+    let max_connections = pick!("max_connections", args.max_connections, file.max_connections.map(Some));
+    anyhow::ensure!(max_connections != Some(0), "max_connections must be at least 1");
+    let max_connections_per_ip =
+        pick!("max_connections_per_ip", args.max_connections_per_ip, file.max_connections_per_ip.map(Some));
+    anyhow::ensure!(max_connections_per_ip != Some(0), "max_connections_per_ip must be at least 1");
     let signed_chunk_buffer_mib =
         pick!("signed_chunk_buffer_mib", args.signed_chunk_buffer_mib, file.signed_chunk_buffer_mib);
     anyhow::ensure!(signed_chunk_buffer_mib > 0, "signed_chunk_buffer_mib must be at least 1");
@@ -165,6 +173,9 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
                 args.header_read_timeout_secs,
                 file.header_read_timeout_secs
             ),
+            idle_timeout: timeout!("idle_timeout_secs", args.idle_timeout_secs, file.idle_timeout_secs),
+            max_connections,
+            max_connections_per_ip,
             body_idle_timeout: timeout!(
                 "body_idle_timeout_secs",
                 args.body_idle_timeout_secs,
@@ -302,6 +313,34 @@ mod tests {
 
         let err = format!("{:#}", parse(&["serve", "--signed-chunk-buffer-mib", "0"]).unwrap_err());
         assert!(err.contains("signed_chunk_buffer_mib must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_come_from_flags_or_the_file() {
+        let defaults = parse(&["serve"]).unwrap().limits;
+        assert_eq!(
+            (defaults.header_read_timeout, defaults.idle_timeout),
+            (Duration::from_secs(10), Duration::from_secs(20))
+        );
+        assert_eq!((defaults.max_connections, defaults.max_connections_per_ip), (None, None), "derived at start");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "idle_timeout_secs = 5\nmax_connections = 1000\nmax_connections_per_ip = 50\n").unwrap();
+        let path = file.to_str().unwrap();
+        let limits = parse(&["serve", "--config", path]).unwrap().limits;
+        assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!((limits.max_connections, limits.max_connections_per_ip), (Some(1000), Some(50)));
+        let flagged = parse(&["serve", "--config", path, "--max-connections-per-ip", "7"]).unwrap().limits;
+        assert_eq!((flagged.max_connections, flagged.max_connections_per_ip), (Some(1000), Some(7)));
+
+        for (args, message) in [
+            (&["serve", "--max-connections", "0"][..], "max_connections must be at least 1"),
+            (&["serve", "--max-connections-per-ip", "0"][..], "max_connections_per_ip must be at least 1"),
+        ] {
+            let err = format!("{:#}", parse(args).unwrap_err());
+            assert!(err.contains(message), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::Connection;
+use super::activity::Activity;
+use super::admission::Ticket;
 use crate::config::Limits;
 use crate::passthrough::{Channel, PassthroughStream};
 use crate::pipeline::ProxyState;
@@ -34,6 +35,8 @@ struct Handoff {
     remote: SocketAddr,
     /// Set for the TLS listener: the handshake is the worker's.
     tls: Option<TlsAcceptor>,
+    /// Its place under the connection caps, given back when it ends.
+    ticket: Ticket,
 }
 
 /// The running workers.
@@ -79,7 +82,13 @@ impl Workers {
 
     /// Hands a connection just accepted (from the TLS listener if `tls`) to
     /// the worker with the fewest open connections.
-    pub fn dispatch(&self, stream: tokio::net::TcpStream, remote: SocketAddr, tls: Option<TlsAcceptor>) {
+    pub fn dispatch(
+        &self,
+        stream: tokio::net::TcpStream,
+        remote: SocketAddr,
+        tls: Option<TlsAcceptor>,
+        ticket: Ticket,
+    ) {
         // The worker's runtime takes the socket over from this one.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
@@ -94,7 +103,7 @@ impl Workers {
             return;
         };
         worker.open.fetch_add(1, Ordering::Relaxed);
-        if worker.connections.send(Handoff { stream, remote, tls }).is_err() {
+        if worker.connections.send(Handoff { stream, remote, tls, ticket }).is_err() {
             worker.open.fetch_sub(1, Ordering::Relaxed);
             tracing::error!(%remote, "an S3 worker thread has ended; connection closed");
         }
@@ -123,9 +132,11 @@ impl Worker {
     /// Serves connections until the accept loop stops sending them, then
     /// drains its own.
     async fn run(self, mut incoming: mpsc::UnboundedReceiver<Handoff>) {
-        let graceful = GracefulShutdown::new();
-        while let Some(Handoff { stream, remote, tls: acceptor }) = incoming.recv().await {
+        // Tells the connections to finish; closed once every one has ended.
+        let (stop_tx, stop) = watch::channel(false);
+        while let Some(Handoff { stream, remote, tls: acceptor, ticket }) = incoming.recv().await {
             let open = OpenConnection(Arc::clone(&self.open));
+            let activity = Activity::new(self.limits.header_read_timeout, self.limits.idle_timeout);
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
                 Err(e) => {
@@ -138,22 +149,23 @@ impl Worker {
                 requests: Arc::clone(&self.requests),
                 limits: self.limits.clone(),
                 remote,
+                activity,
             };
-            let watcher = graceful.watcher();
+            let stop = stop.clone();
             tokio::spawn(async move {
-                let _open = open;
+                let _counted = (open, ticket);
                 match acceptor {
                     None => {
                         // Plain TCP: large downloads may pass through.
                         let channel = Channel::new(Arc::clone(&connection.state.metrics));
                         let stream = PassthroughStream::new(stream, Arc::clone(&channel));
-                        connection.serve(stream, Some(channel), watcher).await;
+                        connection.serve(stream, Some(channel), stop).await;
                     }
                     Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(connection.limits.header_read_timeout, acceptor.accept(stream));
-                        match handshake.await {
-                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, None, watcher).await,
+                        // The handshake counts against the time for the first head.
+                        let deadline = connection.activity.first_head_deadline();
+                        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, None, stop).await,
                             Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                         }
@@ -161,8 +173,10 @@ impl Worker {
                 }
             });
         }
+        drop(stop);
+        let _ = stop_tx.send(true);
         tokio::select! {
-            () = graceful.shutdown() => {}
+            () = stop_tx.closed() => {}
             () = tokio::time::sleep(self.limits.shutdown_grace) => {
                 tracing::warn!(grace = ?self.limits.shutdown_grace, "connections still open after the grace period; closing anyway");
             }
