@@ -280,7 +280,7 @@ pub async fn handle(
 /// Longest value of a freely chosen field (key, user agent, …) recorded for
 /// an unauthenticated request; longer ones are cut, with their length and
 /// hash (`StartRecord::bound`).
-const UNAUTHENTICATED_FIELD_BYTES: usize = 256;
+const UNAUTHENTICATED_FIELD_BYTES: usize = 128;
 /// The same for an authenticated request: S3 keys fit (1,024 bytes).
 const AUTHENTICATED_FIELD_BYTES: usize = 1024;
 
