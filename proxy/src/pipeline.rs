@@ -145,55 +145,7 @@ pub async fn handle(
         range: header_str(&parts.headers, header::RANGE),
         ..StartRecord::default()
     };
-    let verdict = match target {
-        Err(e) => Verdict::Unauthenticated(S3Error::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
-        Ok(target) => {
-            start.bucket.clone_from(&target.bucket);
-            start.key.clone_from(&target.key);
-            let request_parts = RequestParts {
-                method: parts.method.as_str(),
-                raw_path: &raw_path,
-                raw_query: raw_query.as_deref(),
-                headers: &parts.headers,
-            };
-            let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
-            let authenticated = auth::authenticate_with_bucket_host(
-                &request_parts,
-                bucket_from_host,
-                &state.principals,
-                SystemTime::now(),
-            );
-            // What the request would do is recorded even when it is
-            // refused: an attempt is evidence too.
-            let parsed = S3Request::parse(&parts.method, target, raw_query.as_deref(), &parts.headers);
-            if let Ok(request) = &parsed {
-                request.operation.name().clone_into(&mut start.operation);
-                start.version_id = request.version_id().map(str::to_owned);
-                start.copy_source = request.copy_source.as_ref().map(|c| ObjectRef {
-                    bucket: c.bucket.clone(),
-                    key: c.key.clone(),
-                    version_id: c.version_id.clone(),
-                });
-            }
-            match (authenticated, parsed) {
-                (Err(e), _) => {
-                    start.access_key_id = e.access_key_id().map(str::to_owned);
-                    Verdict::Unauthenticated(S3Error::from(&e))
-                }
-                (Ok(authenticated), parsed) => {
-                    start.principal = Some(authenticated.principal.clone());
-                    start.access_key_id = Some(authenticated.access_key_id.clone());
-                    match parsed {
-                        Err(e) => Verdict::Refused(e.to_s3()),
-                        Ok(request) => match signature_covers(&request, &authenticated, &parts.headers) {
-                            Err(e) => Verdict::Refused(e),
-                            Ok(()) => Verdict::Forward(request, authenticated),
-                        },
-                    }
-                }
-            }
-        }
-    };
+    let verdict = judge(&state, &parts, &raw_path, raw_query.as_deref(), target, &mut start);
     let authenticated = start.principal.is_some();
     start.bound(if authenticated { AUTHENTICATED_FIELD_BYTES } else { UNAUTHENTICATED_FIELD_BYTES });
 
@@ -211,7 +163,7 @@ pub async fn handle(
         if admission == Admission::Summarise {
             // Counted into the minute's summary note; no record, no log line.
             tracing::debug!(code = error.code, source = %remote.ip(), "refusal summarised");
-            let response = error_response(&error.clone().with_resource(raw_path), "", head);
+            let response = error_response(&error.clone().with_resource(raw_path), &req_id, head);
             let sent = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
             state.metrics.request_finished(&operation, error.status.as_u16(), None, sent);
             return response;
@@ -274,6 +226,62 @@ pub async fn handle(
     match forwarded {
         Ok(upstream_response) => pass_back(&state, upstream_response, template, &req_id, object_read),
         Err((error, outcome)) => respond_error(template, &error.with_resource(raw_path), &req_id, head, outcome),
+    }
+}
+
+/// Authenticates and parses a request, filling in what `start` records of
+/// it: who (once authenticated) and what (once parsed, even when refused,
+/// since an attempt is evidence too).
+fn judge(
+    state: &ProxyState,
+    parts: &http::request::Parts,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    target: Result<addressing::Target, addressing::AddressError>,
+    start: &mut StartRecord,
+) -> Verdict {
+    match target {
+        Err(e) => Verdict::Unauthenticated(S3Error::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
+        Ok(target) => {
+            start.bucket.clone_from(&target.bucket);
+            start.key.clone_from(&target.key);
+            let request_parts =
+                RequestParts { method: parts.method.as_str(), raw_path, raw_query, headers: &parts.headers };
+            let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
+            let authenticated = auth::authenticate_with_bucket_host(
+                &request_parts,
+                bucket_from_host,
+                &state.principals,
+                SystemTime::now(),
+            );
+            let parsed = S3Request::parse(&parts.method, target, raw_query, &parts.headers);
+            if let Ok(request) = &parsed {
+                request.operation.name().clone_into(&mut start.operation);
+                start.version_id = request.version_id().map(str::to_owned);
+                start.copy_source = request.copy_source.as_ref().map(|c| ObjectRef {
+                    bucket: c.bucket.clone(),
+                    key: c.key.clone(),
+                    version_id: c.version_id.clone(),
+                });
+            }
+            match (authenticated, parsed) {
+                (Err(e), _) => {
+                    start.access_key_id = e.access_key_id().map(str::to_owned);
+                    Verdict::Unauthenticated(S3Error::from(&e))
+                }
+                (Ok(authenticated), parsed) => {
+                    start.principal = Some(authenticated.principal.clone());
+                    start.access_key_id = Some(authenticated.access_key_id.clone());
+                    match parsed {
+                        Err(e) => Verdict::Refused(e.to_s3()),
+                        Ok(request) => match signature_covers(&request, &authenticated, &parts.headers) {
+                            Err(e) => Verdict::Refused(e),
+                            Ok(()) => Verdict::Forward(request, authenticated),
+                        },
+                    }
+                }
+            }
+        }
     }
 }
 
