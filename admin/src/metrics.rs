@@ -77,6 +77,10 @@ pub struct Metrics {
     /// through the client connection's buffer, outside hyper (part of
     /// `bytes_out`).
     pub passthrough_bytes: std::sync::atomic::AtomicU64,
+    /// S3 connections open now.
+    pub connections_open: AtomicU64,
+    /// S3 connections refused for being over a connection cap since start.
+    pub connections_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -124,6 +128,13 @@ impl Metrics {
             "egress_passthrough_bytes_total {}",
             self.passthrough_bytes.load(std::sync::atomic::Ordering::Relaxed)
         );
+        out.push_str("# HELP egress_connections_open S3 connections open.\n# TYPE egress_connections_open gauge\n");
+        let _ = writeln!(out, "egress_connections_open {}", self.connections_open.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP egress_connections_refused_total S3 connections closed at accept for being over --max-connections or --max-connections-per-ip.\n",
+        );
+        out.push_str("# TYPE egress_connections_refused_total counter\n");
+        let _ = writeln!(out, "egress_connections_refused_total {}", self.connections_refused.load(Ordering::Relaxed));
         self.ledger_append.render(
             &mut out,
             "egress_ledger_append_seconds",
@@ -160,6 +171,7 @@ mod tests {
         assert!(text.contains("egress_bytes_out_total{bucket=\"data\"} 150"));
         assert!(text.contains("egress_bytes_out_total{bucket=\"we\\\"ird\"} 0"));
         assert!(text.contains("egress_passthrough_bytes_total 0"), "{text}");
+        assert!(text.contains("egress_connections_open 0\n") && text.contains("egress_connections_refused_total 0\n"));
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.0005\"} 0"));
         assert!(text.contains("egress_ledger_append_seconds_count 1"));

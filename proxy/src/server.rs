@@ -110,7 +110,7 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     });
     let summaries = tokio::spawn(crate::denials::write_summaries(Arc::clone(&denials), ledger.clone(), stop.clone()));
     let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } =
-        start_admin(config, ledger.clone(), &store, metrics, stop.clone()).await?;
+        start_admin(config, ledger.clone(), &store, Arc::clone(&metrics), stop.clone()).await?;
 
     let plain =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
@@ -148,7 +148,7 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
         open_files,
         "connection caps"
     );
-    let admission = Admission::new(caps);
+    let admission = Admission::new(caps, Arc::clone(&metrics));
     let mut reserve = descriptors::Reserve::new().context("opening /dev/null as the reserve descriptor")?;
     let workers = Workers::start(count, state, &requests, &config.limits)?;
     let mut shutdown = std::pin::pin!(stopped(stop));

@@ -70,7 +70,7 @@ fn presigned_path(method: &str, host: &str, path: &str, (access_key, secret): (&
     settings.percent_encoding_mode = PercentEncodingMode::Single;
     settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
     settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(Duration::from_secs(60));
+    settings.expires_in = Some(Duration::from_mins(1));
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
@@ -479,7 +479,8 @@ fn odd_bucket_names_and_keys_round_trip_or_fail_cleanly() {
 
     // A key SeaweedFS refuses (a NUL): the upstream's own S3 error comes
     // back, recorded with the status sent.
-    for raw in ["nul%00byte"] {
+    {
+        let raw = "nul%00byte";
         let reply = f.signed("PUT", &format!("/{BUCKET}/{raw}"), b"never stored");
         assert_eq!(reply.status, 400, "{raw}: {}", reply.text());
         assert!(reply.s3_code().is_some(), "{raw}: an S3 XML error: {}", reply.text());
@@ -601,7 +602,7 @@ fn requests_do_exactly_what_was_signed_and_are_recorded_as_such() {
     assert_no_panic(&proxy, "shutdown");
 }
 
-/// SigV4 headers for a CopyObject that signs its `x-amz-copy-source`.
+/// SigV4 headers for a `CopyObject` that signs its `x-amz-copy-source`.
 fn sigv4_copy_headers(
     host: &str,
     path: &str,

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,8 @@ pub enum Refused {
 pub struct Admission {
     caps: ConnectionCaps,
     state: Mutex<State>,
+    /// Where the counts are shown (`/metrics`).
+    metrics: Arc<egress_admin::Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -76,8 +79,13 @@ struct State {
 
 impl Admission {
     #[must_use]
-    pub fn new(caps: ConnectionCaps) -> Arc<Admission> {
-        Arc::new(Admission { caps, state: Mutex::default() })
+    pub fn new(caps: ConnectionCaps, metrics: Arc<egress_admin::Metrics>) -> Arc<Admission> {
+        Arc::new(Admission { caps, state: Mutex::default(), metrics })
+    }
+
+    fn show(&self, state: &State) {
+        self.metrics.connections_open.store(state.open as u64, Ordering::Relaxed);
+        self.metrics.connections_refused.store(state.refused, Ordering::Relaxed);
     }
 
     #[must_use]
@@ -102,9 +110,11 @@ impl Admission {
         } else {
             state.open += 1;
             *state.by_source.entry(source).or_default() += 1;
+            self.show(&state);
             return Ok(Ticket { admission: Arc::clone(self), source });
         };
         state.refused += 1;
+        self.show(&state);
         if let Some(since_last) = state.log_refusal(source, Instant::now()) {
             let (open, refused_total) = (state.open, state.refused);
             drop(state);
@@ -167,6 +177,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let mut state = self.admission.lock();
         state.open -= 1;
+        self.admission.show(&state);
         if let Some(count) = state.by_source.get_mut(&self.source) {
             *count -= 1;
             if *count == 0 {
@@ -186,7 +197,7 @@ mod tests {
 
     #[test]
     fn each_source_gets_its_share_and_all_together_the_total() {
-        let admission = Admission::new(ConnectionCaps { total: 5, per_address: 2 });
+        let admission = Admission::new(ConnectionCaps { total: 5, per_address: 2 }, Arc::default());
         let a: Vec<_> = (0..2).map(|_| admission.admit(ip("10.0.0.1")).unwrap()).collect();
         assert_eq!(admission.admit(ip("10.0.0.1")).unwrap_err(), Refused::PerSource);
         assert_eq!(admission.admit(ip("::ffff:10.0.0.1")).unwrap_err(), Refused::PerSource, "mapped is the same");
@@ -194,6 +205,8 @@ mod tests {
         let _c = admission.admit(ip("10.0.0.3")).unwrap();
         assert_eq!(admission.admit(ip("10.0.0.4")).unwrap_err(), Refused::Total);
         assert_eq!(admission.counts(), (5, 3));
+        assert_eq!(admission.metrics.connections_open.load(Ordering::Relaxed), 5);
+        assert_eq!(admission.metrics.connections_refused.load(Ordering::Relaxed), 3);
         drop(a);
         let _again = admission.admit(ip("10.0.0.1")).unwrap();
         drop(b);
@@ -203,7 +216,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_host_is_its_slash_64() {
-        let admission = Admission::new(ConnectionCaps { total: 10, per_address: 1 });
+        let admission = Admission::new(ConnectionCaps { total: 10, per_address: 1 }, Arc::default());
         let _one = admission.admit(ip("2001:db8:1:2::1")).unwrap();
         assert_eq!(admission.admit(ip("2001:db8:1:2:ffff::9")).unwrap_err(), Refused::PerSource);
         let _other = admission.admit(ip("2001:db8:1:3::1")).unwrap();
