@@ -6,6 +6,7 @@
 //! ([`descriptors`]).
 
 mod activity;
+mod admin_listener;
 pub mod admission;
 pub mod descriptors;
 mod workers;
@@ -249,7 +250,7 @@ async fn start_admin(
         TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "serving the admin API");
-    let task = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped(stop)).await });
+    let task = tokio::spawn(admin_listener::serve(listener, router, config.limits.header_read_timeout, stop));
     Ok(AdminApi { addr, token_file, task })
 }
 

@@ -349,3 +349,29 @@ fn the_open_health_probes_tell_nothing_and_write_nothing() {
     }
     assert_eq!((checkpoint_files(), checkpoint_lines()), (files, lines), "50 probes, no checkpoint");
 }
+
+#[test]
+fn admin_connections_that_ask_for_nothing_are_closed() {
+    let proxy = Proxy::start_with_upstream(
+        "http://127.0.0.1:9",
+        ProxyOptions {
+            extra_args: vec!["--header-read-timeout-secs".into(), HEADER_SECS.to_string()],
+            ..ProxyOptions::default()
+        },
+    );
+    let deadline = Duration::from_secs(HEADER_SECS);
+    // Silent from accept.
+    let accepted = Instant::now();
+    let mut silent = TcpStream::connect(proxy.admin_addr).unwrap();
+    // Idle after an answer on a keep-alive connection.
+    let mut idle = TcpStream::connect(proxy.admin_addr).unwrap();
+    write!(idle, "GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n", proxy.admin_addr).unwrap();
+    let (status, _) = read_head(&mut idle);
+    assert_eq!(status, 200);
+    let answered = Instant::now();
+    assert_closed_in_time("silent admin connection", closed_within(&mut silent, accepted, deadline + SLACK), deadline);
+    assert_closed_in_time("idle admin connection", closed_within(&mut idle, answered, deadline + SLACK), deadline);
+    // The admin API still answers.
+    let health: Value = serde_json::from_str(&proxy.admin_get("/healthz")).unwrap();
+    assert_eq!(health["status"], "ok");
+}
