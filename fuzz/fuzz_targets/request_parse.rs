@@ -10,6 +10,7 @@ use egress_proxy::s3::request::forwarded_means_the_same;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
+#[allow(dead_code)] // the key lookup is for the targets that authenticate
 mod common;
 
 fuzz_target!(|data: &[u8]| {
