@@ -125,8 +125,13 @@ proxied="http://127.0.0.1:$pport"
 admin="http://127.0.0.1:$aport"
 
 up() { "$bin/egress-bench" --endpoint "$direct" --access-key "$UK" --secret-key "$US" --bucket hostile "$@"; }
-for _ in $(seq 100); do up --key probe put --size 1 >/dev/null 2>&1 && break; sleep 0.2; done
-up --key small put --size 4096 >/dev/null
+# SeaweedFS takes a second when the machine is idle, far longer when not.
+for _ in $(seq 300); do up --key probe put --size 1 >/dev/null 2>&1 && break; sleep 0.2; done
+up --key small put --size 4096 >/dev/null 2>&1 || {
+  echo "SeaweedFS did not take an upload within a minute; its output:" >&2
+  tail -20 "$work/weed.out" >&2
+  exit 1
+}
 for _ in $(seq 100); do curl -sf "$admin/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -sf "$admin/readyz" >/dev/null || { echo "the proxy did not get ready:" >&2; cat "$work/proxy.out" >&2; exit 1; }
 token_file="$data/admin.token"
