@@ -3,7 +3,9 @@
 # local upstream (SeaweedFS), rounds alternating direct, A, B so that drift on
 # this shared machine hits all three. Prints each round, then per binary the
 # median and its ratio to direct. For a change whose gain is smaller than the
-# noise between two bench.sh runs.
+# noise between two bench.sh runs. Also the proxies' CPU per request (or per
+# GiB) from process accounting (utime + stime in /proc/<pid>/stat), which is
+# steadier than the rates on a shared machine.
 #
 #   BIN_A=/tmp/before BIN_B=/tmp/after scripts/bench-ab.sh          4 KiB GETs, 64 concurrent
 #   LARGE=1 BIN_A=... BIN_B=... scripts/bench-ab.sh                 the 1 GiB GET instead
@@ -29,11 +31,17 @@ for who in A B; do
   else
     start_proxy "bench-$who" "${!binary_var}" "$work/data-$who"
   fi
+  printf -v "pid_$who" '%s' "$proxy_pid"
   printf -v "ep_$who" '%s' "$proxied"
   printf -v "key_$who" '%s' "$AK"
   printf -v "sec_$who" '%s' "$SK"
 done
 ep_D=$direct key_D=$UK sec_D=$US
+# CPU time (utime + stime, clock ticks) a proxy has used so far; 0 for direct.
+cpu_ticks() {
+  local pid=pid_$1
+  if [ "$1" = D ]; then echo 0; else awk '{print $14 + $15}' "/proc/${!pid}/stat"; fi
+}
 run() {
   local ep=ep_$1 key=key_$1 sec=sec_$1; shift
   "$bin/egress-bench" --endpoint "${!ep}" --access-key "${!key}" --secret-key "${!sec}" "$@"
@@ -54,13 +62,16 @@ for who in D A B; do run $who "${what[@]}" >/dev/null; done
 echo "# $ROUNDS rounds of: direct, A, B"
 for round in $(seq "$ROUNDS"); do
   for who in D A B; do
+    before=$(cpu_ticks $who)
     run $who "${what[@]}" > "$work/$who-$round.json"
+    echo $(( $(cpu_ticks $who) - before )) > "$work/$who-$round.cpu"
     python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(sys.argv[2], round(j['req_per_s'] if j['requests'] > 1 else j['mb_per_s']), j['p50_ms'], j['p99_ms'])" "$work/$who-$round.json" "$who"
   done
 done
-python3 - "$work" "$ROUNDS" <<'PY'
+python3 - "$work" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, statistics as st
-w, rounds = sys.argv[1], int(sys.argv[2])
+w, rounds, tick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cpu = lambda who, r: int(open(f"{w}/{who}-{r}.cpu").read()) / tick
 j = lambda who, r: json.load(open(f"{w}/{who}-{r}.json"))
 rate = lambda d: d["req_per_s"] if d["requests"] > 1 else d["mb_per_s"]
 med = lambda who, f: st.median(f(j(who, r)) for r in range(1, rounds + 1))
@@ -73,5 +84,12 @@ for who in "AB":
         "per_round_ratio": [round(rate(j(who, r)) / rate(j("D", r)), 3) for r in range(1, rounds + 1)],
         "p99_added_ms": round(med(who, lambda d: d["p99_ms"]) - p99_direct, 2),
     }
+    # The proxy's own CPU (process accounting), per unit of work.
+    per = [cpu(who, r) / (j(who, r)["requests"] if j(who, r)["requests"] > 1 else j(who, r)["bytes"] / 2**30)
+           for r in range(1, rounds + 1)]
+    if j("D", 1)["requests"] > 1:
+        out[who]["cpu_us_per_request"] = round(st.median(per) * 1e6, 1)
+    else:
+        out[who]["cpu_s_per_gib"] = round(st.median(per), 3)
 print(json.dumps(out, indent=2))
 PY
