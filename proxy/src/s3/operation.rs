@@ -299,7 +299,7 @@ impl Operation {
         copy_source: bool,
     ) -> Result<Operation, UnknownOperation> {
         let found = match scope {
-            Scope::Service => (*method == Method::GET).then_some(Operation::ListBuckets),
+            Scope::Service => (*method == Method::GET && only_selector(query, &[])).then_some(Operation::ListBuckets),
             Scope::Bucket => bucket_operation(method, query),
             Scope::Object => object_operation(method, query, copy_source),
         };
@@ -439,6 +439,8 @@ mod tests {
     fn what_s3_does_not_define_is_no_operation() {
         use Scope::{Bucket, Object, Service};
         assert_eq!(op("PUT", Service, ""), None);
+        assert_eq!(op("GET", Service, "acl"), None);
+        assert_eq!(op("GET", Service, "max-buckets=5&prefix=a"), Some("ListBuckets"));
         assert_eq!(op("PATCH", Object, ""), None);
         assert_eq!(op("POST", Object, ""), None);
         assert_eq!(op("POST", Bucket, ""), None);
