@@ -102,6 +102,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 pub mod relay;
 pub mod servers;
+pub mod sigv4;
 
 /// Deterministic, incompressible-looking bytes (xorshift64*).
 #[must_use]

@@ -11,13 +11,11 @@
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
+use aws_sigv4::http_request::SignableBody;
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
+use egress_e2e::sigv4::Signer;
 use serde_json::Value;
 
 const BUCKET: &str = "connections";
@@ -32,24 +30,12 @@ const SLACK: Duration = Duration::from_millis(1_800);
 fn signed_request(proxy: &Proxy, method: &str, path: &str, body: &[u8], close: bool) -> Vec<u8> {
     let key = proxy.key();
     let host = proxy.addr.to_string();
-    let identity: Identity = Credentials::new(&key.access_key_id, &key.secret_access_key, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
     let url = format!("http://{host}{path}");
-    let signable =
-        SignableRequest::new(method, &url, [("host", host.as_str())].into_iter(), SignableBody::Bytes(body)).unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let headers = Signer::new(&key.access_key_id, &key.secret_access_key)
+        .headers(method, &url, &[("host", host.as_str())], SignableBody::Bytes(body))
+        .unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n", body.len());
-    for (name, value) in instructions.headers() {
+    for (name, value) in &headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }
     if close {

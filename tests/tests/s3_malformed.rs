@@ -16,77 +16,39 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-    UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
+use aws_sigv4::http_request::SignableBody;
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, UPSTREAM_KEY, UPSTREAM_SECRET};
+use egress_e2e::sigv4::Signer;
 use serde_json::Value;
 
 const BUCKET: &str = "malformed";
 const CANARY: &[u8] = b"the canary object: still served after every hostile request";
 
 /// SigV4 headers (`x-amz-date`, `x-amz-content-sha256`, `authorization`)
-/// for `method path_and_query` to `host`, signed over the path exactly as
-/// given: neither normalised nor re-encoded, as a client that sends this
-/// path signs it.
+/// for `method path_and_query` to `host`, signing `host` and `extra`, over
+/// the path exactly as given: neither normalised nor re-encoded, as a client
+/// that sends this path signs it.
 fn sigv4_headers(
     method: &str,
     host: &str,
     path_and_query: &str,
     (access_key, secret): (&str, &str),
     body: &[u8],
+    extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let identity: Identity = Credentials::new(access_key, secret, None, None, "s3_malformed").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
     let url = format!("http://{host}{path_and_query}");
-    let signable = SignableRequest::new(method, &url, [("host", host)].into_iter(), SignableBody::Bytes(body)).unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
+    let mut signed = vec![("host", host)];
+    signed.extend_from_slice(extra);
+    Signer::new(access_key, secret).headers(method, &url, &signed, SignableBody::Bytes(body)).unwrap()
 }
 
 /// A presigned URL (path and query) for `method path`, valid for a minute,
 /// signing only `host`.
 fn presigned_path(method: &str, host: &str, path: &str, (access_key, secret): (&str, &str)) -> String {
-    let identity: Identity = Credentials::new(access_key, secret, None, None, "s3_malformed").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(Duration::from_mins(1));
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
     let url = format!("http://{host}{path}");
-    let signable =
-        SignableRequest::new(method, &url, [("host", host)].into_iter(), SignableBody::UnsignedPayload).unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut request = http::Request::builder().method(method).uri(&url).body(()).unwrap();
-    instructions.apply_to_request_http1x(&mut request);
-    request.uri().path_and_query().unwrap().to_string()
+    Signer::new(access_key, secret).presign(method, &url, host, Duration::from_mins(1)).unwrap()
 }
 
 /// A key encoded the way SigV4 canonicalises a path (and the SDKs send it).
@@ -234,7 +196,7 @@ impl Fixture {
     /// The headers of a signed request for `path` (signed as given).
     fn signed_headers(&self, method: &str, path: &str, body: &[u8]) -> Vec<(String, String)> {
         let mut headers = vec![header("host", self.host())];
-        headers.extend(sigv4_headers(method, &self.host(), path, self.credentials(), body));
+        headers.extend(sigv4_headers(method, &self.host(), path, self.credentials(), body, &[]));
         headers.push(header("content-length", body.len().to_string()));
         headers.push(header("connection", "close"));
         headers
@@ -250,7 +212,7 @@ impl Fixture {
         let host = self.upstream_addr.to_string();
         let path = format!("/{BUCKET}/{}", sigv4_encode(key));
         let mut headers = vec![header("host", host.clone())];
-        headers.extend(sigv4_headers("GET", &host, &path, (UPSTREAM_KEY, UPSTREAM_SECRET), b""));
+        headers.extend(sigv4_headers("GET", &host, &path, (UPSTREAM_KEY, UPSTREAM_SECRET), b"", &[]));
         headers.push(header("connection", "close"));
         exchange(self.upstream_addr, &raw_request(&format!("GET {path} HTTP/1.1"), &headers, b""))
     }
@@ -558,7 +520,8 @@ fn requests_do_exactly_what_was_signed_and_are_recorded_as_such() {
     // A CopyObject that signed its source is served, and the source is on record.
     let target = format!("/{BUCKET}/copied.bin");
     let mut headers = vec![header("host", host.clone()), copy.clone()];
-    headers.extend(sigv4_copy_headers(&host, &target, f.credentials(), &format!("{BUCKET}/canary")));
+    let source = format!("{BUCKET}/canary");
+    headers.extend(sigv4_headers("PUT", &host, &target, f.credentials(), b"", &[("x-amz-copy-source", &source)]));
     headers.extend([header("content-length", "0"), header("connection", "close")]);
     let reply = exchange(f.proxy.addr, &raw_request(&format!("PUT {target} HTTP/1.1"), &headers, b""));
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -600,37 +563,4 @@ fn requests_do_exactly_what_was_signed_and_are_recorded_as_such() {
     let mut proxy = f.proxy;
     proxy.stop();
     assert_no_panic(&proxy, "shutdown");
-}
-
-/// SigV4 headers for a `CopyObject` that signs its `x-amz-copy-source`.
-fn sigv4_copy_headers(
-    host: &str,
-    path: &str,
-    (access_key, secret): (&str, &str),
-    source: &str,
-) -> Vec<(String, String)> {
-    let identity: Identity = Credentials::new(access_key, secret, None, None, "s3_malformed").into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let url = format!("http://{host}{path}");
-    let signable = SignableRequest::new(
-        "PUT",
-        &url,
-        [("host", host), ("x-amz-copy-source", source)].into_iter(),
-        SignableBody::Bytes(b""),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
 }

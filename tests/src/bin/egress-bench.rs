@@ -15,17 +15,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use egress_e2e::sigv4::Signer;
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
 use hyper::client::conn::http1::SendRequest;
@@ -65,39 +60,6 @@ enum Cmd {
 
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
-struct Signer {
-    identity: Identity,
-}
-
-impl Signer {
-    fn sign(&self, request: &mut http::Request<Body>, payload: &str) -> anyhow::Result<()> {
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region("us-east-1")
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()?
-            .into();
-        let uri = request.uri().to_string();
-        let headers: Vec<(&str, &str)> =
-            request.headers().iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            &uri,
-            headers.into_iter(),
-            SignableBody::Precomputed(payload.to_owned()),
-        )?;
-        let (instructions, _) = sign(signable, &params)?.into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
-    }
-}
-
 fn request(method: &str, url: &str, body: Body) -> anyhow::Result<http::Request<Body>> {
     let uri: http::Uri = url.parse()?;
     let host = uri.authority().context("endpoint has no host")?.to_string();
@@ -111,8 +73,7 @@ fn empty() -> Body {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let signer =
-        Arc::new(Signer { identity: Credentials::new(&args.access_key, &args.secret_key, None, None, "bench").into() });
+    let signer = Arc::new(Signer::new(&args.access_key, &args.secret_key));
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: Client<HttpConnector, Body> =
@@ -122,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Put { size } => {
             let bucket_url = format!("{}/{}", args.endpoint.trim_end_matches('/'), args.bucket);
             let mut create = request("PUT", &bucket_url, empty())?;
-            signer.sign(&mut create, "UNSIGNED-PAYLOAD")?;
+            signer.sign(&mut create, &bucket_url, "UNSIGNED-PAYLOAD")?;
             let _ = client.request(create).await?.into_body().collect().await;
             let chunk = Bytes::from(vec![0x5a_u8; 1 << 20]);
             let chunks = (0..size.div_ceil(1 << 20)).map(move |i| {
@@ -132,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
             let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed_unsync();
             let mut put = request("PUT", &object_url, body)?;
             put.headers_mut().insert("content-length", size.into());
-            signer.sign(&mut put, "UNSIGNED-PAYLOAD")?;
+            signer.sign(&mut put, &object_url, "UNSIGNED-PAYLOAD")?;
             let started = Instant::now();
             let response = client.request(put).await?;
             let status = response.status();
@@ -369,7 +330,7 @@ async fn get_once(
         }
     };
     let mut get = request("GET", &target.url, empty())?;
-    signer.sign(&mut get, "UNSIGNED-PAYLOAD")?;
+    signer.sign(&mut get, &target.url, "UNSIGNED-PAYLOAD")?;
     *get.uri_mut() = target.path.clone();
     let response = sender.send_request(get).await?;
     let status = response.status();

@@ -9,18 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
+
+use egress_e2e::sigv4::Signer;
 
 use crate::round;
 
@@ -243,22 +239,21 @@ pub async fn run_requests<F>(
 
 /// The legitimate client: a principal's key and the object it reads.
 pub struct Reader {
-    identity: Identity,
+    signer: Signer,
     bucket: String,
     key: String,
 }
 
 impl Reader {
     pub fn new(access_key: &str, secret_key: &str, bucket: &str, key: &str) -> Reader {
-        let identity = Credentials::new(access_key, secret_key, None, None, "hostile").into();
-        Reader { identity, bucket: bucket.to_owned(), key: key.to_owned() }
+        Reader { signer: Signer::new(access_key, secret_key), bucket: bucket.to_owned(), key: key.to_owned() }
     }
 
     /// The signed GET of the object.
     pub fn get(&self, server: &Server) -> anyhow::Result<http::Request<Body>> {
         let path = format!("/{}/{}", self.bucket, self.key);
         let mut request = server.get(&path)?;
-        self.sign(&mut request, &format!("http://{}{path}", server.host))?;
+        self.signer.sign(&mut request, &format!("http://{}{path}", server.host), "UNSIGNED-PAYLOAD")?;
         Ok(request)
     }
 
@@ -302,32 +297,6 @@ impl Reader {
                 json!({"ok": false, "error": format!("no whole answer within {} ms", timeout.as_millis()), "ms": ms})
             }
         }
-    }
-
-    fn sign(&self, request: &mut http::Request<Body>, url: &str) -> anyhow::Result<()> {
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region("us-east-1")
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()?
-            .into();
-        let headers: Vec<(&str, &str)> =
-            request.headers().iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            url,
-            headers.into_iter(),
-            SignableBody::Precomputed("UNSIGNED-PAYLOAD".to_owned()),
-        )?;
-        let (instructions, _) = sign(signable, &params)?.into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
     }
 }
 
