@@ -122,6 +122,11 @@ pub fn resolve(host: Option<&str>, raw_path: &str, virtual_host_domains: &[Strin
                 None => (path, None),
             };
             let bucket = percent_decode_str(bucket).decode_utf8().map_err(|_| AddressError::KeyNotUtf8)?;
+            // `//key`: a key with no bucket names nothing (the record would
+            // hold a key the upstream, asked for `/`, never sees).
+            if bucket.is_empty() && key.is_some() {
+                return Err(AddressError::InvalidBucketName(String::new()));
+            }
             ((!bucket.is_empty()).then(|| bucket.into_owned()), key, false)
         }
     };
@@ -182,6 +187,10 @@ mod tests {
         assert!(resolve(None, "/data/a%25zz%2F%7e", &[]).is_ok());
         assert!(matches!(resolve(None, "/a/k", &[]), Err(AddressError::InvalidBucketName(_))));
         assert!(matches!(resolve(None, "/bad%20bucket/k", &[]), Err(AddressError::InvalidBucketName(_))));
+        // Found by the request_parse fuzz target: a key with no bucket.
+        for path in ["//k", "///", "//: x"] {
+            assert_eq!(resolve(None, path, &[]), Err(AddressError::InvalidBucketName(String::new())), "{path}");
+        }
     }
 
     #[test]
