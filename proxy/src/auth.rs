@@ -79,8 +79,20 @@ pub struct Authenticated {
 pub enum SignedHeaders {
     /// SigV2 signs every `x-amz-*` header by construction.
     AllAmz,
-    /// SigV4: the lowercase names of `SignedHeaders`.
-    Listed(Vec<String>),
+    /// SigV4: the `SignedHeaders` value, lowercase names joined by `;`
+    /// (checked when parsed).
+    Listed(String),
+}
+
+impl SignedHeaders {
+    /// Whether the header `name` (lowercase) is signed.
+    #[must_use]
+    pub fn covers(&self, name: &str) -> bool {
+        match self {
+            SignedHeaders::AllAmz => name.starts_with("x-amz-"),
+            SignedHeaders::Listed(list) => list.split(';').any(|signed| signed == name),
+        }
+    }
 }
 
 /// Which signature scheme authenticated the request.

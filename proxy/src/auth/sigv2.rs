@@ -334,7 +334,10 @@ fn string_to_sign(
         .filter_map(|(name, value)| {
             let decoded = percent_decode(name, true);
             let name = SUB_RESOURCES.iter().find(|s| s.as_bytes() == decoded.as_slice())?;
-            Some((*name, value.map(|v| percent_decode(v, false))))
+            // Values decoded as the rest of the proxy decodes them (`+` is
+            // a space), so that the signature covers what is recorded and
+            // forwarded; a client that meant a plus sent `%2B`.
+            Some((*name, value.map(|v| percent_decode(v, true))))
         })
         .collect();
     // Stable, like botocore's: repeated names keep the order they were sent in.
@@ -608,6 +611,24 @@ mod tests {
         );
         assert_eq!(code(without.check(Some("my-bucket"), &keys(AKID, SECRET), t0())), "SignatureDoesNotMatch");
         assert!(SUB_RESOURCES.contains(&"legal-hold") && SUB_RESOURCES.contains(&"retention"));
+    }
+
+    #[test]
+    fn a_raw_plus_in_a_sub_resource_is_a_space_as_everywhere() {
+        // The proxy records and forwards `versionId=a+b` as "a b"; the
+        // signature must cover that, not "a+b".
+        let date = "Fri, 27 Nov 2026 10:00:00 GMT";
+        let sign = |resource: &str| {
+            let to_sign = format!("GET\n\n\n{date}\n{resource}");
+            let signature = BASE64.encode(hmac_sha1(SECRET, to_sign.as_bytes()));
+            let mut headers = HeaderMap::new();
+            headers.insert("date", HeaderValue::from_static(date));
+            headers.insert("authorization", HeaderValue::from_str(&format!("AWS {AKID}:{signature}")).unwrap());
+            Req { method: "GET", path: "/bkt/k", query: Some("versionId=a+b"), headers }
+        };
+        let lookup = keys(AKID, SECRET);
+        assert_eq!(code(sign("/bkt/k?versionId=a b").check(None, &lookup, t0())), "ok");
+        assert_eq!(code(sign("/bkt/k?versionId=a+b").check(None, &lookup, t0())), "SignatureDoesNotMatch");
     }
 
     #[test]

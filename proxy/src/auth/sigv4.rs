@@ -447,7 +447,7 @@ fn verify_header(
         access_key_id: akid.to_owned(),
         method: AuthMethod::SigV4Header,
         payload: payload_mode(content, key, amz_date, scope, &signature),
-        signed_headers: SignedHeaders::Listed(auth.signed_headers.iter().map(|h| (*h).to_owned()).collect()),
+        signed_headers: SignedHeaders::Listed(auth.signed_headers_raw.to_owned()),
     })
 }
 
@@ -555,7 +555,7 @@ fn verify_presigned(
         access_key_id: akid.to_owned(),
         method: AuthMethod::SigV4Query,
         payload: payload_mode(content, key, date, scope, &computed),
-        signed_headers: SignedHeaders::Listed(signed_header_names.iter().map(|h| (*h).to_owned()).collect()),
+        signed_headers: SignedHeaders::Listed(signed_headers),
     })
 }
 

@@ -322,22 +322,22 @@ impl Operation {
 
 fn bucket_operation(method: &Method, query: &Query) -> Option<Operation> {
     let config = BUCKET_CONFIGS.iter().find(|c| query.has(c.param));
-    let (op, selector) = match (method.clone(), config) {
-        (Method::GET, Some(c)) if query.has("id") => (c.get, Some(c.param)),
-        (Method::GET, Some(c)) => (listing_of(c.get), Some(c.param)),
-        (Method::PUT, Some(c)) => (c.put?, Some(c.param)),
-        (Method::DELETE, Some(c)) => (c.delete?, Some(c.param)),
-        (Method::GET, None) if query.has("list-type") => {
+    let (op, selector) = match (method, config) {
+        (&Method::GET, Some(c)) if query.has("id") => (c.get, Some(c.param)),
+        (&Method::GET, Some(c)) => (listing_of(c.get), Some(c.param)),
+        (&Method::PUT, Some(c)) => (c.put?, Some(c.param)),
+        (&Method::DELETE, Some(c)) => (c.delete?, Some(c.param)),
+        (&Method::GET, None) if query.has("list-type") => {
             (query.get("list-type") == Some("2")).then_some((Operation::ListObjectsV2, Some("list-type")))?
         }
-        (Method::GET, None) if query.has("uploads") => (Operation::ListMultipartUploads, Some("uploads")),
-        (Method::GET, None) if query.has("versions") => (Operation::ListObjectVersions, Some("versions")),
-        (Method::GET, None) if query.has("location") => (Operation::GetBucketLocation, Some("location")),
-        (Method::GET, None) => (Operation::ListObjects, None),
-        (Method::HEAD, None) => (Operation::HeadBucket, None),
-        (Method::PUT, None) => (Operation::CreateBucket, None),
-        (Method::DELETE, None) => (Operation::DeleteBucket, None),
-        (Method::POST, None) if query.has("delete") => (Operation::DeleteObjects, Some("delete")),
+        (&Method::GET, None) if query.has("uploads") => (Operation::ListMultipartUploads, Some("uploads")),
+        (&Method::GET, None) if query.has("versions") => (Operation::ListObjectVersions, Some("versions")),
+        (&Method::GET, None) if query.has("location") => (Operation::GetBucketLocation, Some("location")),
+        (&Method::GET, None) => (Operation::ListObjects, None),
+        (&Method::HEAD, None) => (Operation::HeadBucket, None),
+        (&Method::PUT, None) => (Operation::CreateBucket, None),
+        (&Method::DELETE, None) => (Operation::DeleteBucket, None),
+        (&Method::POST, None) if query.has("delete") => (Operation::DeleteObjects, Some("delete")),
         _ => return None,
     };
     only_selector(query, selector.as_slice()).then_some(op)
@@ -351,50 +351,38 @@ fn only_selector(query: &Query, allowed: &[&str]) -> bool {
 
 fn object_operation(method: &Method, query: &Query, copy: bool) -> Option<Operation> {
     let has = |name: &str| query.has(name);
-    let op = match *method {
-        Method::GET if has("uploadId") => Operation::ListParts,
-        Method::GET if has("tagging") => Operation::GetObjectTagging,
-        Method::GET if has("acl") => Operation::GetObjectAcl,
-        Method::GET if has("attributes") => Operation::GetObjectAttributes,
-        Method::GET if has("retention") => Operation::GetObjectRetention,
-        Method::GET if has("legal-hold") => Operation::GetObjectLegalHold,
-        Method::GET if has("torrent") => Operation::GetObjectTorrent,
-        Method::GET => Operation::GetObject,
-        Method::HEAD => Operation::HeadObject,
-        Method::PUT if has("partNumber") && has("uploadId") && copy => Operation::UploadPartCopy,
-        Method::PUT if has("partNumber") && has("uploadId") => Operation::UploadPart,
-        Method::PUT if has("tagging") => Operation::PutObjectTagging,
-        Method::PUT if has("acl") => Operation::PutObjectAcl,
-        Method::PUT if has("retention") => Operation::PutObjectRetention,
-        Method::PUT if has("legal-hold") => Operation::PutObjectLegalHold,
-        Method::PUT if copy => Operation::CopyObject,
-        Method::PUT => Operation::PutObject,
-        Method::POST if has("uploads") => Operation::CreateMultipartUpload,
-        Method::POST if has("uploadId") => Operation::CompleteMultipartUpload,
-        Method::POST if has("restore") => Operation::RestoreObject,
-        Method::POST if has("select") => Operation::SelectObjectContent,
-        Method::DELETE if has("uploadId") => Operation::AbortMultipartUpload,
-        Method::DELETE if has("tagging") => Operation::DeleteObjectTagging,
-        Method::DELETE => Operation::DeleteObject,
+    // Each operation with the selectors it may carry: the one that chose it,
+    // and those it takes as arguments.
+    let (op, selectors): (Operation, &[&str]) = match *method {
+        Method::GET if has("uploadId") => (Operation::ListParts, &["uploadId"]),
+        Method::GET if has("tagging") => (Operation::GetObjectTagging, &["tagging"]),
+        Method::GET if has("acl") => (Operation::GetObjectAcl, &["acl"]),
+        Method::GET if has("attributes") => (Operation::GetObjectAttributes, &["attributes"]),
+        Method::GET if has("retention") => (Operation::GetObjectRetention, &["retention"]),
+        Method::GET if has("legal-hold") => (Operation::GetObjectLegalHold, &["legal-hold"]),
+        Method::GET if has("torrent") => (Operation::GetObjectTorrent, &["torrent"]),
+        Method::GET => (Operation::GetObject, &["partNumber"]),
+        Method::HEAD => (Operation::HeadObject, &["partNumber"]),
+        Method::PUT if has("partNumber") && has("uploadId") && copy => {
+            (Operation::UploadPartCopy, &["uploadId", "partNumber"])
+        }
+        Method::PUT if has("partNumber") && has("uploadId") => (Operation::UploadPart, &["uploadId", "partNumber"]),
+        Method::PUT if has("tagging") => (Operation::PutObjectTagging, &["tagging"]),
+        Method::PUT if has("acl") => (Operation::PutObjectAcl, &["acl"]),
+        Method::PUT if has("retention") => (Operation::PutObjectRetention, &["retention"]),
+        Method::PUT if has("legal-hold") => (Operation::PutObjectLegalHold, &["legal-hold"]),
+        Method::PUT if copy => (Operation::CopyObject, &[]),
+        Method::PUT => (Operation::PutObject, &[]),
+        Method::POST if has("uploads") => (Operation::CreateMultipartUpload, &["uploads"]),
+        Method::POST if has("uploadId") => (Operation::CompleteMultipartUpload, &["uploadId"]),
+        Method::POST if has("restore") => (Operation::RestoreObject, &["restore"]),
+        Method::POST if has("select") => (Operation::SelectObjectContent, &["select"]),
+        Method::DELETE if has("uploadId") => (Operation::AbortMultipartUpload, &["uploadId"]),
+        Method::DELETE if has("tagging") => (Operation::DeleteObjectTagging, &["tagging"]),
+        Method::DELETE => (Operation::DeleteObject, &[]),
         _ => return None,
     };
-    // The selectors that chose the operation, and those it takes as arguments.
-    let allowed: &[&str] = match op {
-        Operation::GetObject | Operation::HeadObject => &["partNumber"],
-        Operation::ListParts | Operation::AbortMultipartUpload | Operation::CompleteMultipartUpload => &["uploadId"],
-        Operation::UploadPart | Operation::UploadPartCopy => &["uploadId", "partNumber"],
-        Operation::GetObjectTagging | Operation::PutObjectTagging | Operation::DeleteObjectTagging => &["tagging"],
-        Operation::GetObjectAcl | Operation::PutObjectAcl => &["acl"],
-        Operation::GetObjectAttributes => &["attributes"],
-        Operation::GetObjectRetention | Operation::PutObjectRetention => &["retention"],
-        Operation::GetObjectLegalHold | Operation::PutObjectLegalHold => &["legal-hold"],
-        Operation::GetObjectTorrent => &["torrent"],
-        Operation::CreateMultipartUpload => &["uploads"],
-        Operation::RestoreObject => &["restore"],
-        Operation::SelectObjectContent => &["select"],
-        _ => &[],
-    };
-    only_selector(query, allowed).then_some(op)
+    only_selector(query, selectors).then_some(op)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //!   ignores;
 //! - a name sent twice (one reader takes the first, another the last);
 //! - a name or value that is not UTF-8 once decoded;
+//! - more than [`MAX_PARAMS`] parameters;
 //! - `x-amz-*` parameters in a request signed in its headers (they stand for
 //!   headers only in presigned URLs, see [`Query::hoisted`]).
 //!
@@ -98,6 +99,11 @@ const KNOWN: &[(&str, Role)] = &[
     ("versionId", Role::Argument),
 ];
 
+/// Most parameters one request may carry. S3 operations take a dozen at the
+/// most; the bound keeps the repeated-name check (quadratic) cheap for any
+/// query a client can send (64 KiB of `a&a&…` would be 16,000 names).
+pub const MAX_PARAMS: usize = 64;
+
 /// The role of a known parameter name (case-sensitive, as in S3).
 #[must_use]
 pub fn role(name: &str) -> Option<Role> {
@@ -155,6 +161,8 @@ pub enum QueryError {
     Repeated(String),
     #[error("a query parameter is not UTF-8 once decoded")]
     NotUtf8,
+    #[error("the query has more than {MAX_PARAMS} parameters")]
+    TooMany,
     #[error(
         "the query parameter {0:?} stands for a header only in a presigned URL; send it as a header in a request \
          signed in its headers"
@@ -169,6 +177,9 @@ impl Query {
         let Some(raw) = raw else { return Ok(query) };
         let mut seen: Vec<(String, Option<String>)> = Vec::new();
         for (name, value) in auth::query_pairs(raw) {
+            if seen.len() == MAX_PARAMS {
+                return Err(QueryError::TooMany);
+            }
             let name = String::from_utf8(auth::percent_decode(name, true)).map_err(|_| QueryError::NotUtf8)?;
             let value = value
                 .map(|v| String::from_utf8(auth::percent_decode(v, true)).map_err(|_| QueryError::NotUtf8))
@@ -289,6 +300,8 @@ mod tests {
         assert_eq!(Query::parse(Some("=x")), Err(QueryError::Unknown(String::new())));
         assert_eq!(Query::parse(Some("acl&%61cl")), Err(QueryError::Repeated("acl".into())));
         assert_eq!(Query::parse(Some("prefix=%ff")), Err(QueryError::NotUtf8));
+        let many = (0..=MAX_PARAMS).map(|i| format!("x-{i}")).collect::<Vec<_>>().join("&");
+        assert_eq!(Query::parse(Some(&many)), Err(QueryError::TooMany));
         // Custom parameters for the access logs pass (S3 ignores them).
         assert!(Query::parse(Some("x-trace=7&X-Team=ml")).is_ok());
         // Names are case-sensitive, as in S3.
