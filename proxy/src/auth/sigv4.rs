@@ -194,13 +194,21 @@ fn starts_with_word(value: &str, word: &str) -> bool {
     value.strip_prefix(word).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_whitespace()))
 }
 
-enum QueryAuth {
+/// How a request is signed, as far as its query tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryAuth {
+    /// No signature parameters: signed in the headers, or anonymous.
+    #[default]
     None,
+    /// A presigned SigV4 URL (`X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Signature`).
     SigV4,
+    /// A presigned SigV2 URL (`AWSAccessKeyId`, `Signature`).
     SigV2,
 }
 
-fn query_auth_kind(raw_query: &str) -> QueryAuth {
+/// The signature form of a raw query (names compared decoded).
+#[must_use]
+pub fn query_auth_kind(raw_query: &str) -> QueryAuth {
     let mut kind = QueryAuth::None;
     for (name, _) in query_pairs(raw_query) {
         match percent_decode(name, true).as_slice() {

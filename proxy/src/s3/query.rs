@@ -25,6 +25,9 @@
 //! the query and forwarded as headers.
 
 use crate::auth::sigv4::uri_encode;
+use http::{HeaderName, HeaderValue};
+
+use crate::auth::sigv4::{QueryAuth, query_auth_kind};
 use crate::auth::{self, AUTH_QUERY_PARAMS};
 
 /// What a known parameter does.
@@ -110,17 +113,6 @@ pub fn role(name: &str) -> Option<Role> {
     KNOWN.iter().find(|(n, _)| *n == name).map(|(_, role)| *role)
 }
 
-/// How the request is signed, as far as the query tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryAuth {
-    /// No signature parameters: signed in the headers, or anonymous.
-    None,
-    /// `X-Amz-Signature` and friends.
-    PresignedV4,
-    /// `AWSAccessKeyId`, `Signature`, `Expires`.
-    PresignedV2,
-}
-
 /// One decoded parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
@@ -132,9 +124,8 @@ pub struct Param {
 /// A header given as a query parameter of a presigned URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoistedHeader {
-    /// Lowercase.
-    pub name: String,
-    pub value: String,
+    pub name: HeaderName,
+    pub value: HeaderValue,
 }
 
 /// The parsed query.
@@ -145,7 +136,7 @@ pub struct Query {
     params: Vec<Param>,
     /// Headers the presigned URL carries as parameters.
     hoisted: Vec<HoistedHeader>,
-    auth: Option<QueryAuth>,
+    auth: QueryAuth,
 }
 
 /// Why a query cannot be used.
@@ -168,6 +159,8 @@ pub enum QueryError {
          signed in its headers"
     )]
     HeaderOutsidePresign(String),
+    #[error("the presigned URL's parameter {0:?} is not a valid header")]
+    BadHeader(String),
 }
 
 impl Query {
@@ -189,15 +182,9 @@ impl Query {
             }
             seen.push((name, value));
         }
-        let has = |n: &str| seen.iter().any(|(name, _)| name == n);
-        query.auth = Some(if has("X-Amz-Signature") || has("X-Amz-Credential") || has("X-Amz-Algorithm") {
-            QueryAuth::PresignedV4
-        } else if has("AWSAccessKeyId") || has("Signature") {
-            QueryAuth::PresignedV2
-        } else {
-            QueryAuth::None
-        });
-        let presigned = query.auth != Some(QueryAuth::None);
+        // The same reading as the signature check's.
+        query.auth = query_auth_kind(raw);
+        let presigned = query.auth != QueryAuth::None;
         for (name, value) in seen {
             if AUTH_QUERY_PARAMS.contains(&name.as_str()) {
                 continue;
@@ -209,13 +196,18 @@ impl Query {
                 return Err(QueryError::Unknown(name));
             }
             let header_like = lower.starts_with("x-amz-")
-                || (query.auth == Some(QueryAuth::PresignedV2)
-                    && matches!(lower.as_str(), "content-type" | "content-md5"));
+                || (query.auth == QueryAuth::SigV2 && matches!(lower.as_str(), "content-type" | "content-md5"));
             if header_like {
                 if !presigned {
                     return Err(QueryError::HeaderOutsidePresign(name));
                 }
-                query.hoisted.push(HoistedHeader { name: lower, value: value.unwrap_or_default() });
+                let (Ok(header), Ok(value)) = (
+                    HeaderName::from_bytes(lower.as_bytes()),
+                    HeaderValue::from_str(value.as_deref().unwrap_or_default()),
+                ) else {
+                    return Err(QueryError::BadHeader(name));
+                };
+                query.hoisted.push(HoistedHeader { name: header, value });
                 continue;
             }
             if role(&name).is_none() && !lower.starts_with("x-") {
@@ -229,7 +221,7 @@ impl Query {
     /// The signature form the query carries.
     #[must_use]
     pub fn auth(&self) -> QueryAuth {
-        self.auth.unwrap_or(QueryAuth::None)
+        self.auth
     }
 
     /// Whether the parameter is present (with or without a value).
@@ -308,29 +300,31 @@ mod tests {
         assert_eq!(Query::parse(Some("VersionId=1")), Err(QueryError::Unknown("VersionId".into())));
     }
 
+    fn hoisted(name: &'static str, value: &'static str) -> HoistedHeader {
+        HoistedHeader { name: HeaderName::from_static(name), value: HeaderValue::from_static(value) }
+    }
+
     #[test]
     fn amz_parameters_are_headers_in_presigned_urls_only() {
         let q = Query::parse(Some(
             "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab&x-amz-meta-team=ml&X-Amz-Copy-Source=a%2Fb&x-id=PutObject",
         ))
         .unwrap();
-        assert_eq!(q.auth(), QueryAuth::PresignedV4);
-        assert_eq!(
-            q.hoisted(),
-            [
-                HoistedHeader { name: "x-amz-meta-team".into(), value: "ml".into() },
-                HoistedHeader { name: "x-amz-copy-source".into(), value: "a/b".into() }
-            ]
-        );
+        assert_eq!(q.auth(), QueryAuth::SigV4);
+        assert_eq!(q.hoisted(), [hoisted("x-amz-meta-team", "ml"), hoisted("x-amz-copy-source", "a/b")]);
         assert_eq!(q.to_forward().as_deref(), Some("x-id=PutObject"));
         assert_eq!(
             Query::parse(Some("x-amz-copy-source=a%2Fb")),
             Err(QueryError::HeaderOutsidePresign("x-amz-copy-source".into()))
         );
         let v2 = Query::parse(Some("AWSAccessKeyId=A&Signature=s&Expires=1&Content-Type=text%2Fplain")).unwrap();
-        assert_eq!(v2.auth(), QueryAuth::PresignedV2);
-        assert_eq!(v2.hoisted(), [HoistedHeader { name: "content-type".into(), value: "text/plain".into() }]);
+        assert_eq!(v2.auth(), QueryAuth::SigV2);
+        assert_eq!(v2.hoisted(), [hoisted("content-type", "text/plain")]);
         assert_eq!(v2.to_forward(), None);
         assert_eq!(Query::parse(Some("x-amz-signature=1")), Err(QueryError::Unknown("x-amz-signature".into())));
+        assert_eq!(
+            Query::parse(Some("X-Amz-Signature=ab&x-amz-meta-a=%0A")),
+            Err(QueryError::BadHeader("x-amz-meta-a".into()))
+        );
     }
 }

@@ -57,7 +57,6 @@ const COPY_SOURCE: &str = "x-amz-copy-source";
 /// A parsed request.
 #[derive(Debug, Clone)]
 pub struct S3Request {
-    pub method: Method,
     pub target: Target,
     pub query: Query,
     pub operation: Operation,
@@ -81,8 +80,6 @@ pub enum RequestError {
     HoistConflict(String),
     #[error("the header {0} appears more than once")]
     RepeatedHeader(&'static str),
-    #[error("the presigned URL's parameter {0:?} is not a valid header")]
-    BadHoistedHeader(String),
     #[error(transparent)]
     Address(#[from] super::addressing::AddressError),
 }
@@ -115,25 +112,17 @@ impl S3Request {
             super::addressing::check_key_length(key)?;
         }
         let query = Query::parse(raw_query)?;
-        for hoisted in query.hoisted() {
-            if headers.contains_key(hoisted.name.as_str()) {
-                return Err(RequestError::HoistConflict(hoisted.name.clone()));
-            }
-            if HeaderName::from_bytes(hoisted.name.as_bytes()).is_err()
-                || HeaderValue::from_str(&hoisted.value).is_err()
-            {
-                return Err(RequestError::BadHoistedHeader(hoisted.name.clone()));
-            }
+        if let Some(both) = query.hoisted().iter().find(|h| headers.contains_key(&h.name)) {
+            return Err(RequestError::HoistConflict(both.name.to_string()));
         }
         let mut copy_values = headers.get_all(COPY_SOURCE).iter();
         let copy_header = copy_values.next();
         if copy_values.next().is_some() {
             return Err(RequestError::RepeatedHeader(COPY_SOURCE));
         }
-        let copy_text = match copy_header {
-            Some(value) => Some(value.to_str().map_err(|_| CopySourceError::Malformed)?.to_owned()),
-            None => query.hoisted().iter().find(|h| h.name == COPY_SOURCE).map(|h| h.value.clone()),
-        };
+        let copy_header =
+            copy_header.or_else(|| query.hoisted().iter().find(|h| h.name == COPY_SOURCE).map(|h| &h.value));
+        let copy_text = copy_header.map(|v| v.to_str().map_err(|_| CopySourceError::Malformed)).transpose()?;
         let scope = match (&target.bucket, &target.key) {
             (None, _) => Scope::Service,
             (Some(_), None) => Scope::Bucket,
@@ -145,9 +134,9 @@ impl S3Request {
             Some(_) if !matches!(operation, Operation::CopyObject | Operation::UploadPartCopy) => {
                 return Err(RequestError::StrayCopySource(operation.name()));
             }
-            Some(text) => Some(CopySource::parse(&text)?),
+            Some(text) => Some(CopySource::parse(text)?),
         };
-        Ok(S3Request { method: method.clone(), target, query, operation, copy_source })
+        Ok(S3Request { target, query, operation, copy_source })
     }
 
     /// The version the request names (`versionId`).
@@ -183,16 +172,10 @@ impl S3Request {
                 out.append(name.clone(), value.clone());
             }
         }
-        for hoisted in self.query.hoisted() {
-            if hoisted.name == COPY_SOURCE || CLIENT_AUTH_HEADERS.contains(&hoisted.name.as_str()) {
-                continue;
-            }
-            // Checked in `parse`.
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::from_bytes(hoisted.name.as_bytes()), HeaderValue::from_str(&hoisted.value))
-            {
-                out.append(name, value);
-            }
+        // The signature parameters' own names (`X-Amz-Date`, …) are never
+        // hoisted (`Query::parse`).
+        for hoisted in self.query.hoisted().iter().filter(|h| h.name != COPY_SOURCE) {
+            out.append(hoisted.name.clone(), hoisted.value.clone());
         }
         if let Some(source) = &self.copy_source
             && let Ok(value) = HeaderValue::from_str(&source.to_header())
