@@ -11,47 +11,35 @@
 //! ledger grows by at most `per_minute` record pairs plus one note per
 //! address and minute.
 //!
-//! IPv6 sources are counted per /64 (one host usually holds a whole /64).
-//! The table holds at most [`MAX_SOURCES`] addresses; beyond that, new
-//! addresses share one overflow entry, summarised as source `"other"`.
+//! Sources are [`Source`]s (an IPv4 address, an IPv6 /64). The table holds
+//! at most [`MAX_SOURCES`] of them; beyond that, new sources share one
+//! overflow entry, summarised as source `"other"`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_ledger::NoteRecord;
+
+use crate::source::Source;
 
 /// Most source addresses tracked at once.
 pub const MAX_SOURCES: usize = 65_536;
 
 /// Whom a refusal is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Source {
-    Address(IpAddr),
-    /// Every address that came when the table was full.
+enum Counted {
+    Source(Source),
+    /// Every source that came when the table was full.
     Overflow,
 }
 
-impl Source {
-    fn of(ip: IpAddr) -> Source {
-        match ip {
-            IpAddr::V4(_) => Source::Address(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Source::Address(IpAddr::V4(v4)),
-                None => {
-                    let prefix = u128::from(v6) & !((1_u128 << 64) - 1);
-                    Source::Address(IpAddr::V6(Ipv6Addr::from(prefix)))
-                }
-            },
-        }
-    }
-
+impl Counted {
     fn label(self) -> String {
         match self {
-            Source::Address(IpAddr::V6(prefix)) => format!("{prefix}/64"),
-            Source::Address(ip) => ip.to_string(),
-            Source::Overflow => "other".to_owned(),
+            Counted::Source(source) => source.to_string(),
+            Counted::Overflow => "other".to_owned(),
         }
     }
 }
@@ -63,6 +51,12 @@ struct Window {
     recorded: u32,
     summarised: u64,
     codes: BTreeMap<&'static str, u64>,
+}
+
+impl Window {
+    fn new(minute: u64) -> Window {
+        Window { minute, recorded: 0, summarised: 0, codes: BTreeMap::new() }
+    }
 }
 
 /// What to do with a refusal.
@@ -78,7 +72,7 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct DenialLimiter {
     per_minute: u32,
-    windows: Mutex<HashMap<Source, Window>>,
+    windows: Mutex<HashMap<Counted, Window>>,
 }
 
 fn minute_of(t: SystemTime) -> u64 {
@@ -102,21 +96,15 @@ impl DenialLimiter {
     pub fn admit(&self, ip: IpAddr, code: &'static str, now: SystemTime) -> (Admission, Option<NoteRecord>) {
         let minute = minute_of(now);
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut source = Source::of(ip);
+        let mut source = Counted::Source(Source::of(ip));
         if !windows.contains_key(&source) && windows.len() >= MAX_SOURCES {
-            source = Source::Overflow;
+            source = Counted::Overflow;
         }
-        let window = windows.entry(source).or_insert_with(|| Window {
-            minute,
-            recorded: 0,
-            summarised: 0,
-            codes: BTreeMap::new(),
-        });
+        let window = windows.entry(source).or_insert_with(|| Window::new(minute));
         let finished = if window.minute == minute {
             None
         } else {
-            let old = std::mem::replace(window, Window { minute, recorded: 0, summarised: 0, codes: BTreeMap::new() });
-            summary(source, &old)
+            summary(source, &std::mem::replace(window, Window::new(minute)))
         };
         let admission = if window.recorded < self.per_minute {
             window.recorded += 1;
@@ -189,7 +177,7 @@ pub async fn write_all_summaries(limiter: &DenialLimiter, ledger: &egress_ledger
 }
 
 /// The `denied_summary` note of a window, if it summarised anything.
-fn summary(source: Source, window: &Window) -> Option<NoteRecord> {
+fn summary(source: Counted, window: &Window) -> Option<NoteRecord> {
     if window.summarised == 0 {
         return None;
     }
@@ -256,14 +244,13 @@ mod tests {
         let t = at(1_800_000_000);
         assert_eq!(limiter.admit("2001:db8::1".parse().unwrap(), "AccessDenied", t).0, Admission::Record);
         assert_eq!(limiter.admit("2001:db8::2".parse().unwrap(), "AccessDenied", t).0, Admission::Summarise);
-        assert_eq!(Source::of("2001:db8::2".parse().unwrap()).label(), "2001:db8::/64");
-        assert_eq!(Source::of("::ffff:192.0.2.1".parse().unwrap()).label(), "192.0.2.1");
+        assert_eq!(Counted::Source(Source::of("2001:db8::2".parse().unwrap())).label(), "2001:db8::/64");
 
         for i in 0..MAX_SOURCES as u32 {
             limiter.admit(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), "AccessDenied", t);
         }
         let windows = limiter.windows.lock().unwrap();
         assert_eq!(windows.len(), MAX_SOURCES + 1, "the table stops growing at the overflow entry");
-        assert!(windows.contains_key(&Source::Overflow));
+        assert!(windows.contains_key(&Counted::Overflow));
     }
 }

@@ -18,6 +18,7 @@ pub mod passthrough;
 pub mod pipeline;
 pub mod s3;
 pub mod server;
+pub mod source;
 pub mod stall;
 pub mod tls;
 pub mod upstream;

@@ -7,46 +7,22 @@
 //! connection it hands to a worker; the ticket is given back when the
 //! connection ends, wherever that is.
 //!
-//! A source is an IPv4 address, or an IPv6 /64: one host usually holds a
-//! whole /64 and could otherwise open its connections from as many
-//! addresses. An IPv4 address mapped into IPv6 counts as itself.
+//! A source is a [`Source`]: an IPv4 address, or an IPv6 /64.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::ConnectionCaps;
+use crate::source::Source;
 
 /// Refusals from one source are logged at most this often.
 const LOG_EVERY: Duration = Duration::from_mins(1);
 /// Sources remembered for that; beyond it, refusals from further sources
 /// are counted but not logged one by one.
 const LOGGED_SOURCES: usize = 1024;
-
-/// Where a connection comes from, as far as the per-source cap goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Source(IpAddr);
-
-impl Source {
-    #[must_use]
-    pub fn of(ip: IpAddr) -> Source {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => Source(IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX)))),
-            v4 @ IpAddr::V4(_) => Source(v4),
-        }
-    }
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            IpAddr::V4(v4) => v4.fmt(f),
-            IpAddr::V6(v6) => write!(f, "{v6}/64"),
-        }
-    }
-}
 
 /// Which cap refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +196,6 @@ mod tests {
         let _one = admission.admit(ip("2001:db8:1:2::1")).unwrap();
         assert_eq!(admission.admit(ip("2001:db8:1:2:ffff::9")).unwrap_err(), Refused::PerSource);
         let _other = admission.admit(ip("2001:db8:1:3::1")).unwrap();
-        assert_eq!(Source::of(ip("2001:db8:1:2::1")).to_string(), "2001:db8:1:2::/64");
     }
 
     #[test]
