@@ -237,16 +237,16 @@ async fn ledger_cost(server: &Server, proxy: Option<Proxy>, a: LedgerCost) -> an
             // a wrong signature) and what key (plain, or percent-escapes of
             // what JSON must escape again) comes round.
             let key = if (i / 3).is_multiple_of(2) { rng.alnum(key_chars) } else { rng.escaped_key(key_chars) };
-            let mut request = server.get(&format!("/{bucket}/{key}"))?;
-            let headers = request.headers_mut();
-            headers.insert("user-agent", rng.agent(agent_chars).parse()?);
+            let path = format!("/{bucket}/{key}");
+            let mut request = server.get(&path)?;
+            request.headers_mut().insert("user-agent", rng.agent(agent_chars).parse()?);
             let access_key = match (i % 3, &known) {
                 (0, _) => None,
                 (2, Some(known)) => Some(known.clone()),
                 _ => Some(format!("AKIAHOSTILE{:09}", rng.below(1_000_000_000))),
             };
             if let Some(access_key) = access_key {
-                traffic::bogus_sigv4(headers, &access_key, rng)?;
+                traffic::bogus_sigv4(&mut request, &server, &path, &access_key)?;
             }
             Ok(request)
         }
@@ -293,13 +293,11 @@ async fn random_buckets(server: &Server, proxy: Proxy, a: RandomBuckets) -> anyh
             // A valid bucket name of S3's longest, never seen before: the
             // index keeps them distinct, the rest is random.
             let bucket = format!("hb{i:08x}-{}", rng.lower_alnum(52));
-            let mut request = server.get(&format!("/{bucket}/object"))?;
+            let path = format!("/{bucket}/object");
+            let mut request = server.get(&path)?;
             if i % 2 == 1 {
-                traffic::bogus_sigv4(
-                    request.headers_mut(),
-                    &format!("AKIAHOSTILE{:09}", rng.below(1_000_000_000)),
-                    rng,
-                )?;
+                let access_key = format!("AKIAHOSTILE{:09}", rng.below(1_000_000_000));
+                traffic::bogus_sigv4(&mut request, &server, &path, &access_key)?;
             }
             Ok(request)
         }

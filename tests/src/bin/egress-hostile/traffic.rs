@@ -300,37 +300,19 @@ impl Reader {
     }
 }
 
-/// A SigV4 Authorization (and its date and payload headers) that names
-/// `access_key` with a random signature.
-pub fn bogus_sigv4(headers: &mut http::HeaderMap, access_key: &str, rng: &mut Rng) -> anyhow::Result<()> {
-    let date = amz_date(SystemTime::now());
-    let signature = format!("{:016x}{:016x}{:016x}{:016x}", rng.next(), rng.next(), rng.next(), rng.next());
-    let authorization = format!(
-        "AWS4-HMAC-SHA256 Credential={access_key}/{}/us-east-1/s3/aws4_request, \
-         SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}",
-        &date[..8]
-    );
-    headers.insert("authorization", authorization.parse()?);
-    headers.insert("x-amz-date", date.parse()?);
-    headers.insert("x-amz-content-sha256", http::HeaderValue::from_static("UNSIGNED-PAYLOAD"));
-    Ok(())
-}
-
-/// `x-amz-date` (`YYYYMMDDTHHMMSSZ`), from days since the epoch to the
-/// civil date (H. Hinnant's algorithm).
-fn amz_date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, of_day) = ((secs / 86_400).cast_signed(), secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", of_day / 3600, of_day / 60 % 60, of_day % 60)
+/// Signs `request` (for `path` on `server`) as `access_key` would, but
+/// with a wrong secret: a well-formed SigV4 request whose signature fails.
+pub fn bogus_sigv4(
+    request: &mut http::Request<Body>,
+    server: &Server,
+    path: &str,
+    access_key: &str,
+) -> anyhow::Result<()> {
+    Signer::new(access_key, "not-the-secret").sign(
+        request,
+        &format!("http://{}{path}", server.host),
+        "UNSIGNED-PAYLOAD",
+    )
 }
 
 /// splitmix64: random enough for names and garbage, no dependency.
