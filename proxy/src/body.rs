@@ -261,8 +261,8 @@ impl ChunkBudget {
     /// upload may hold that much anyway (hyper's read buffer).
     pub const FREE_BYTES: usize = 64 * 1024;
 
-    /// A budget of `bytes` (at least one chunk of the largest size S3
-    /// clients send is not required: a larger chunk takes all of it).
+    /// A budget of `bytes`, at least 1 KiB. A chunk larger than the whole
+    /// budget waits for all of it rather than forever.
     #[must_use]
     pub fn new(bytes: u64, wait: Duration) -> ChunkBudget {
         let total_kib = u32::try_from(bytes / 1024)
