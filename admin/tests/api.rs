@@ -347,6 +347,7 @@ fn end_of(i: u64, start_seq: u64) -> Entry {
         duration_ms: Some(i % 50),
         outcome,
         error_code,
+        decision: None,
     })
 }
 

@@ -12,6 +12,7 @@
 //!
 //! This crate knows nothing of HTTP or S3.
 
+pub mod access;
 pub mod checkpoint;
 pub mod export;
 pub mod index;
@@ -28,6 +29,6 @@ pub mod verify;
 pub mod writer;
 
 pub use ledger::{DataDir, Head, Ledger, LedgerConfig, LedgerOpenError, checkpoint_file_name};
-pub use record::{CheckpointRecord, EndRecord, Entry, LineHash, NoteRecord, ObjectRef, Outcome, StartRecord};
+pub use record::{CheckpointRecord, Decision, Effect, EndRecord, Entry, LineHash, NoteRecord, ObjectRef, Outcome, StartRecord};
 pub use stats::LedgerStats;
 pub use writer::{AppendError, Appended, RecoveryReport, WriterOptions};

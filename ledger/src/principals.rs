@@ -102,6 +102,8 @@ struct StoredPrincipal {
 pub enum PrincipalError {
     #[error("principal name {0:?} is invalid: use 1-64 characters from A-Z a-z 0-9 . _ - @ +")]
     InvalidName(String),
+    #[error("{0:?} is the built-in principal of unsigned requests; it has no keys and cannot be created")]
+    Reserved(String),
     #[error("principal {0:?} already exists")]
     Exists(String),
     #[error("no principal named {0:?}")]
@@ -126,9 +128,13 @@ pub struct PrincipalStore {
     cache: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, KeyLookup>>>,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
+
+/// The built-in principal of requests that carry no signature: it has no
+/// keys and cannot be created, but policies can be attached to it.
+pub const ANONYMOUS: &str = "anonymous";
 
 /// Checks a principal name.
 pub fn validate_name(name: &str) -> Result<(), PrincipalError> {
@@ -188,6 +194,9 @@ impl PrincipalStore {
     /// Creates a principal with one key.
     pub fn create(&self, name: &str, description: Option<&str>) -> Result<IssuedKey, PrincipalError> {
         validate_name(name)?;
+        if name == ANONYMOUS {
+            return Err(PrincipalError::Reserved(name.to_owned()));
+        }
         if self.get_principal(name)?.is_some() {
             return Err(PrincipalError::Exists(name.to_owned()));
         }

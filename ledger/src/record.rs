@@ -116,6 +116,51 @@ pub struct StartRecord {
     /// name; absent when none was.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub truncated: std::collections::BTreeMap<String, Truncated>,
+    /// Why the request was allowed or refused, once it was authenticated
+    /// (or allowed as `anonymous`); absent before any decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// An authorization decision: the policy and statement that decided, or
+/// the limit that refused. `docs/LEDGER.md` lists the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub effect: Effect,
+    /// The IAM action that decided, e.g. `s3:GetObject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The resource it was on, e.g. `arn:aws:s3:::data/a.csv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The deciding policy (absent for an implicit deny).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// SHA-256 of the deciding policy's canonical document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The limit that refused: `quota`, `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// What the limit was and what the request would have needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// How a decision went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// A policy statement allowed every permission the request needs.
+    Allow,
+    /// A Deny statement matched.
+    ExplicitDeny,
+    /// No statement allowed it (the default).
+    ImplicitDeny,
+    /// A policy allowed it but a limit (quota, rate) refused it.
+    LimitExceeded,
 }
 
 /// An object by bucket, key and version.
@@ -194,6 +239,11 @@ pub struct EndRecord {
     pub duration_ms: Option<u64>,
     pub outcome: Outcome,
     pub error_code: Option<String>,
+    /// Set only when a limit refused the request after its start was
+    /// written (a byte quota, checked against the response's length); it
+    /// then supersedes the start's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
 }
 
 impl EndRecord {
@@ -213,6 +263,7 @@ impl EndRecord {
             duration_ms: None,
             outcome,
             error_code: None,
+            decision: None,
         }
     }
 }

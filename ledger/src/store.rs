@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::access::AccessStore;
 use crate::index::EventIndex;
 use crate::principals::PrincipalStore;
 
@@ -10,6 +11,7 @@ use crate::principals::PrincipalStore;
 pub struct Store {
     db: sled::Db,
     pub principals: PrincipalStore,
+    pub access: AccessStore,
     pub index: std::sync::Arc<EventIndex>,
 }
 
@@ -26,7 +28,10 @@ impl Store {
         // are per block and sequential; the OS page cache serves them.
         let db = sled::Config::new().path(dir).cache_capacity(STATE_CACHE_BYTES).flush_every_ms(Some(500)).open()?;
         restrict_files(dir)?;
-        Ok(Store { principals: PrincipalStore::open(&db)?, index: std::sync::Arc::new(EventIndex::open(&db)?), db })
+        Ok(Store {
+            principals: PrincipalStore::open(&db)?,
+            access: AccessStore::open(&db)?,
+            index: std::sync::Arc::new(EventIndex::open(&db)?), db })
     }
 
     /// A tree for small state of other crates (e.g. provisioning specs).

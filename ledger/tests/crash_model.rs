@@ -127,6 +127,7 @@ impl Harness {
                         duration_ms: Some(1),
                         outcome: Outcome::Complete,
                         error_code: None,
+                        decision: None,
                     }));
                 }
                 _ => {

@@ -36,6 +36,7 @@ fn vector() -> (Vec<String>, Vec<String>, CheckpointSigner) {
         duration_ms: Some(41),
         outcome: Outcome::Complete,
         error_code: None,
+        decision: None,
     });
     let l0 = encode_line(0, &LineHash::GENESIS, "2026-11-27T12:00:00.000000Z", &start);
     let h0 = line_hash(&l0);

@@ -120,6 +120,7 @@ fn indexes_find_events_by_principal_bucket_and_end() {
                 duration_ms: Some(0),
                 outcome: egress_ledger::Outcome::Complete,
                 error_code: None,
+                decision: None,
             }))
             .unwrap();
         starts.push((s.seq, e.seq, who));

@@ -488,6 +488,7 @@ mod tests {
             duration_ms: None,
             outcome: Outcome::Complete,
             error_code: None,
+            decision: None,
         })
     }
 
