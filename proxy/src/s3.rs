@@ -6,5 +6,6 @@ pub mod addressing;
 pub mod copy_source;
 pub mod error;
 pub mod operation;
+pub mod permission;
 pub mod query;
 pub mod request;

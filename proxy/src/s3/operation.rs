@@ -9,10 +9,25 @@
 
 use http::Method;
 
+use super::permission::{Action, ResourceKind};
 use super::query::{Query, Role, role};
 
+/// `Some(Action::…)` for a declared versioned action, `None` otherwise.
+macro_rules! versioned_action {
+    () => {
+        None
+    };
+    ($action:ident) => {
+        Some(Action::$action)
+    };
+}
+
+/// Each operation is declared with the IAM action AWS authorizes it with,
+/// the action instead when the request names a version (`versionId`), where
+/// AWS has one, and the kind of resource the action is on — see
+/// [`super::permission`] for what else a request may need.
 macro_rules! operations {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident => ($action:ident, $kind:ident $(, versioned: $versioned:ident)?)),* $(,)?) => {
         /// An S3 operation the proxy recognises and forwards.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
@@ -31,107 +46,144 @@ macro_rules! operations {
                     $(Operation::$name => stringify!($name),)*
                 }
             }
+
+            /// The IAM action AWS authorizes the operation with.
+            #[must_use]
+            pub fn action(self) -> Action {
+                match self {
+                    $(Operation::$name => Action::$action,)*
+                }
+            }
+
+            /// The IAM action instead when the request names a version
+            /// (`versionId`); `None` where AWS uses the same action.
+            #[must_use]
+            pub fn versioned_action(self) -> Option<Action> {
+                match self {
+                    $(Operation::$name => versioned_action!($($versioned)?),)*
+                }
+            }
+
+            /// What the action is on.
+            #[must_use]
+            pub fn resource_kind(self) -> ResourceKind {
+                match self {
+                    $(Operation::$name => ResourceKind::$kind,)*
+                }
+            }
         }
     };
 }
 
+// Sources: the Service Authorization Reference's "Actions, resources, and
+// condition keys for Amazon S3" and each operation's "Permissions" in the S3
+// API Reference. Deletes of bucket configurations are authorized by the
+// `Put…` action (DeleteBucketTagging: "you must have permission to perform
+// the s3:PutBucketTagging action"; likewise CORS, encryption, lifecycle,
+// public access block, ownership controls, replication, analytics,
+// inventory, metrics, Intelligent-Tiering), and `List…Configurations` by the
+// `Get…` one; HeadBucket is s3:ListBucket, HeadObject s3:GetObject.
 operations! {
-    ListBuckets,
+    ListBuckets => (ListAllMyBuckets, All),
     // Bucket reads.
-    ListObjects,
-    ListObjectsV2,
-    ListObjectVersions,
-    ListMultipartUploads,
-    HeadBucket,
-    GetBucketLocation,
-    GetBucketAcl,
-    GetBucketPolicy,
-    GetBucketPolicyStatus,
-    GetBucketLogging,
-    GetBucketTagging,
-    GetBucketVersioning,
-    GetBucketEncryption,
-    GetBucketLifecycleConfiguration,
-    GetBucketCors,
-    GetObjectLockConfiguration,
-    GetPublicAccessBlock,
-    GetBucketOwnershipControls,
-    GetBucketNotificationConfiguration,
-    GetBucketWebsite,
-    GetBucketReplication,
-    GetBucketRequestPayment,
-    GetBucketAccelerateConfiguration,
-    GetBucketAnalyticsConfiguration,
-    ListBucketAnalyticsConfigurations,
-    GetBucketInventoryConfiguration,
-    ListBucketInventoryConfigurations,
-    GetBucketMetricsConfiguration,
-    ListBucketMetricsConfigurations,
-    GetBucketIntelligentTieringConfiguration,
-    ListBucketIntelligentTieringConfigurations,
+    ListObjects => (ListBucket, Bucket),
+    ListObjectsV2 => (ListBucket, Bucket),
+    ListObjectVersions => (ListBucketVersions, Bucket),
+    ListMultipartUploads => (ListBucketMultipartUploads, Bucket),
+    HeadBucket => (ListBucket, Bucket),
+    GetBucketLocation => (GetBucketLocation, Bucket),
+    GetBucketAcl => (GetBucketAcl, Bucket),
+    GetBucketPolicy => (GetBucketPolicy, Bucket),
+    GetBucketPolicyStatus => (GetBucketPolicyStatus, Bucket),
+    GetBucketLogging => (GetBucketLogging, Bucket),
+    GetBucketTagging => (GetBucketTagging, Bucket),
+    GetBucketVersioning => (GetBucketVersioning, Bucket),
+    GetBucketEncryption => (GetEncryptionConfiguration, Bucket),
+    GetBucketLifecycleConfiguration => (GetLifecycleConfiguration, Bucket),
+    GetBucketCors => (GetBucketCors, Bucket),
+    GetObjectLockConfiguration => (GetBucketObjectLockConfiguration, Bucket),
+    GetPublicAccessBlock => (GetBucketPublicAccessBlock, Bucket),
+    GetBucketOwnershipControls => (GetBucketOwnershipControls, Bucket),
+    GetBucketNotificationConfiguration => (GetBucketNotification, Bucket),
+    GetBucketWebsite => (GetBucketWebsite, Bucket),
+    GetBucketReplication => (GetReplicationConfiguration, Bucket),
+    GetBucketRequestPayment => (GetBucketRequestPayment, Bucket),
+    GetBucketAccelerateConfiguration => (GetAccelerateConfiguration, Bucket),
+    GetBucketAnalyticsConfiguration => (GetAnalyticsConfiguration, Bucket),
+    ListBucketAnalyticsConfigurations => (GetAnalyticsConfiguration, Bucket),
+    GetBucketInventoryConfiguration => (GetInventoryConfiguration, Bucket),
+    ListBucketInventoryConfigurations => (GetInventoryConfiguration, Bucket),
+    GetBucketMetricsConfiguration => (GetMetricsConfiguration, Bucket),
+    ListBucketMetricsConfigurations => (GetMetricsConfiguration, Bucket),
+    GetBucketIntelligentTieringConfiguration => (GetIntelligentTieringConfiguration, Bucket),
+    ListBucketIntelligentTieringConfigurations => (GetIntelligentTieringConfiguration, Bucket),
     // Bucket writes.
-    CreateBucket,
-    DeleteBucket,
-    PutBucketAcl,
-    PutBucketPolicy,
-    DeleteBucketPolicy,
-    PutBucketLogging,
-    PutBucketTagging,
-    DeleteBucketTagging,
-    PutBucketVersioning,
-    PutBucketEncryption,
-    DeleteBucketEncryption,
-    PutBucketLifecycleConfiguration,
-    DeleteBucketLifecycle,
-    PutBucketCors,
-    DeleteBucketCors,
-    PutObjectLockConfiguration,
-    PutPublicAccessBlock,
-    DeletePublicAccessBlock,
-    PutBucketOwnershipControls,
-    DeleteBucketOwnershipControls,
-    PutBucketNotificationConfiguration,
-    PutBucketWebsite,
-    DeleteBucketWebsite,
-    PutBucketReplication,
-    DeleteBucketReplication,
-    PutBucketRequestPayment,
-    PutBucketAccelerateConfiguration,
-    PutBucketAnalyticsConfiguration,
-    DeleteBucketAnalyticsConfiguration,
-    PutBucketInventoryConfiguration,
-    DeleteBucketInventoryConfiguration,
-    PutBucketMetricsConfiguration,
-    DeleteBucketMetricsConfiguration,
-    PutBucketIntelligentTieringConfiguration,
-    DeleteBucketIntelligentTieringConfiguration,
-    DeleteObjects,
+    CreateBucket => (CreateBucket, Bucket),
+    DeleteBucket => (DeleteBucket, Bucket),
+    PutBucketAcl => (PutBucketAcl, Bucket),
+    PutBucketPolicy => (PutBucketPolicy, Bucket),
+    DeleteBucketPolicy => (DeleteBucketPolicy, Bucket),
+    PutBucketLogging => (PutBucketLogging, Bucket),
+    PutBucketTagging => (PutBucketTagging, Bucket),
+    DeleteBucketTagging => (PutBucketTagging, Bucket),
+    PutBucketVersioning => (PutBucketVersioning, Bucket),
+    PutBucketEncryption => (PutEncryptionConfiguration, Bucket),
+    DeleteBucketEncryption => (PutEncryptionConfiguration, Bucket),
+    PutBucketLifecycleConfiguration => (PutLifecycleConfiguration, Bucket),
+    DeleteBucketLifecycle => (PutLifecycleConfiguration, Bucket),
+    PutBucketCors => (PutBucketCors, Bucket),
+    DeleteBucketCors => (PutBucketCors, Bucket),
+    PutObjectLockConfiguration => (PutBucketObjectLockConfiguration, Bucket),
+    PutPublicAccessBlock => (PutBucketPublicAccessBlock, Bucket),
+    DeletePublicAccessBlock => (PutBucketPublicAccessBlock, Bucket),
+    PutBucketOwnershipControls => (PutBucketOwnershipControls, Bucket),
+    DeleteBucketOwnershipControls => (PutBucketOwnershipControls, Bucket),
+    PutBucketNotificationConfiguration => (PutBucketNotification, Bucket),
+    PutBucketWebsite => (PutBucketWebsite, Bucket),
+    DeleteBucketWebsite => (DeleteBucketWebsite, Bucket),
+    PutBucketReplication => (PutReplicationConfiguration, Bucket),
+    DeleteBucketReplication => (PutReplicationConfiguration, Bucket),
+    PutBucketRequestPayment => (PutBucketRequestPayment, Bucket),
+    PutBucketAccelerateConfiguration => (PutAccelerateConfiguration, Bucket),
+    PutBucketAnalyticsConfiguration => (PutAnalyticsConfiguration, Bucket),
+    DeleteBucketAnalyticsConfiguration => (PutAnalyticsConfiguration, Bucket),
+    PutBucketInventoryConfiguration => (PutInventoryConfiguration, Bucket),
+    DeleteBucketInventoryConfiguration => (PutInventoryConfiguration, Bucket),
+    PutBucketMetricsConfiguration => (PutMetricsConfiguration, Bucket),
+    DeleteBucketMetricsConfiguration => (PutMetricsConfiguration, Bucket),
+    PutBucketIntelligentTieringConfiguration => (PutIntelligentTieringConfiguration, Bucket),
+    DeleteBucketIntelligentTieringConfiguration => (PutIntelligentTieringConfiguration, Bucket),
+    // On `arn:aws:s3:::BUCKET/*`: the keys are in the body.
+    DeleteObjects => (DeleteObject, Object),
     // Object reads.
-    GetObject,
-    HeadObject,
-    GetObjectAcl,
-    GetObjectTagging,
-    GetObjectAttributes,
-    GetObjectRetention,
-    GetObjectLegalHold,
-    GetObjectTorrent,
-    ListParts,
+    GetObject => (GetObject, Object, versioned: GetObjectVersion),
+    HeadObject => (GetObject, Object, versioned: GetObjectVersion),
+    GetObjectAcl => (GetObjectAcl, Object, versioned: GetObjectVersionAcl),
+    GetObjectTagging => (GetObjectTagging, Object, versioned: GetObjectVersionTagging),
+    // Also s3:GetObject / s3:GetObjectVersion (`permission::extras`).
+    GetObjectAttributes => (GetObjectAttributes, Object, versioned: GetObjectVersionAttributes),
+    GetObjectRetention => (GetObjectRetention, Object),
+    GetObjectLegalHold => (GetObjectLegalHold, Object),
+    GetObjectTorrent => (GetObjectTorrent, Object, versioned: GetObjectVersionTorrent),
+    ListParts => (ListMultipartUploadParts, Object),
     // Object writes.
-    PutObject,
-    CopyObject,
-    DeleteObject,
-    PutObjectAcl,
-    PutObjectTagging,
-    DeleteObjectTagging,
-    PutObjectRetention,
-    PutObjectLegalHold,
-    RestoreObject,
-    SelectObjectContent,
-    CreateMultipartUpload,
-    UploadPart,
-    UploadPartCopy,
-    CompleteMultipartUpload,
-    AbortMultipartUpload,
+    PutObject => (PutObject, Object),
+    CopyObject => (PutObject, Object),
+    DeleteObject => (DeleteObject, Object, versioned: DeleteObjectVersion),
+    PutObjectAcl => (PutObjectAcl, Object, versioned: PutObjectVersionAcl),
+    PutObjectTagging => (PutObjectTagging, Object, versioned: PutObjectVersionTagging),
+    DeleteObjectTagging => (DeleteObjectTagging, Object, versioned: DeleteObjectVersionTagging),
+    PutObjectRetention => (PutObjectRetention, Object),
+    PutObjectLegalHold => (PutObjectLegalHold, Object),
+    RestoreObject => (RestoreObject, Object),
+    // AWS's SelectObjectContent takes no versionId; one given is read as
+    // naming that version (stricter than ignoring it).
+    SelectObjectContent => (GetObject, Object, versioned: GetObjectVersion),
+    CreateMultipartUpload => (PutObject, Object),
+    UploadPart => (PutObject, Object),
+    UploadPartCopy => (PutObject, Object),
+    CompleteMultipartUpload => (PutObject, Object),
+    AbortMultipartUpload => (AbortMultipartUpload, Object),
 }
 
 /// What a request addresses.
