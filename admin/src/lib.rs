@@ -6,6 +6,7 @@
 //! knows nothing of the S3 data path: the data plane only hands it a
 //! [`metrics::Metrics`] to count into. `docs/ADMIN_API.md` is its contract.
 
+pub mod access;
 pub mod auth;
 pub mod error;
 pub mod metrics;
@@ -13,6 +14,7 @@ pub mod openapi;
 pub mod provisioning;
 pub mod routes;
 pub mod token;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -29,6 +31,11 @@ pub struct AdminState {
     pub token: Arc<AdminToken>,
     pub metrics: Arc<Metrics>,
     pub provisioner: Arc<provisioning::Provisioner>,
+    /// Compiled grants, shared with the data plane (the simulator
+    /// evaluates what the proxy evaluates).
+    pub grants: Arc<access::GrantsCache>,
+    /// The data plane's usage counters.
+    pub usage: Arc<dyn usage::UsageSource>,
 }
 
 /// The whole admin API: `/healthz` and `/readyz` open, everything else

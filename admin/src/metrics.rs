@@ -155,6 +155,35 @@ fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// `egress_quota_{limit,used,reserved}_bytes` for each quota of each
+/// principal given, labelled by principal, window and bucket (empty for
+/// all buckets).
+pub fn render_quotas(out: &mut String, usages: &[crate::usage::Usage]) {
+    for (name, help) in [
+        ("egress_quota_limit_bytes", "A principal's byte quota per window."),
+        ("egress_quota_used_bytes", "Bytes sent in the current window, counted against the quota."),
+        ("egress_quota_reserved_bytes", "Bytes reserved by transfers under way against the quota."),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for usage in usages {
+            for quota in &usage.quotas {
+                let value = match name {
+                    "egress_quota_limit_bytes" => quota.bytes,
+                    "egress_quota_used_bytes" => quota.used,
+                    _ => quota.reserved,
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{principal=\"{}\",per=\"{}\",bucket=\"{}\"}} {value}",
+                    escape(&usage.principal),
+                    quota.per.as_str(),
+                    escape(quota.bucket.as_deref().unwrap_or("")),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! for the `OpenAPI` document (`/openapi.json`, see [`crate::openapi`]).
 
 pub mod health;
+pub mod policies;
 pub mod principals;
 pub mod provisioning;
 pub mod queries;
@@ -24,6 +25,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub fn router(state: AdminState) -> axum::Router {
     let (protected, api) = OpenApiRouter::with_openapi(crate::openapi::base())
         .merge(principals::router())
+        .merge(policies::router())
         .merge(provisioning::router())
         .merge(queries::router())
         .split_for_parts();

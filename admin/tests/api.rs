@@ -46,6 +46,8 @@ impl Harness {
             token: Arc::new(AdminToken::new(TOKEN).unwrap()),
             metrics: Arc::clone(&metrics),
             provisioner: Arc::new(provisioner),
+            grants: Arc::new(egress_admin::access::GrantsCache::new(ledger.store().unwrap().access.clone())),
+            usage: Arc::new(egress_admin::usage::NoDataPlane),
         };
         Harness { dir, ledger, metrics, app: egress_admin::router(state) }
     }

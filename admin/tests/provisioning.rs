@@ -108,11 +108,14 @@ impl Api {
             egress_ledger::Ledger::open(&egress_ledger::LedgerConfig::new(dir.path(), "t")).expect("open ledger");
         let specs = ledger.store().expect("a store").tree("provisioning").expect("tree");
         let provisioner = Provisioner::with_sdk_config(sdk_config(endpoint).await, specs);
+        let grants = Arc::new(egress_admin::access::GrantsCache::new(ledger.store().expect("a store").access.clone()));
         let state = AdminState {
             ledger,
             token: Arc::new(AdminToken::new(TOKEN).expect("token")),
             metrics: Arc::new(Metrics::default()),
             provisioner: Arc::new(provisioner),
+            grants,
+            usage: Arc::new(egress_admin::usage::NoDataPlane),
         };
         Api { router: egress_admin::router(state), _dir: dir }
     }

@@ -102,6 +102,40 @@ pub enum AuthMethod {
     SigV4Query,
     SigV2Header,
     SigV2Query,
+    /// No signature at all: the built-in principal `anonymous`, let through
+    /// only by policies attached to it (never by [`authenticate`]).
+    Anonymous,
+}
+
+/// Whether a request carries credentials of any scheme: an
+/// `Authorization` header, or a presigned URL's signature or key id. One
+/// that carries none is anonymous.
+#[must_use]
+pub fn carries_credentials(parts: &RequestParts<'_>) -> bool {
+    const MARKS: &[&str] = &["X-Amz-Credential", "X-Amz-Signature", "X-Amz-Algorithm", "AWSAccessKeyId", "Signature"];
+    parts.headers.contains_key(http::header::AUTHORIZATION)
+        || parts.raw_query.is_some_and(|query| {
+            query.split('&').any(|pair| {
+                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                MARKS.iter().any(|mark| name.eq_ignore_ascii_case(mark))
+            })
+        })
+}
+
+impl Authenticated {
+    /// The anonymous caller: nothing signed, so every `x-amz-*` header is
+    /// taken as sent (there is no signature to smuggle one past; policies
+    /// decide on the request as parsed), and the body passes unsigned.
+    #[must_use]
+    pub fn anonymous() -> Authenticated {
+        Authenticated {
+            principal: egress_ledger::principals::ANONYMOUS.to_owned(),
+            access_key_id: String::new(),
+            method: AuthMethod::Anonymous,
+            payload: PayloadMode::Unsigned,
+            signed_headers: SignedHeaders::AllAmz,
+        }
+    }
 }
 
 /// How the request body is bound to the signature.

@@ -56,9 +56,12 @@ pub enum Command {
     /// Inspect, verify, export and measure the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
-    /// Manage principals and their access keys.
+    /// Manage principals: access keys, attached policies, tags and limits.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// Manage IAM policies and ask what they allow.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Check a configuration without starting anything.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -109,6 +112,10 @@ pub struct ServeArgs {
     /// (repeat for several).
     #[arg(long = "virtual-host-domain", env = "EGRESS_VIRTUAL_HOST_DOMAIN", value_delimiter = ',')]
     pub virtual_host_domains: Vec<String>,
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` is
+    /// believed: `aws:SourceIp` is then its right-most untrusted address.
+    #[arg(long = "trusted-proxies", env = "EGRESS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Address of the S3 endpoint over TLS (needs --tls-cert and --tls-key).
     #[arg(long, env = "EGRESS_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
     pub tls_listen: Option<std::net::SocketAddr>,
@@ -241,8 +248,64 @@ pub enum LedgerCommand {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// Print a request's records (start, end) and its authorization
+    /// decision. Exit code 1 if no such request.
+    Explain {
+        /// The request id (the `x-egress-request-id` response header).
+        req: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
     /// Print the public key that checks this ledger's checkpoints.
     Pubkey {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Store (or replace) a policy from an IAM policy JSON file (`-`: stdin).
+    Put {
+        name: String,
+        file: PathBuf,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Print one policy (canonical document, hash, where attached).
+    Get {
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// List every policy, built-in ones first.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Delete a policy no principal has attached.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Evaluate an action on a resource for a principal, as the proxy would.
+    ///
+    /// Exit codes: 0 allowed; 1 denied; 64 usage error.
+    Simulate {
+        /// A principal, or `anonymous`.
+        #[arg(long)]
+        principal: String,
+        /// An IAM action, e.g. `s3:GetObject`.
+        #[arg(long)]
+        action: String,
+        /// An ARN, e.g. `arn:aws:s3:::data/public/a.csv`.
+        #[arg(long)]
+        resource: String,
+        /// A condition key KEY=VALUE, e.g. aws:SourceIp=10.0.0.1. Repeat a
+        /// key for a multi-valued one.
+        #[arg(long = "context")]
+        context: Vec<String>,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -257,11 +320,54 @@ pub enum ExportFormatArg {
 #[derive(Debug, Subcommand)]
 pub enum PrincipalCommand {
     /// Create a principal with a new access key; prints the secret once.
+    /// Without --policy it can do nothing until a policy is attached.
     Create {
         /// Name of the person or service (A-Z a-z 0-9 . _ - @ +).
         name: String,
         #[arg(long)]
         description: Option<String>,
+        /// A policy to attach (built-in: read-only, read-write, full; or
+        /// one stored with `policy put`). Repeat for several.
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        /// A tag KEY=VALUE (for `aws:PrincipalTag/KEY`). Repeat for several.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Attach policies to a principal (or to `anonymous`).
+    Attach {
+        name: String,
+        #[arg(required = true)]
+        policies: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Detach policies from a principal (or from `anonymous`).
+    Detach {
+        name: String,
+        #[arg(required = true)]
+        policies: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Set a principal's egress limits, replacing the previous ones (none
+    /// given: no limits).
+    Limits {
+        name: String,
+        /// A byte quota BYTES/WINDOW[@BUCKET], e.g. `10GiB/day` or
+        /// `2.5MiB/hour@data` (windows: hour, day, month, UTC). Repeat for
+        /// several.
+        #[arg(long = "quota")]
+        quotas: Vec<String>,
+        /// Response bytes per second, e.g. `2MiB` (shared by all of the
+        /// principal's transfers on a node).
+        #[arg(long)]
+        bandwidth: Option<String>,
+        /// Requests per second (503 `SlowDown` past it).
+        #[arg(long)]
+        requests_per_second: Option<u32>,
         #[command(flatten)]
         dir: DataDirArg,
     },

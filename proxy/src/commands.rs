@@ -3,6 +3,7 @@
 
 pub mod config_check;
 pub mod ledger;
+pub mod policy;
 pub mod principal;
 pub mod serve;
 

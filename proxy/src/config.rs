@@ -124,6 +124,8 @@ pub struct ServeConfig {
     /// The region this endpoint answers for.
     pub region: String,
     pub virtual_host_domains: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (`aws:SourceIp`).
+    pub trusted_proxies: Vec<crate::authz::source_ip::Cidr>,
     pub tls: Option<TlsConfig>,
     /// Threads serving S3 connections; `None`: [`default_worker_threads`].
     pub worker_threads: Option<usize>,

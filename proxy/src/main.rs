@@ -2,8 +2,10 @@
 //! a script can act on. All the work is in the library.
 
 use clap::{CommandFactory as _, FromArgMatches as _};
-use egress_proxy::cli::{Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, LogFormat, PrincipalCommand};
-use egress_proxy::commands::{config_check, ledger, principal, serve};
+use egress_proxy::cli::{
+    Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, LogFormat, PolicyCommand, PrincipalCommand,
+};
+use egress_proxy::commands::{config_check, ledger, policy, principal, serve};
 
 // mimalloc, tuned to give memory back at once (`egress_proxy::allocator`).
 #[global_allocator]
@@ -69,13 +71,28 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
             }
             LedgerCommand::Reindex { dir } => ledger::reindex(&dir.data_dir),
             LedgerCommand::Pubkey { dir } => ledger::pubkey(&dir.data_dir),
+            LedgerCommand::Explain { req, dir } => ledger::explain(&dir.data_dir, &req),
         },
         Command::Principal(command) => match command {
-            PrincipalCommand::Create { name, description, dir } => {
-                principal::create(&dir.data_dir, &name, description.as_deref())
+            PrincipalCommand::Create { name, description, policies, tags, dir } => {
+                principal::create(&dir.data_dir, &name, description.as_deref(), &policies, &tags)
             }
             PrincipalCommand::List { dir } => principal::list(&dir.data_dir),
             PrincipalCommand::Revoke { access_key_id, dir } => principal::revoke(&dir.data_dir, &access_key_id),
+            PrincipalCommand::Attach { name, policies, dir } => principal::attach(&dir.data_dir, &name, policies, true),
+            PrincipalCommand::Detach { name, policies, dir } => principal::attach(&dir.data_dir, &name, policies, false),
+            PrincipalCommand::Limits { name, quotas, bandwidth, requests_per_second, dir } => {
+                principal::limits(&dir.data_dir, &name, &quotas, bandwidth.as_deref(), requests_per_second)
+            }
+        },
+        Command::Policy(command) => match command {
+            PolicyCommand::Put { name, file, dir } => policy::put(&dir.data_dir, &name, &file),
+            PolicyCommand::Get { name, dir } => policy::get(&dir.data_dir, &name),
+            PolicyCommand::List { dir } => policy::list(&dir.data_dir),
+            PolicyCommand::Delete { name, dir } => policy::delete(&dir.data_dir, &name),
+            PolicyCommand::Simulate { principal, action, resource, context, dir } => {
+                policy::simulate(&dir.data_dir, &principal, &action, &resource, &context)
+            }
         },
         Command::Config(ConfigCommand::Check(args)) => {
             let check_matches = matches.subcommand_matches("config").and_then(|m| m.subcommand_matches("check"));

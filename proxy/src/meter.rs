@@ -28,6 +28,8 @@ pub struct EndTemplate {
     pub bucket: Option<String>,
     /// Whether the client connection was cut for not reading.
     pub stalled: crate::stall::Stalled,
+    /// Bytes reserved on the principal's quotas, settled to what was sent.
+    pub settle: Option<crate::authz::limits::Reservation>,
 }
 
 impl EndTemplate {
@@ -37,6 +39,9 @@ impl EndTemplate {
     pub fn finish(mut self, outcome: Outcome, bytes_sent: u64, error_code: Option<String>) {
         self.end.outcome = outcome;
         self.end.bytes_sent = Some(bytes_sent);
+        if let Some(reservation) = self.settle.take() {
+            reservation.settle(bytes_sent);
+        }
         self.end.duration_ms = Some(self.started.elapsed().as_millis() as u64);
         if error_code.is_some() {
             self.end.error_code = error_code;

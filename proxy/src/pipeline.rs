@@ -18,6 +18,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::auth::{self, AuthMethod, Authenticated, RequestParts, SecretLookup};
+use crate::authz::context::Origin;
+use crate::authz::throttle::Throttled;
+use crate::authz::{Authorizer, Granted};
 use crate::body::{self, ChunkBudget};
 use crate::denials::{Admission, DenialLimiter};
 use crate::meter::{EndTemplate, MeteredBody};
@@ -49,6 +52,8 @@ pub struct ProxyState {
     pub denials: Arc<DenialLimiter>,
     /// Room for signed upload chunks held until their signature checks.
     pub chunk_budget: ChunkBudget,
+    /// Policies and limits (step 4).
+    pub authorizer: Arc<Authorizer>,
 }
 
 impl ProxyState {
@@ -66,6 +71,7 @@ impl ProxyState {
             metrics: Arc::clone(&self.metrics),
             denials: Arc::clone(&self.denials),
             chunk_budget: self.chunk_budget.clone(),
+            authorizer: Arc::clone(&self.authorizer),
         }
     }
 }
@@ -102,12 +108,21 @@ fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<St
 // One per request, moved once: boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 enum Verdict {
-    /// Authenticated and well-formed: forward it.
-    Forward(S3Request, Authenticated),
+    /// Authenticated (or anonymous), well-formed and allowed: forward it.
+    Forward(S3Request, Authenticated, Granted),
     /// Refused before anyone was authenticated: nobody to attribute it to.
     Unauthenticated(S3Error),
-    /// Refused after authentication (malformed, or an unsigned header).
+    /// Refused after authentication (malformed, an unsigned header, or
+    /// not allowed by policy or limits).
     Refused(S3Error),
+}
+
+/// The client's end of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub secure: bool,
 }
 
 /// Handles one request end to end. `passthrough` is the client
@@ -115,7 +130,7 @@ enum Verdict {
 /// ([`crate::passthrough`]).
 pub async fn handle(
     state: Arc<ProxyState>,
-    remote: SocketAddr,
+    peer: Peer,
     stalled: Stalled,
     passthrough: Option<Arc<Channel>>,
     request: Request<Incoming>,
@@ -135,17 +150,21 @@ pub async fn handle(
     let raw_query = parts.uri.query().map(str::to_owned);
     let host = header_str(&parts.headers, header::HOST);
 
+    let remote = peer.addr;
+    let source_ip =
+        crate::authz::source_ip::source_ip(remote.ip(), &parts.headers, &state.authorizer.trusted_proxies);
     let target = addressing::resolve(host.as_deref(), &raw_path, &state.virtual_host_domains);
     let mut start = StartRecord {
         req: req_id.clone(),
-        source_ip: Some(remote.ip().to_string()),
+        source_ip: Some(source_ip.to_string()),
         user_agent: header_str(&parts.headers, header::USER_AGENT),
         method: parts.method.as_str().to_owned(),
         operation: "Unknown".to_owned(),
         range: header_str(&parts.headers, header::RANGE),
         ..StartRecord::default()
     };
-    let verdict = judge(&state, &parts, &raw_path, raw_query.as_deref(), target, &mut start);
+    let origin = (source_ip, peer.secure);
+    let verdict = judge(&state, &parts, &raw_path, raw_query.as_deref(), target, origin, &mut start).await;
     let authenticated = start.principal.is_some();
     start.bound(if authenticated { AUTHENTICATED_FIELD_BYTES } else { UNAUTHENTICATED_FIELD_BYTES });
 
@@ -173,11 +192,14 @@ pub async fn handle(
     // Only HTTP/1 responses are written by the connection's own writer,
     // which is what passes bodies through (HTTP/2 frames every body itself).
     let passthrough = passthrough.filter(|_| matches!(parts.version, http::Version::HTTP_10 | http::Version::HTTP_11));
-    let object_read = matches!(&verdict, Verdict::Forward(request, _) if request.operation.reads_object());
+    let object_read = matches!(&verdict, Verdict::Forward(request, ..) if request.operation.reads_object());
     let route = match &verdict {
-        Verdict::Forward(request, _)
+        Verdict::Forward(request, _, granted)
             if request.operation == Operation::GetObject && http_body::Body::is_end_stream(&body) =>
         {
+            // A paced body is made of the bytes themselves, never of
+            // passed-through placeholders.
+            let passthrough = passthrough.filter(|_| granted.bandwidth().is_none());
             Route::ObjectGet { passthrough }
         }
         _ => Route::Pooled,
@@ -196,15 +218,20 @@ pub async fn handle(
     // While the ledger refuses appends (a full disk, until it heals), reads
     // wait for their start too: the upstream is not asked for what would
     // be answered 503, and its access logs show no read that never left.
+    let mut granted = None;
     let (appended, forwarded) = match verdict {
         Verdict::Unauthenticated(error) | Verdict::Refused(error) => (record.await, Err((error, Outcome::Denied))),
-        Verdict::Forward(request, authenticated) if read_only && state.ledger.writable() => {
+        Verdict::Forward(request, authenticated, grant) if read_only && state.ledger.writable() => {
+            granted = Some(grant);
             tokio::join!(record, forward(&state, parts, body, &request, &authenticated, route))
         }
-        Verdict::Forward(request, authenticated) => match record.await {
-            Ok(appended) => (Ok(appended), forward(&state, parts, body, &request, &authenticated, route).await),
-            Err(e) => (Err(e), Err((S3Error::ledger_unavailable(), Outcome::Denied))),
-        },
+        Verdict::Forward(request, authenticated, grant) => {
+            granted = Some(grant);
+            match record.await {
+                Ok(appended) => (Ok(appended), forward(&state, parts, body, &request, &authenticated, route).await),
+                Err(e) => (Err(e), Err((S3Error::ledger_unavailable(), Outcome::Denied))),
+            }
+        }
     };
     let start_seq = match appended {
         Ok(appended) => appended.seq,
@@ -222,67 +249,98 @@ pub async fn handle(
         operation,
         bucket,
         stalled,
+        settle: None,
     };
     match forwarded {
-        Ok(upstream_response) => pass_back(&state, upstream_response, template, &req_id, object_read),
+        Ok(upstream_response) => {
+            pass_back(&state, upstream_response, template, &req_id, object_read, granted.as_ref(), head)
+        }
         Err((error, outcome)) => respond_error(template, &error.with_resource(raw_path), &req_id, head, outcome),
     }
 }
 
-/// Authenticates and parses a request, filling in what `start` records of
-/// it: who (once authenticated) and what (once parsed, even when refused,
-/// since an attempt is evidence too).
-fn judge(
+/// Authenticates, parses and authorizes a request, filling in what
+/// `start` records of it: who (once authenticated), what (once parsed, even
+/// when refused, since an attempt is evidence too) and the decision.
+/// `origin` is `aws:SourceIp` and whether the connection is TLS.
+async fn judge(
     state: &ProxyState,
     parts: &http::request::Parts,
     raw_path: &str,
     raw_query: Option<&str>,
     target: Result<addressing::Target, addressing::AddressError>,
+    origin: (std::net::IpAddr, bool),
     start: &mut StartRecord,
 ) -> Verdict {
-    match target {
-        Err(e) => Verdict::Unauthenticated(S3Error::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
-        Ok(target) => {
-            start.bucket.clone_from(&target.bucket);
-            start.key.clone_from(&target.key);
-            let request_parts =
-                RequestParts { method: parts.method.as_str(), raw_path, raw_query, headers: &parts.headers };
-            let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
-            let authenticated = auth::authenticate_with_bucket_host(
-                &request_parts,
-                bucket_from_host,
-                &state.principals,
-                SystemTime::now(),
-            );
-            let parsed = S3Request::parse(&parts.method, target, raw_query, &parts.headers);
-            if let Ok(request) = &parsed {
-                request.operation.name().clone_into(&mut start.operation);
-                start.version_id = request.version_id().map(str::to_owned);
-                start.copy_source = request.copy_source.as_ref().map(|c| ObjectRef {
-                    bucket: c.bucket.clone(),
-                    key: c.key.clone(),
-                    version_id: c.version_id.clone(),
-                });
-            }
-            match (authenticated, parsed) {
-                (Err(e), _) => {
-                    start.access_key_id = e.access_key_id().map(str::to_owned);
-                    Verdict::Unauthenticated(S3Error::from(&e))
-                }
-                (Ok(authenticated), parsed) => {
-                    start.principal = Some(authenticated.principal.clone());
-                    start.access_key_id = Some(authenticated.access_key_id.clone());
-                    match parsed {
-                        Err(e) => Verdict::Refused(e.to_s3()),
-                        Ok(request) => match signature_covers(&request, &authenticated, &parts.headers) {
-                            Err(e) => Verdict::Refused(e),
-                            Ok(()) => Verdict::Forward(request, authenticated),
-                        },
-                    }
-                }
-            }
+    let target = match target {
+        Err(e) => return Verdict::Unauthenticated(S3Error::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
+        Ok(target) => target,
+    };
+    start.bucket.clone_from(&target.bucket);
+    start.key.clone_from(&target.key);
+    let request_parts = RequestParts { method: parts.method.as_str(), raw_path, raw_query, headers: &parts.headers };
+    let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
+    let now = SystemTime::now();
+    let authenticated =
+        auth::authenticate_with_bucket_host(&request_parts, bucket_from_host, &state.principals, now);
+    let parsed = S3Request::parse(&parts.method, target, raw_query, &parts.headers);
+    if let Ok(request) = &parsed {
+        request.operation.name().clone_into(&mut start.operation);
+        start.version_id = request.version_id().map(str::to_owned);
+        start.copy_source = request.copy_source.as_ref().map(|c| ObjectRef {
+            bucket: c.bucket.clone(),
+            key: c.key.clone(),
+            version_id: c.version_id.clone(),
+        });
+    }
+    let authenticated = match authenticated {
+        Ok(authenticated) => authenticated,
+        // Unsigned: the built-in principal `anonymous`, if policies are
+        // attached to it; else refused as before, unattributed.
+        Err(_) if !auth::carries_credentials(&request_parts) && anonymous_enabled(state) && parsed.is_ok() => {
+            Authenticated::anonymous()
+        }
+        Err(e) => {
+            start.access_key_id = e.access_key_id().map(str::to_owned);
+            return Verdict::Unauthenticated(S3Error::from(&e));
+        }
+    };
+    start.principal = Some(authenticated.principal.clone());
+    if authenticated.method != AuthMethod::Anonymous {
+        start.access_key_id = Some(authenticated.access_key_id.clone());
+    }
+    let request = match parsed {
+        Err(e) => return Verdict::Refused(e.to_s3()),
+        Ok(request) => request,
+    };
+    if let Err(e) = signature_covers(&request, &authenticated, &parts.headers) {
+        return Verdict::Refused(e);
+    }
+    let origin = Origin {
+        principal: &authenticated.principal,
+        authenticated: &authenticated,
+        source_ip: origin.0,
+        secure: origin.1,
+        now,
+    };
+    match state.authorizer.authorize(&origin, &request, &parts.headers).await {
+        Ok(granted) => {
+            start.decision = Some(granted.decision.clone());
+            Verdict::Forward(request, authenticated, granted)
+        }
+        Err(refused) => {
+            let refused = *refused;
+            start.decision = Some(refused.decision);
+            Verdict::Refused(refused.error)
         }
     }
+}
+
+fn anonymous_enabled(state: &ProxyState) -> bool {
+    state.authorizer.grants.anonymous_enabled().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "could not read the grants of anonymous; refusing unsigned requests");
+        false
+    })
 }
 
 /// Longest value of a freely chosen field (key, user agent, …) recorded for
@@ -397,8 +455,28 @@ fn pass_back(
     mut template: EndTemplate,
     req_id: &str,
     object_read: bool,
+    granted: Option<&Granted>,
+    head: bool,
 ) -> Response<ResponseBody> {
     let (parts, body) = upstream.into_parts();
+    if let Some(granted) = granted {
+        // The quota must cover the whole body before its first byte: a
+        // HEAD or a 304 sends none.
+        let length = if head || parts.status == StatusCode::NOT_MODIFIED {
+            0
+        } else {
+            header_str(&parts.headers, header::CONTENT_LENGTH).and_then(|l| l.parse().ok()).unwrap_or(0)
+        };
+        match granted.reserve(&state.authorizer, length) {
+            Ok(reservation) => template.settle = reservation,
+            Err(refused) => {
+                // The upstream's body is dropped unread: nothing of it leaves.
+                drop(body);
+                template.end.decision = Some(refused.decision);
+                return respond_error(template, &refused.error, req_id, head, Outcome::Denied);
+            }
+        }
+    }
     let end = &mut template.end;
     end.status = Some(parts.status.as_u16());
     end.etag = header_str(&parts.headers, header::ETAG);
@@ -406,6 +484,11 @@ fn pass_back(
     end.upstream_id2 = header_str(&parts.headers, "x-amz-id-2");
     end.object_size = if object_read { object_size(parts.status, &parts.headers) } else { None };
 
+    let paced = granted.and_then(Granted::bandwidth);
+    let body = match paced {
+        Some((meter, rate)) => Throttled::new(body, meter, rate).boxed_unsync(),
+        None => body.boxed_unsync(),
+    };
     let mut body = MeteredBody::new(body, template, state.body_idle_timeout);
     if parts.status.as_u16() >= 300 && parts.status != StatusCode::NOT_MODIFIED {
         body = body.reading_error_code();

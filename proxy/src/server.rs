@@ -26,6 +26,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use crate::authz::Authorizer;
+use crate::authz::limits::{LimitState, UsageHistory};
 use crate::config::{Limits, ServeConfig, UpstreamTarget};
 use crate::embedded::{EmbeddedStore, first_start};
 use crate::pipeline::{self, ProxyState};
@@ -87,6 +89,11 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     }
     let upstream = Upstream::new(&endpoint, addressing, UpstreamSigner::new(&config.upstream_region, credentials))?;
     let denials = Arc::new(crate::denials::DenialLimiter::new(config.limits.denied_records_per_ip_per_minute));
+    let authorizer = Arc::new(Authorizer {
+        grants: Arc::new(egress_admin::access::GrantsCache::new(store.access.clone())),
+        limits: Arc::new(LimitState::new(Arc::new(LedgerHistory(ledger.clone())))),
+        trusted_proxies: config.trusted_proxies.clone(),
+    });
     let state = ProxyState {
         ledger: ledger.clone(),
         principals,
@@ -100,6 +107,7 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
             config.limits.signed_chunk_buffer_bytes,
             config.limits.body_idle_timeout,
         ),
+        authorizer: Arc::clone(&authorizer),
     };
 
     // One shutdown signal for both listeners.
@@ -111,7 +119,7 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     });
     let summaries = tokio::spawn(crate::denials::write_summaries(Arc::clone(&denials), ledger.clone(), stop.clone()));
     let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } =
-        start_admin(config, ledger.clone(), &store, Arc::clone(&metrics), stop.clone()).await?;
+        start_admin(config, ledger.clone(), &store, Arc::clone(&metrics), &authorizer, stop.clone()).await?;
 
     let plain =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
@@ -212,6 +220,7 @@ async fn start_admin(
     ledger: Ledger,
     store: &egress_ledger::store::Store,
     metrics: Arc<egress_admin::Metrics>,
+    authorizer: &Authorizer,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<AdminApi> {
     let admin = &config.admin;
@@ -245,6 +254,8 @@ async fn start_admin(
         token: Arc::new(token),
         metrics,
         provisioner: Arc::new(provisioner),
+        grants: Arc::clone(&authorizer.grants),
+        usage: Arc::clone(&authorizer.limits) as Arc<dyn egress_admin::usage::UsageSource>,
     });
     let listener =
         TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;
@@ -270,6 +281,8 @@ struct Connection {
     requests: Arc<Semaphore>,
     limits: Limits,
     remote: SocketAddr,
+    /// Whether the client connection is TLS (`aws:SecureTransport`).
+    secure: bool,
     activity: Arc<Activity>,
 }
 
@@ -285,7 +298,7 @@ impl Connection {
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let Connection { state, requests, limits, remote, activity } = self;
+        let Connection { state, requests, limits, remote, secure, activity } = self;
         // A client that stops reading is cut after the body idle timeout.
         let stalled = Stalled::default();
         let io = StallGuard::new(io, limits.body_idle_timeout, stalled.clone());
@@ -298,7 +311,7 @@ impl Connection {
                 let state = Arc::clone(&state);
                 let stalled = stalled.clone();
                 let passthrough = passthrough.clone();
-                async move { Ok::<_, Infallible>(pipeline::handle(state, remote, stalled, passthrough, request).await) }
+                async move { Ok::<_, Infallible>(pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, passthrough, request).await) }
             });
         let in_flight = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -369,5 +382,28 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// Quota usage already on the record: bytes the principal was sent since
+/// a time, summed from the ledger's index (the admin API's summary).
+#[derive(Debug)]
+struct LedgerHistory(Ledger);
+
+impl UsageHistory for LedgerHistory {
+    fn sent_since(&self, principal: &str, bucket: Option<&str>, since: u64) -> Result<u64, String> {
+        let filter = egress_admin::routes::queries::search::Filter {
+            principal: Some(principal.to_owned()),
+            bucket: bucket.map(str::to_owned),
+            since: Some(since.saturating_mul(1_000_000)),
+            ..Default::default()
+        };
+        let groups = egress_admin::routes::queries::search::summarize(
+            &self.0,
+            egress_admin::routes::queries::GroupBy::Principal,
+            &filter,
+        )
+        .map_err(|e| e.message)?;
+        Ok(groups.iter().map(|g| g.bytes_sent).sum())
     }
 }

@@ -266,7 +266,8 @@ impl Proxy {
         };
         let mut keys = Vec::new();
         for name in &options.principals {
-            let out = crate::run_in(&data_dir, &["principal", "create", name]);
+            // Everything: these tests are about the data path, not policies.
+            let out = crate::run_in(&data_dir, &["principal", "create", name, "--policy", "full"]);
             assert_eq!(out.code, 0, "principal create {name}: {out:?}");
             let v = out.json();
             keys.push(Key {
@@ -391,6 +392,32 @@ impl Proxy {
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("admin response read");
         response.split_once("\r\n\r\n").map_or(response.clone(), |(_, body)| body.to_owned())
+    }
+
+    /// A request on the admin API with the token: the status and the body
+    /// parsed as JSON (`null` for an empty body).
+    ///
+    /// # Panics
+    /// If the admin API cannot be reached or answers no HTTP.
+    #[must_use]
+    pub fn admin_send(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut stream = std::net::TcpStream::connect(self.admin_addr).expect("admin API reachable");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.admin_addr,
+            self.admin_token,
+            body.len()
+        )
+        .expect("admin request written");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("admin response read");
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
 
     /// The key of the principal created first.

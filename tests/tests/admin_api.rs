@@ -57,7 +57,7 @@ fn principals_from_the_api_work_through_the_proxy_until_revoked_and_queries_matc
         &proxy,
         "POST",
         "/v1/principals",
-        Some(&serde_json::json!({"name": "dana", "description": "eval job"})),
+        Some(&serde_json::json!({"name": "dana", "description": "eval job", "policies": ["read-only"]})),
         Some(&token),
     );
     assert_eq!(status, 201, "{created}");

@@ -289,7 +289,7 @@ fn a_full_session_leaks_no_secret_into_logs_ledger_answers_or_cli_output() {
 
     let mut keys = Vec::new();
     for name in ["alice", "bob"] {
-        let run = cli(&["principal", "create", name, "--data-dir", data], &[]);
+        let run = cli(&["principal", "create", name, "--policy", "full", "--data-dir", data], &[]);
         assert_eq!(run.code, 0, "{}", String::from_utf8_lossy(&run.stderr));
         let issued: Value = serde_json::from_slice(&run.stdout).unwrap();
         let secret_name = format!("{name}'s secret");
@@ -354,7 +354,7 @@ admin("principals without token", "GET", "/v1/principals")
 admin("principals with a wrong token", "GET", "/v1/principals", token="not-the-token-but-long-enough")
 admin("principals with the token's prefix", "GET", "/v1/principals", token=TOKEN[:-1])
 admin("list principals", "GET", "/v1/principals", token=TOKEN)
-carol = admin("create carol", "POST", "/v1/principals", {"name": "carol", "description": "rotation"}, token=TOKEN)
+carol = admin("create carol", "POST", "/v1/principals", {"name": "carol", "description": "rotation", "policies": ["read-only"]}, token=TOKEN)
 carol2 = admin("rotate carol", "POST", "/v1/principals/carol/keys", token=TOKEN)
 admin("create carol again", "POST", "/v1/principals", {"name": "carol"}, token=TOKEN)
 admin("create with broken JSON", "POST", "/v1/principals", "{not json", token=TOKEN)

@@ -72,6 +72,8 @@ mod tests {
             token: Arc::new(AdminToken::new(TOKEN).unwrap()),
             metrics: Arc::new(Metrics::default()),
             provisioner: Arc::new(provisioner),
+            grants: Arc::new(crate::access::GrantsCache::new(ledger.store().unwrap().access.clone())),
+            usage: Arc::new(crate::usage::NoDataPlane),
         };
         (ledger, crate::router(state))
     }

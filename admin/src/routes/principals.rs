@@ -20,6 +20,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use std::collections::BTreeMap;
+
+use egress_ledger::access::{Grants, Limits};
+
 use crate::error::ErrorBody;
 use crate::{AdminState, ApiError};
 
@@ -29,6 +33,10 @@ pub fn router() -> OpenApiRouter<AdminState> {
         .routes(routes!(delete_principal))
         .routes(routes!(add_key))
         .routes(routes!(revoke_key))
+        .routes(routes!(set_policies))
+        .routes(routes!(set_tags))
+        .routes(routes!(set_limits))
+        .routes(routes!(usage))
 }
 
 /// A principal to create.
@@ -37,6 +45,13 @@ pub struct CreatePrincipal {
     /// 1-64 characters from `A-Z a-z 0-9 . _ - @ +`.
     pub name: String,
     pub description: Option<String>,
+    /// Policies to attach (built-in or stored); none means it can do
+    /// nothing until some are attached.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// Tags, for `aws:PrincipalTag/<key>` conditions.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl CreatePrincipal {
@@ -59,11 +74,22 @@ impl CreatePrincipal {
             None | Some(Value::Null) => None,
             Some(_) => return Err(ApiError::bad_field("description", "must be a string or null")),
         };
+        let policies = match fields.remove("policies") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(value) => serde_json::from_value(value)
+                .map_err(|_| ApiError::bad_field("policies", "must be a list of policy names"))?,
+        };
+        let tags = match fields.remove("tags") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(value) => serde_json::from_value(value)
+                .map_err(|_| ApiError::bad_field("tags", "must be an object of strings"))?,
+        };
         if let Some(unknown) = fields.keys().next() {
-            return Err(ApiError::bad_field(unknown, "unknown field; expected name and description"));
+            return Err(ApiError::bad_field(unknown, "unknown field; expected name, description, policies and tags"));
         }
         egress_ledger::principals::validate_name(&name)?;
-        Ok(CreatePrincipal { name, description })
+        crate::access::check_tags(&tags)?;
+        Ok(CreatePrincipal { name, description, policies, tags })
     }
 }
 
@@ -116,11 +142,19 @@ pub struct PrincipalBody {
     /// RFC 3339.
     pub created: String,
     pub keys: Vec<AccessKeyBody>,
+    /// Attached policies, in order.
+    pub policies: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    #[schema(value_type = Object)]
+    pub limits: Limits,
 }
 
-impl From<Principal> for PrincipalBody {
-    fn from(p: Principal) -> PrincipalBody {
+impl PrincipalBody {
+    fn new(p: Principal, grants: Grants) -> PrincipalBody {
         PrincipalBody {
+            policies: grants.policies,
+            tags: grants.tags,
+            limits: grants.limits,
             name: p.name,
             description: p.description,
             created: p.created,
@@ -176,8 +210,18 @@ async fn create_principal(State(state): State<AdminState>, body: Bytes) -> Resul
     let request = CreatePrincipal::parse(&body)?;
     // A key the ledger does not know of is never handed out.
     let ledger = state.ledger.clone();
+    let by = super::policies::actor(&state);
     let issued = super::blocking("principal store", move || {
-        Ok(ledger.create_principal_blocking(&request.name, request.description.as_deref())?)
+        crate::access::check_policy_names(&ledger, &request.policies)?;
+        let issued = ledger.create_principal_blocking(&request.name, request.description.as_deref())?;
+        if !request.policies.is_empty() || !request.tags.is_empty() {
+            crate::access::update_grants(&ledger, &request.name, &by, |grants| {
+                grants.policies = request.policies;
+                grants.tags = request.tags;
+                Ok(())
+            })?;
+        }
+        Ok(issued)
     })
     .await?;
     Ok(issued.into())
@@ -191,9 +235,18 @@ async fn create_principal(State(state): State<AdminState>, body: Bytes) -> Resul
     responses((status = 200, description = "Principals by name", body = PrincipalList))
 )]
 async fn list_principals(State(state): State<AdminState>) -> Result<Json<PrincipalList>, ApiError> {
-    let store = principals(&state)?;
-    let listed = super::blocking("principal store", move || Ok(store.list()?)).await?;
-    Ok(Json(PrincipalList { principals: listed.into_iter().map(PrincipalBody::from).collect() }))
+    let ledger = state.ledger.clone();
+    let listed = super::blocking("principal store", move || {
+        let store = ledger.store().ok_or_else(|| ApiError::internal("no state store"))?;
+        let mut out = Vec::new();
+        for principal in store.principals.list()? {
+            let grants = store.access.grants(&principal.name)?;
+            out.push(PrincipalBody::new(principal, grants));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(PrincipalList { principals: listed }))
 }
 
 /// Adds an access key to a principal (rotation: older keys keep working
@@ -280,9 +333,23 @@ async fn delete_principal(
 ) -> Result<StatusCode, ApiError> {
     let Path(name) = path.map_err(|e| bad_path(&e))?;
     let store = principals(&state)?;
+    let ledger = state.ledger.clone();
+    let by = super::policies::actor(&state);
     let (name, active) = super::blocking("principal store", move || {
         let principal = store.get(&name)?.ok_or_else(|| ApiError::not_found(format!("no principal named {name:?}")))?;
+        // Grants first, on the record: a principal never loses its keys
+        // while the ledger still shows it holding policies.
+        let had_grants = ledger.store().is_some_and(|s| s.access.grants(&name).is_ok_and(|g| g != Grants::default()));
+        if had_grants {
+            crate::access::update_grants(&ledger, &name, &by, |grants| {
+                *grants = Grants::default();
+                Ok(())
+            })?;
+        }
         store.delete(&name)?;
+        if let Some(s) = ledger.store() {
+            s.access.remove_grants(&name)?;
+        }
         let active: Vec<String> =
             principal.keys.into_iter().filter(|k| k.revoked.is_none()).map(|k| k.access_key_id).collect();
         Ok((name, active))
@@ -293,4 +360,163 @@ async fn delete_principal(
         state.ledger.append(key_note("access_key_revoked", &name, &access_key_id)).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The policies to attach, replacing those attached.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolicies {
+    pub policies: Vec<String>,
+}
+
+/// A principal's grants after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantsBody {
+    pub principal: String,
+    pub policies: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    #[schema(value_type = Object)]
+    pub limits: Limits,
+}
+
+impl GrantsBody {
+    fn new(principal: String, grants: Grants) -> GrantsBody {
+        GrantsBody { principal, policies: grants.policies, tags: grants.tags, limits: grants.limits }
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_field("body", &format!("{e}; send {what}")))
+}
+
+/// Sets the policies attached to a principal (or to `anonymous`, which
+/// lets unsigned requests do what they allow). Takes effect on the
+/// principal's next request; transfers under way keep their decision.
+#[utoipa::path(
+    put,
+    path = "/v1/principals/{name}/policies",
+    tag = "principals",
+    params(("name" = String, Path, description = "Principal name, or `anonymous`")),
+    request_body = SetPolicies,
+    responses(
+        (status = 200, body = GrantsBody),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "No such principal or policy", body = ErrorBody),
+        (status = 503, description = "The ledger refuses appends; nothing changed", body = ErrorBody),
+    )
+)]
+async fn set_policies(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<GrantsBody>, ApiError> {
+    let Path(name) = path.map_err(|e| bad_path(&e))?;
+    let request: SetPolicies = parse_body(&body, "{\"policies\":[\"read-only\", …]}")?;
+    let ledger = state.ledger.clone();
+    let by = super::policies::actor(&state);
+    let grants = super::blocking("principal store", move || {
+        crate::access::check_policy_names(&ledger, &request.policies)?;
+        let grants = crate::access::update_grants(&ledger, &name, &by, |grants| {
+            grants.policies = request.policies;
+            Ok(())
+        })?;
+        Ok(GrantsBody::new(name, grants))
+    })
+    .await?;
+    Ok(Json(grants))
+}
+
+/// The tags to set, replacing the principal's tags.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTags {
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Sets a principal's tags (`aws:PrincipalTag/<key>` in conditions).
+#[utoipa::path(
+    put,
+    path = "/v1/principals/{name}/tags",
+    tag = "principals",
+    params(("name" = String, Path, description = "Principal name")),
+    request_body = SetTags,
+    responses((status = 200, body = GrantsBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn set_tags(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<GrantsBody>, ApiError> {
+    let Path(name) = path.map_err(|e| bad_path(&e))?;
+    let request: SetTags = parse_body(&body, "{\"tags\":{\"team\":\"vision\"}}")?;
+    crate::access::check_tags(&request.tags)?;
+    let ledger = state.ledger.clone();
+    let by = super::policies::actor(&state);
+    let grants = super::blocking("principal store", move || {
+        let grants = crate::access::update_grants(&ledger, &name, &by, |grants| {
+            grants.tags = request.tags;
+            Ok(())
+        })?;
+        Ok(GrantsBody::new(name, grants))
+    })
+    .await?;
+    Ok(Json(grants))
+}
+
+/// Sets a principal's egress limits (byte quotas, bandwidth, request
+/// rate), replacing the previous ones; `{}` lifts them all.
+#[utoipa::path(
+    put,
+    path = "/v1/principals/{name}/limits",
+    tag = "principals",
+    params(("name" = String, Path, description = "Principal name, or `anonymous`")),
+    request_body(content = Object, description = "`{\"quotas\":[{\"bytes\":N,\"per\":\"hour|day|month\",\"bucket\":\"optional\"}],\"bandwidth_bytes_per_second\":N,\"requests_per_second\":N}`"),
+    responses((status = 200, body = GrantsBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn set_limits(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<GrantsBody>, ApiError> {
+    let Path(name) = path.map_err(|e| bad_path(&e))?;
+    let limits: Limits =
+        parse_body(&body, "{\"quotas\":[{\"bytes\":N,\"per\":\"day\"}],\"bandwidth_bytes_per_second\":N,\"requests_per_second\":N}")?;
+    crate::access::check_limits(&limits)?;
+    let ledger = state.ledger.clone();
+    let by = super::policies::actor(&state);
+    let grants = super::blocking("principal store", move || {
+        let grants = crate::access::update_grants(&ledger, &name, &by, |grants| {
+            grants.limits = limits;
+            Ok(())
+        })?;
+        Ok(GrantsBody::new(name, grants))
+    })
+    .await?;
+    Ok(Json(grants))
+}
+
+/// A principal's usage of its limits on this node, now.
+#[utoipa::path(
+    get,
+    path = "/v1/principals/{name}/usage",
+    tag = "principals",
+    params(("name" = String, Path, description = "Principal name, or `anonymous`")),
+    responses((status = 200, body = crate::usage::Usage), (status = 404, body = ErrorBody))
+)]
+async fn usage(
+    State(state): State<AdminState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<crate::usage::Usage>, ApiError> {
+    let Path(name) = path.map_err(|e| bad_path(&e))?;
+    let ledger = state.ledger.clone();
+    let lookup = name.clone();
+    let limits = super::blocking("principal store", move || {
+        let store = ledger.store().ok_or_else(|| ApiError::internal("no state store"))?;
+        if lookup != egress_ledger::principals::ANONYMOUS && store.principals.get(&lookup)?.is_none() {
+            return Err(ApiError::not_found(format!("no principal named {lookup:?}")));
+        }
+        Ok(store.access.grants(&lookup)?.limits)
+    })
+    .await?;
+    Ok(Json(state.usage.usage(&name, &limits)))
 }

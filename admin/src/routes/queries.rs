@@ -4,7 +4,7 @@
 //!
 //! Everything that reads the segments or sled runs on the blocking pool.
 
-mod search;
+pub mod search;
 mod segments;
 
 use axum::Json;
@@ -466,5 +466,24 @@ async fn export(
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"))
 )]
 async fn metrics(State(state): State<AdminState>) -> Response {
-    text("text/plain; version=0.0.4; charset=utf-8", state.metrics.render(&state.ledger.stats()))
+    let mut out = state.metrics.render(&state.ledger.stats());
+    // Quota usage per principal that has quotas: principals are the ones
+    // we issued, so the label set is bounded by what we issued.
+    let (ledger, usage) = (state.ledger.clone(), std::sync::Arc::clone(&state.usage));
+    let quotas = super::blocking("quota usage", move || {
+        let Some(store) = ledger.store() else { return Ok(Vec::new()) };
+        let mut found = Vec::new();
+        for (principal, grants) in store.access.all_grants()? {
+            if !grants.limits.quotas.is_empty() {
+                found.push(usage.usage(&principal, &grants.limits));
+            }
+        }
+        Ok(found)
+    })
+    .await;
+    match quotas {
+        Ok(quotas) => crate::metrics::render_quotas(&mut out, &quotas),
+        Err(e) => tracing::error!(error = %e.message, "could not read quota usage for /metrics"),
+    }
+    text("text/plain; version=0.0.4; charset=utf-8", out)
 }

@@ -206,6 +206,7 @@ fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
     put("upstream_credentials", upstream_credentials);
     put("region", json!(config.region));
     put("virtual_host_domains", json!(config.virtual_host_domains));
+    put("trusted_proxies", json!(config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>()));
     put("tls_listen", json!(tls.map(|t| t.listen.to_string())));
     put("tls_cert", json!(tls.map(|t| &t.cert)));
     put("tls_key", json!(tls.map(|t| &t.key)));

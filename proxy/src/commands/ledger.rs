@@ -316,6 +316,7 @@ fn synthetic_end(req: &str, start_seq: u64, n: u64) -> EndRecord {
         duration_ms: Some(41),
         outcome: Outcome::Complete,
         error_code: None,
+        decision: None,
     }
 }
 
@@ -327,4 +328,80 @@ fn dir_size(dir: &Path) -> io::Result<u64> {
         total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
     }
     Ok(total)
+}
+
+/// `ledger explain REQ`: the request's `start` and `end` lines (with seq
+/// and hash), its decision, and the grants of its principal in force at
+/// its start (the last `grants_set` note before it). Reads every segment.
+pub fn explain(data_dir: &Path, req: &str) -> anyhow::Result<i32> {
+    const GRANTS: &[u8] = b"\"event\":\"grants_set\"";
+    let ledger_dir = data_dir.join("ledger");
+    let reader = egress_ledger::reader::LedgerReader::open(&ledger_dir).with_context(|| {
+        format!("no ledger in {}; give the data dir the proxy writes to (--data-dir)", ledger_dir.display())
+    })?;
+    let needle = serde_json::to_string(&serde_json::json!({ "req": req }))?;
+    let needle = needle.trim_start_matches('{').trim_end_matches('}').as_bytes().to_vec();
+    let mut start: Option<serde_json::Value> = None;
+    let mut end: Option<serde_json::Value> = None;
+    // principal -> the last grants_set note seen (before the start, once found).
+    let mut grants: std::collections::HashMap<String, serde_json::Value> = std::collections::HashMap::new();
+    let mut failure = None;
+    reader.for_each_line(0, |line| {
+        let is_ours = line.bytes.windows(needle.len()).any(|w| w == needle.as_slice());
+        let is_grants = start.is_none() && line.bytes.windows(GRANTS.len()).any(|w| w == GRANTS);
+        if !is_ours && !is_grants {
+            return true;
+        }
+        let value: serde_json::Value = match serde_json::from_slice(&line.bytes) {
+            Ok(value) => value,
+            Err(e) => {
+                failure = Some(anyhow::anyhow!("seq after {}: unreadable line: {e}", line.segment));
+                return false;
+            }
+        };
+        let described = serde_json::json!({
+            "seq": value["seq"],
+            "hash": egress_ledger::record::line_hash(&line.bytes).to_hex(),
+            "segment": line.segment_name,
+            "line": value,
+        });
+        match value["kind"].as_str() {
+            Some("start") if value["req"] == req => start = Some(described),
+            Some("end") if value["req"] == req => {
+                end = Some(described);
+                return false;
+            }
+            Some("note") if value["event"] == "grants_set" => {
+                if let Some(principal) = value["principal"].as_str() {
+                    grants.insert(principal.to_owned(), described);
+                }
+            }
+            _ => {}
+        }
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let Some(start) = start else {
+        eprintln!("no request {req:?} in {}", ledger_dir.display());
+        return Ok(1);
+    };
+    let decision = end
+        .as_ref()
+        .and_then(|e| e["line"].get("decision").cloned())
+        .or_else(|| start["line"].get("decision").cloned())
+        .unwrap_or(serde_json::Value::Null);
+    let in_force = start["line"]["principal"].as_str().and_then(|p| grants.remove(p)).unwrap_or(serde_json::Value::Null);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "req": req,
+            "start": start,
+            "end": end,
+            "decision": decision,
+            "grants_in_force": in_force,
+        }))?
+    );
+    Ok(0)
 }

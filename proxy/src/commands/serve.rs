@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub upstream_addressing: Option<Addressing>,
     pub region: Option<String>,
     pub virtual_host_domains: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub tls_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -140,6 +141,12 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
     let region = pick!("region", args.region, file.region);
     let upstream_region = pick!("upstream_region", args.upstream_region, file.upstream_region.map(Some));
     let domains = pick!("virtual_host_domains", args.virtual_host_domains, file.virtual_host_domains);
+    let trusted = pick!("trusted_proxies", args.trusted_proxies, file.trusted_proxies);
+    let trusted_proxies = trusted
+        .iter()
+        .map(|c| c.parse::<crate::authz::source_ip::Cidr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
     let worker_threads = pick!("worker_threads", args.worker_threads, file.worker_threads.map(Some)).map(usize::from);
     anyhow::ensure!(worker_threads != Some(0), "worker_threads must be at least 1");
     let max_connections = pick!("max_connections", args.max_connections, file.max_connections.map(Some));
@@ -160,6 +167,7 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
         worker_threads,
         region,
         virtual_host_domains: domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
+        trusted_proxies,
         tls,
         limits: Limits {
             max_concurrent_requests: pick!(

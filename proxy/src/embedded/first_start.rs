@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use egress_ledger::Ledger;
+use egress_ledger::access::Actor;
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -45,8 +46,17 @@ pub async fn welcome(ledger: &Ledger, welcome: &Welcome) -> anyhow::Result<()> {
         return Ok(());
     }
     let ledger = ledger.clone();
+    // `read-write` so that the README's tour works; docs/POLICIES.md says
+    // how to tighten it.
     let issued = tokio::task::spawn_blocking(move || {
-        ledger.create_principal_blocking(DEFAULT_PRINCIPAL, Some("created on first start with the embedded dev store"))
+        let issued = ledger
+            .create_principal_blocking(DEFAULT_PRINCIPAL, Some("created on first start with the embedded dev store"))?;
+        egress_admin::access::update_grants(&ledger, DEFAULT_PRINCIPAL, &Actor("first-start".to_owned()), |grants| {
+            grants.policies = vec!["read-write".to_owned()];
+            Ok(())
+        })
+        .map_err(|e| anyhow::anyhow!("attaching read-write to {DEFAULT_PRINCIPAL}: {}", e.message))?;
+        anyhow::Ok(issued)
     })
     .await??;
     let body = Zeroizing::new(

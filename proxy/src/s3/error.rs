@@ -11,12 +11,14 @@ pub struct S3Error {
     pub code: &'static str,
     pub message: String,
     pub resource: Option<String>,
+    /// Seconds to send in `Retry-After` (a rate cap's `SlowDown`).
+    pub retry_after: Option<u64>,
 }
 
 impl S3Error {
     #[must_use]
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> S3Error {
-        S3Error { status, code, message: message.into(), resource: None }
+        S3Error { status, code, message: message.into(), resource: None, retry_after: None }
     }
 
     /// The ledger cannot record: fail closed.
@@ -53,6 +55,12 @@ impl S3Error {
     }
 
     #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> S3Error {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    #[must_use]
     pub fn with_resource(mut self, resource: impl Into<String>) -> S3Error {
         self.resource = Some(resource.into());
         self
@@ -86,6 +94,9 @@ impl S3Error {
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if let Ok(id) = HeaderValue::from_str(request_id) {
             headers.insert("x-amz-request-id", id.clone());
             headers.insert(crate::REQUEST_ID_HEADER, id);

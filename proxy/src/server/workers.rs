@@ -149,6 +149,7 @@ impl Worker {
                 requests: Arc::clone(&self.requests),
                 limits: self.limits.clone(),
                 remote,
+                secure: acceptor.is_some(),
                 activity,
             };
             let stop = stop.clone();
