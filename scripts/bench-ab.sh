@@ -10,6 +10,9 @@
 #   BIN_A=/tmp/before BIN_B=/tmp/after scripts/bench-ab.sh          4 KiB GETs, 64 concurrent
 #   LARGE=1 BIN_A=... BIN_B=... scripts/bench-ab.sh                 the 1 GiB GET instead
 #   WORKERS_B=1 BIN_A=x BIN_B=x scripts/bench-ab.sh                 one binary, B with 1 worker thread
+#   POLICIES_B=10x20 BIN_A=x BIN_B=x scripts/bench-ab.sh             one binary: A's principal has the built-in
+#                                                                  `full`, B's ten policies of 20 statements
+#                                                                  (scripts/policies-10x20.py); or a dir of *.json
 #   ROUNDS=4 REQUESTS=20000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,11 +28,16 @@ measure_upstream
 # One proxy per binary, each with its own data dir; WORKERS_A / WORKERS_B
 # become that proxy's EGRESS_WORKER_THREADS.
 for who in A B; do
-  binary_var=BIN_$who workers_var=WORKERS_$who
+  binary_var=BIN_$who workers_var=WORKERS_$who policies_var=POLICIES_$who
+  policy_dir=${!policies_var:-}
+  if [ "$policy_dir" = 10x20 ]; then
+    policy_dir="$work/policies-$who"
+    python3 scripts/policies-10x20.py "$policy_dir" bench
+  fi
   if [ -n "${!workers_var:-}" ]; then
-    EGRESS_WORKER_THREADS=${!workers_var} start_proxy "bench-$who" "${!binary_var}" "$work/data-$who"
+    EGRESS_WORKER_THREADS=${!workers_var} start_proxy "bench-$who" "${!binary_var}" "$work/data-$who" "$policy_dir"
   else
-    start_proxy "bench-$who" "${!binary_var}" "$work/data-$who"
+    start_proxy "bench-$who" "${!binary_var}" "$work/data-$who" "$policy_dir"
   fi
   printf -v "pid_$who" '%s' "$proxy_pid"
   printf -v "ep_$who" '%s' "$proxied"

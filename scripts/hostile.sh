@@ -109,7 +109,7 @@ header_timeout=""
 [[ " ${flags[*]} " == *" --header-read-timeout-secs "* ]] && header_timeout="$HEADER_READ_TIMEOUT_SECS"
 
 data="$work/data"
-"$proxy_bin" principal create hostile --data-dir "$data" > "$work/key.json"
+"$proxy_bin" principal create hostile --policy full --data-dir "$data" > "$work/key.json"
 AK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['access_key_id'])")
 SK=$(python3 -c "import json;print(json.load(open('$work/key.json'))['secret_access_key'])")
 pport=$(free_port)

@@ -7,8 +7,10 @@
 #   start_seaweed KEY SECRET    starts `weed mini` with that identity; sets $s3port
 #   measure_upstream            measure_setup, then SeaweedFS with the key $UK/$US;
 #                               sets $direct, its endpoint
-#   start_proxy NAME [BINARY [DATA_DIR]]
-#                               principal NAME, and the proxy (default: the release
+#   start_proxy NAME [BINARY [DATA_DIR [POLICY_DIR]]]
+#                               principal NAME (with the built-in policy `full`, or
+#                               with every POLICY_DIR/*.json stored and attached
+#                               instead), and the proxy (default: the release
 #                               build, data in $work/data) in front of $direct with
 #                               the upstream key $UK/$US; sets $AK, $SK, $pport,
 #                               $aport (admin), $proxied, $proxy_pid
@@ -46,8 +48,15 @@ start_seaweed() {
 }
 
 start_proxy() {
-  local name=$1 binary=${2:-$bin/egress-proxy} data=${3:-$work/data}
-  "$binary" principal create "$name" --data-dir "$data" > "$work/key-$name.json"
+  local name=$1 binary=${2:-$bin/egress-proxy} data=${3:-$work/data} policy_dir=${4:-} attach=(--policy full) file
+  if [ -n "$policy_dir" ]; then
+    attach=()
+    for file in "$policy_dir"/*.json; do
+      "$binary" policy put "$(basename "$file" .json)" "$file" --data-dir "$data" >/dev/null
+      attach+=(--policy "$(basename "$file" .json)")
+    done
+  fi
+  "$binary" principal create "$name" "${attach[@]}" --data-dir "$data" > "$work/key-$name.json"
   AK=$(python3 -c "import json;print(json.load(open('$work/key-$name.json'))['access_key_id'])")
   SK=$(python3 -c "import json;print(json.load(open('$work/key-$name.json'))['secret_access_key'])")
   pport=$(free_port)

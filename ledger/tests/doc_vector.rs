@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
 
 use egress_ledger::checkpoint::{CheckpointSigner, CheckpointVerifier, to_note};
-use egress_ledger::record::{EndRecord, Entry, LineHash, Outcome, StartRecord, encode_line, line_hash};
+use egress_ledger::access::{Actor, Grants, StoredPolicy, notes};
+use egress_ledger::record::{Decision, EndRecord, Effect, Entry, LineHash, Outcome, StartRecord, encode_line, line_hash};
+use sha2::{Digest as _, Sha256};
 
 const DOC: &str = include_str!("../../docs/LEDGER.md");
 
@@ -45,8 +47,61 @@ fn vector() -> (Vec<String>, Vec<String>, CheckpointSigner) {
     let cp = Entry::Checkpoint(signer.sign(1, &h1, "2026-11-27T12:00:01.000000Z"));
     let l2 = encode_line(2, &h1, "2026-11-27T12:00:01.000002Z", &cp);
     let h2 = line_hash(&l2);
-    let lines = [l0, l1, l2].iter().map(|l| String::from_utf8(l.clone()).unwrap()).collect();
-    (lines, vec![h0.to_hex(), h1.to_hex(), h2.to_hex()], signer)
+
+    // Who may do what: a policy is put and attached, and a request it
+    // refuses carries the decision.
+    let document = r#"{"Statement":[{"Action":"s3:GetObject","Effect":"Deny","Resource":"arn:aws:s3:::training-data/raw/*","Sid":"NoRaw"}],"Version":"2012-10-17"}"#;
+    let policy = StoredPolicy {
+        name: "no-raw".into(),
+        document: document.into(),
+        sha256: hex::encode(Sha256::digest(document.as_bytes())),
+        updated: "2026-11-27T12:00:02Z".into(),
+    };
+    let by = Actor("admin:1f2e3d4c".into());
+    let l3 = encode_line(3, &h2, "2026-11-27T12:00:02.000000Z", &notes::policy_put(&policy, &by));
+    let h3 = line_hash(&l3);
+    let grants = Grants { policies: vec!["read-only".into(), "no-raw".into()], ..Grants::default() };
+    // The built-in read-only's hash is in docs/POLICIES.md.
+    let read_only = "00".repeat(32);
+    let hashes = [("read-only".to_owned(), read_only), ("no-raw".to_owned(), policy.sha256.clone())];
+    let l4 = encode_line(4, &h3, "2026-11-27T12:00:02.100000Z", &notes::grants_set("alice", &grants, &hashes, &by));
+    let h4 = line_hash(&l4);
+    let denied_start = Entry::Start(StartRecord {
+        req: "0193a7c2-6a00-7c3b-8d2e-3f5a7b9c1d2e".into(),
+        principal: Some("alice".into()),
+        access_key_id: Some("EGRSEXAMPLE000000001".into()),
+        source_ip: Some("192.0.2.10".into()),
+        user_agent: Some("Boto3/1.43.11".into()),
+        method: "GET".into(),
+        operation: "GetObject".into(),
+        bucket: Some("training-data".into()),
+        key: Some("raw/0001.jpg".into()),
+        decision: Some(Decision {
+            effect: Effect::ExplicitDeny,
+            action: Some("s3:GetObject".into()),
+            resource: Some("arn:aws:s3:::training-data/raw/0001.jpg".into()),
+            policy: Some("no-raw".into()),
+            policy_sha256: Some(policy.sha256.clone()),
+            sid: Some("NoRaw".into()),
+            limit: None,
+            detail: None,
+        }),
+        ..StartRecord::default()
+    });
+    let l5 = encode_line(5, &h4, "2026-11-27T12:00:03.000000Z", &denied_start);
+    let h5 = line_hash(&l5);
+    let denied_end = Entry::End(EndRecord {
+        status: Some(403),
+        bytes_sent: Some(387),
+        duration_ms: Some(1),
+        error_code: Some("AccessDenied".into()),
+        ..EndRecord::unknown("0193a7c2-6a00-7c3b-8d2e-3f5a7b9c1d2e", 5, Outcome::Denied)
+    });
+    let l6 = encode_line(6, &h5, "2026-11-27T12:00:03.001000Z", &denied_end);
+    let h6 = line_hash(&l6);
+    let lines = [l0, l1, l2, l3, l4, l5, l6].iter().map(|l| String::from_utf8(l.clone()).unwrap()).collect();
+    let hashes = [h0, h1, h2, h3, h4, h5, h6].iter().map(LineHash::to_hex).collect();
+    (lines, hashes, signer)
 }
 
 #[test]
