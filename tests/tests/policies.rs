@@ -235,6 +235,7 @@ print(json.dumps({
 "#,
     );
     assert_eq!(out["a"]["code"], "AccessDenied", "{out}");
+    let out_a_req = out["a"]["req"].as_str().unwrap().to_owned();
     assert_eq!(out["b"]["status"], 200, "{out}");
     let (start, _) = start_of(&proxy, &out["a"]);
     assert_eq!(start["decision"]["effect"], "explicit_deny");
@@ -284,6 +285,54 @@ s3 = client(os.environ["AK"], os.environ["SK"])
 print(json.dumps(attempt(s3.get_object, Bucket="data", Key="public/b.bin")))
 "#);
     assert_eq!(out["code"], "InvalidAccessKeyId", "{out}");
+
+    // Offline, the CLI and an auditor read the same story.
+    let denied_req = out_a_req.clone();
+    let mut proxy = proxy;
+    proxy.stop();
+    let data = proxy.data_dir.clone();
+    let explained = egress_e2e::run_in(&data, &["ledger", "explain", &denied_req]);
+    assert_eq!(explained.code, 0, "{explained:?}");
+    let explained = explained.json();
+    assert_eq!(explained["decision"]["sid"], "NotA", "{explained}");
+    assert_eq!(explained["end"]["line"]["outcome"], "denied");
+    let in_force: Vec<&str> =
+        explained["grants_in_force"]["line"]["policies"].as_array().unwrap().iter().map(|p| p["policy"].as_str().unwrap()).collect();
+    assert_eq!(in_force, ["public-read", "no-a"], "{explained}");
+    assert_eq!(egress_e2e::run_in(&data, &["ledger", "explain", "no-such-request"]).code, 1);
+
+    // At the seq of that request, the auditor's replay names the same policies, documents included.
+    let seq = explained["start"]["seq"].as_u64().unwrap().to_string();
+    let auditor = std::process::Command::new(egress_e2e::servers::venv_bin("python3"))
+        .arg(egress_e2e::repo_root().join("tests/auditor/grants_at.py"))
+        .args([data.to_str().unwrap(), &seq, "alice"])
+        .output()
+        .unwrap();
+    assert!(auditor.status.success(), "{auditor:?}");
+    let replayed: Value = serde_json::from_slice(&auditor.stdout).unwrap();
+    assert_eq!(replayed["policies"][1]["document"]["Statement"][0]["Sid"], "NotA", "{replayed}");
+    assert_eq!(replayed["policies"][0]["sha256"], stored["sha256"]);
+
+    // Policies and attachments from the CLI; the simulator's exit code says allowed or not.
+    let policy_file = data.parent().unwrap().join("team.json");
+    std::fs::write(&policy_file, public_read().to_string()).unwrap();
+    assert_eq!(egress_e2e::run_in(&data, &["policy", "put", "team", policy_file.to_str().unwrap()]).code, 0);
+    let created = egress_e2e::run_in(&data, &["principal", "create", "frank", "--policy", "team", "--tag", "team=vision"]);
+    assert_eq!(created.code, 0, "{created:?}");
+    let simulate = |resource: &str| {
+        egress_e2e::run_in(&data, &["policy", "simulate", "--principal", "frank", "--action", "s3:GetObject", "--resource", resource])
+    };
+    let allowed = simulate("arn:aws:s3:::data/public/a.bin");
+    assert_eq!((allowed.code, allowed.json()["sid"].as_str()), (0, Some("ReadPublic")), "{allowed:?}");
+    assert_eq!(simulate("arn:aws:s3:::data/private/x.bin").code, 1);
+    assert_eq!(egress_e2e::run_in(&data, &["principal", "detach", "frank", "team"]).code, 0);
+    assert_eq!(simulate("arn:aws:s3:::data/public/a.bin").code, 1, "detached: nothing allows it");
+    let refused = egress_e2e::run_in(&data, &["principal", "create", "gina", "--policy", "no-such-policy"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("no-such-policy"), "{refused:?}");
+    let listed = egress_e2e::run_in(&data, &["principal", "list"]).json();
+    assert!(listed.as_array().unwrap().iter().all(|p| p["name"] != "gina"), "nothing created: {listed}");
+    assert_eq!(egress_e2e::run_in(&data, &["ledger", "verify"]).code, 0);
 }
 
 #[test]
