@@ -76,7 +76,7 @@ impl From<egress_ledger::principals::PrincipalError> for ApiError {
     fn from(e: egress_ledger::principals::PrincipalError) -> ApiError {
         use egress_ledger::principals::PrincipalError as P;
         match &e {
-            P::InvalidName(_) => ApiError::bad_field("name", &e.to_string()),
+            P::InvalidName(_) | P::Reserved(_) => ApiError::bad_field("name", &e.to_string()),
             P::Exists(_) => ApiError::conflict(e.to_string()),
             P::NoSuchPrincipal(_) | P::NoSuchKey(_) => ApiError::not_found(e.to_string()),
             _ => ApiError::internal(e.to_string()),

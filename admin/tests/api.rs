@@ -129,6 +129,13 @@ impl Reply {
         let message = self.json()["error"]["message"].as_str().unwrap().to_owned();
         assert!(message.starts_with(prefix), "message should start with {prefix:?}: {message}");
     }
+
+    /// An error of `status` whose message mentions `fragment`.
+    fn assert_error_mentions(&self, status: StatusCode, fragment: &str) {
+        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
+        let message = self.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(fragment), "message should mention {fragment:?}: {message}");
+    }
 }
 
 // ---------------------------------------------------------------- access
@@ -167,6 +174,15 @@ async fn the_openapi_document_lists_every_route_with_parameters_and_bodies() {
         ("/v1/principals/{name}", "delete"),
         ("/v1/principals/{name}/keys", "post"),
         ("/v1/principals/{name}/keys/{access_key_id}", "delete"),
+        ("/v1/principals/{name}/policies", "put"),
+        ("/v1/principals/{name}/tags", "put"),
+        ("/v1/principals/{name}/limits", "put"),
+        ("/v1/principals/{name}/usage", "get"),
+        ("/v1/policies", "get"),
+        ("/v1/policies/{name}", "put"),
+        ("/v1/policies/{name}", "get"),
+        ("/v1/policies/{name}", "delete"),
+        ("/v1/authorize/simulate", "post"),
         ("/v1/egress", "get"),
         ("/v1/egress/summary", "get"),
         ("/v1/ledger/verify", "post"),
@@ -612,5 +628,86 @@ async fn verify_checkpoints_pubkey_export_and_metrics() {
     assert!(text.contains("egress_requests_total{operation=\"GetObject\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("egress_bytes_out_total{bucket=\"data\"} 4096"), "{text}");
     assert!(text.contains("egress_ledger_append_seconds_count"), "{text}");
+    h.close().await;
+}
+
+#[tokio::test]
+async fn policies_grants_and_the_simulator() {
+    let h = Harness::new().await;
+    let call = |method: Method, uri: &'static str, body: Option<&'static str>| h.call(method, uri, Some(TOKEN), body);
+    let public = r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"ReadPublic","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::data/public/*"}]}"#;
+
+    // Documents the proxy cannot evaluate are refused with the reason.
+    let unknown_operator = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*",
+        "Condition":{"StringSortOf":{"aws:username":"x"}}}]}"#;
+    let bad = call(Method::PUT, "/v1/policies/broken", Some(unknown_operator)).await;
+    bad.assert_error_mentions(StatusCode::BAD_REQUEST, "StringSortOf");
+    assert_eq!(bad.json()["error"]["code"], "malformed_policy");
+    call(Method::PUT, "/v1/policies/broken", Some("{not json")).await.assert_error_mentions(StatusCode::BAD_REQUEST, "");
+    call(Method::PUT, "/v1/policies/read-only", Some(public)).await.assert_error_mentions(StatusCode::CONFLICT, "built-in");
+    call(Method::PUT, "/v1/policies/bad%20name", Some(public)).await.assert_error_mentions(StatusCode::BAD_REQUEST, "name");
+
+    let stored = call(Method::PUT, "/v1/policies/public-read", Some(public)).await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.text());
+    let sha256 = stored.json()["sha256"].as_str().unwrap().to_owned();
+    let listed = h.get("/v1/policies").await.json();
+    let names: Vec<&str> = listed["policies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["read-only", "read-write", "full", "public-read"]);
+
+    // A principal names only policies that exist; nothing is made otherwise.
+    let post = |body: &'static str| h.call(Method::POST, "/v1/principals", Some(TOKEN), Some(body));
+    post(r#"{"name":"alice","policies":["nope"]}"#).await.assert_error_mentions(StatusCode::NOT_FOUND, "nope");
+    assert!(h.ledger.store().unwrap().principals.get("alice").unwrap().is_none());
+    post(r#"{"name":"anonymous"}"#).await.assert_error_mentions(StatusCode::BAD_REQUEST, "built-in principal");
+    let created = post(r#"{"name":"alice","policies":["public-read"],"tags":{"team":"vision"}}"#).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let principals = h.get("/v1/principals").await.json();
+    assert_eq!(principals["principals"][0]["policies"], serde_json::json!(["public-read"]));
+    assert_eq!(principals["principals"][0]["tags"]["team"], "vision");
+
+    let simulate = |body: &'static str| h.call(Method::POST, "/v1/authorize/simulate", Some(TOKEN), Some(body));
+    let allowed = simulate(r#"{"principal":"alice","action":"s3:GetObject","resource":"arn:aws:s3:::data/public/a"}"#)
+        .await
+        .json();
+    assert_eq!(
+        (allowed["decision"].as_str(), allowed["sid"].as_str(), allowed["policy_sha256"].as_str()),
+        (Some("allow"), Some("ReadPublic"), Some(sha256.as_str()))
+    );
+    let denied = simulate(r#"{"principal":"alice","action":"s3:PutObject","resource":"arn:aws:s3:::data/public/a"}"#)
+        .await
+        .json();
+    assert_eq!(denied["decision"], "implicit_deny");
+    simulate(r#"{"principal":"nobody","action":"s3:GetObject","resource":"*"}"#)
+        .await
+        .assert_error_mentions(StatusCode::NOT_FOUND, "nobody");
+
+    // Attachments: an attached policy cannot be deleted; limits are checked.
+    call(Method::DELETE, "/v1/policies/public-read", None).await.assert_error_mentions(StatusCode::CONFLICT, "alice");
+    let limits = |body: &'static str| h.call(Method::PUT, "/v1/principals/alice/limits", Some(TOKEN), Some(body));
+    limits(r#"{"quotas":[{"bytes":10,"per":"week"}]}"#).await.assert_error_mentions(StatusCode::BAD_REQUEST, "body");
+    limits(r#"{"quotas":[{"bytes":0,"per":"day"}]}"#).await.assert_error_mentions(StatusCode::BAD_REQUEST, "quotas[0].bytes");
+    limits(r#"{"requests_per_second":0}"#).await.assert_error_mentions(StatusCode::BAD_REQUEST, "requests_per_second");
+    assert_eq!(limits(r#"{"quotas":[{"bytes":1000,"per":"day","bucket":"data"}]}"#).await.status, StatusCode::OK);
+    let detached = call(Method::PUT, "/v1/principals/alice/policies", Some(r#"{"policies":[]}"#)).await;
+    assert_eq!(detached.status, StatusCode::OK, "{}", detached.text());
+    assert_eq!(call(Method::DELETE, "/v1/policies/public-read", None).await.status, StatusCode::NO_CONTENT);
+    let anonymous = call(Method::PUT, "/v1/principals/anonymous/policies", Some(r#"{"policies":["read-only"]}"#)).await;
+    assert_eq!(anonymous.status, StatusCode::OK, "{}", anonymous.text());
+
+    // Every change is on the record, with the document's hash and the token that made it.
+    let lines = h.lines();
+    let token_id = AdminToken::new(TOKEN).unwrap().id();
+    let put = lines.iter().find(|l| l["event"] == "policy_put").unwrap();
+    assert_eq!((put["policy"].as_str(), put["sha256"].as_str()), (Some("public-read"), Some(sha256.as_str())));
+    assert_eq!(put["by"], format!("admin:{token_id}"));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(put["document"].as_str().unwrap().as_bytes()));
+    assert_eq!(hash, sha256, "the note's hash is the hash of its document");
+    let grants: Vec<&Value> = lines.iter().filter(|l| l["event"] == "grants_set").collect();
+    assert_eq!(grants.len(), 4, "create, limits, detach, anonymous: {grants:?}");
+    assert_eq!(grants[0]["policies"][0], serde_json::json!({"policy": "public-read", "sha256": sha256}));
+    assert_eq!(grants[1]["limits"]["quotas"][0]["bucket"], "data");
+    assert_eq!(grants[3]["principal"], "anonymous");
+    assert!(lines.iter().any(|l| l["event"] == "policy_deleted" && l["policy"] == "public-read"));
     h.close().await;
 }
