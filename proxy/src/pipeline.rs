@@ -165,14 +165,23 @@ pub async fn handle(
     };
     let origin = (source_ip, peer.secure);
     let verdict = judge(&state, &parts, &raw_path, raw_query.as_deref(), target, origin, &mut start).await;
-    let authenticated = start.principal.is_some();
-    start.bound(if authenticated { AUTHENTICATED_FIELD_BYTES } else { UNAUTHENTICATED_FIELD_BYTES });
+    // Whom the request can be held against: a key holder, or an anonymous
+    // request its policies allowed. An anonymous request they refused is as
+    // unattributable as one with a bad signature, and is bounded the same way.
+    let anonymous = start.principal.as_deref() == Some(egress_ledger::principals::ANONYMOUS);
+    let attributable = start.principal.is_some() && (!anonymous || matches!(verdict, Verdict::Forward(..)));
+    start.bound(if attributable { AUTHENTICATED_FIELD_BYTES } else { UNAUTHENTICATED_FIELD_BYTES });
 
     let operation = start.operation.clone();
-    // A bucket becomes a metrics label only for an authenticated request:
+    // A bucket becomes a metrics label only for a key holder's request:
     // anyone can make up bucket names.
-    let bucket = if authenticated { start.bucket.clone() } else { None };
-    if let Verdict::Unauthenticated(error) = &verdict {
+    let bucket = if start.principal.is_some() && !anonymous { start.bucket.clone() } else { None };
+    let unattributable = match &verdict {
+        Verdict::Unauthenticated(error) => Some(error),
+        Verdict::Refused(error) if !attributable => Some(error),
+        _ => None,
+    };
+    if let Some(error) = unattributable {
         let (admission, finished) = state.denials.admit(remote.ip(), error.code, SystemTime::now());
         if let Some(note) = finished
             && let Err(e) = state.ledger.submit(Entry::Note(note))

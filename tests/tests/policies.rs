@@ -83,13 +83,14 @@ fn attach(proxy: &Proxy, principal: &str, policies: &[&str]) {
 
 /// A relay in front of SeaweedFS (to count what reaches it), the proxy in
 /// front of the relay, and `data` filled by `admin` (who has `full`).
-fn setup(principals: &[&str]) -> (SeaweedFs, Relay, Proxy) {
+fn setup(principals: &[&str], extra_args: &[&str]) -> (SeaweedFs, Relay, Proxy) {
     let upstream = SeaweedFs::start();
     let target = upstream.endpoint().trim_start_matches("http://").parse().unwrap();
     let relay = Relay::start(target);
     let mut names = vec!["admin".to_owned()];
     names.extend(principals.iter().map(|p| (*p).to_owned()));
-    let proxy = Proxy::start_with_upstream(&relay.endpoint(), ProxyOptions { principals: names, ..ProxyOptions::default() });
+    let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
+    let proxy = Proxy::start_with_upstream(&relay.endpoint(), ProxyOptions { principals: names, extra_args, ..ProxyOptions::default() });
     let (ak, sk) = key_env(&proxy, "admin");
     let made = run(
         &proxy,
@@ -122,7 +123,7 @@ fn public_read() -> Value {
 
 #[test]
 fn policies_decide_what_a_principal_may_do_and_every_decision_is_recorded() {
-    let (_upstream, relay, proxy) = setup(&["alice", "bob"]);
+    let (_upstream, relay, proxy) = setup(&["alice", "bob"], &[]);
     let stored = put_policy(&proxy, "public-read", &public_read());
     assert_eq!(stored["sha256"].as_str().unwrap().len(), 64, "{stored}");
     // On a running proxy: alice had `full` from creation; this replaces it.
@@ -337,7 +338,7 @@ print(json.dumps(attempt(s3.get_object, Bucket="data", Key="public/b.bin")))
 
 #[test]
 fn quotas_bandwidth_rate_and_anonymous_reads() {
-    let (_upstream, relay, proxy) = setup(&["carol", "dave", "erin"]);
+    let (_upstream, relay, proxy) = setup(&["carol", "dave", "erin"], &["--denied-records-per-ip", "5"]);
     put_policy(&proxy, "public-read", &public_read());
     for principal in ["carol", "dave", "erin"] {
         attach(&proxy, principal, &["public-read"]);
@@ -436,4 +437,17 @@ print(json.dumps({"public": fetch(ENDPOINT + "/data/public/a.bin"), "private": f
     let (start, _) = start_of(&proxy, &after["private"]);
     assert_eq!((start["principal"].as_str(), start["decision"]["effect"].as_str()), (Some("anonymous"), Some("implicit_deny")));
     assert_eq!(relay.requests_for("private/x.bin"), private_before, "a refused anonymous read reached the upstream");
+
+    // Refused anonymous requests cost the ledger what unauthenticated ones do:
+    // a few records per source a minute, the rest counted in a summary.
+    let flood = run(&proxy, &[], r#"
+print(json.dumps([fetch(ENDPOINT + "/data/private/x.bin")["status"] for _ in range(30)]))
+"#);
+    assert!(flood.as_array().unwrap().iter().all(|s| s == 403), "{flood}");
+    let recorded = proxy
+        .ledger()
+        .iter()
+        .filter(|l| l["kind"] == "start" && l["principal"] == "anonymous" && l["key"] == "private/x.bin")
+        .count();
+    assert!(recorded <= 5, "{recorded} records of refused anonymous requests");
 }
