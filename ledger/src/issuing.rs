@@ -4,6 +4,7 @@
 //! here.
 
 use crate::principals::{IssuedKey, PrincipalError};
+use crate::access::Actor;
 use crate::{AppendError, Entry, Ledger, NoteRecord};
 
 /// Why a key was not issued.
@@ -17,10 +18,15 @@ pub enum IssueError {
     Ledger(#[from] AppendError),
 }
 
-/// The note that records a key being issued or revoked.
+/// The note that records a key being issued or revoked, and by whom.
 #[must_use]
-pub fn key_note(event: &str, principal: &str, access_key_id: &str) -> Entry {
-    Entry::Note(NoteRecord::new(event).with("principal", principal).with("access_key_id", access_key_id))
+pub fn key_note(event: &str, principal: &str, access_key_id: &str, by: &Actor) -> Entry {
+    Entry::Note(
+        NoteRecord::new(event)
+            .with("principal", principal)
+            .with("access_key_id", access_key_id)
+            .with("by", by.0.as_str()),
+    )
 }
 
 impl Ledger {
@@ -30,10 +36,15 @@ impl Ledger {
 
     /// Creates a principal with one key and records it. Blocking (sled and a
     /// durable append): call from a blocking context.
-    pub fn create_principal_blocking(&self, name: &str, description: Option<&str>) -> Result<IssuedKey, IssueError> {
+    pub fn create_principal_blocking(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        by: &Actor,
+    ) -> Result<IssuedKey, IssueError> {
         let store = self.principal_store()?;
         let issued = store.create(name, description)?;
-        if let Err(e) = self.append_blocking(key_note("principal_created", name, &issued.access_key_id)) {
+        if let Err(e) = self.append_blocking(key_note("principal_created", name, &issued.access_key_id, by)) {
             if let Err(undo) = store.delete(name) {
                 tracing::error!(error = %undo, principal = name, "could not remove a principal whose creation the ledger refused");
             }
@@ -43,10 +54,10 @@ impl Ledger {
     }
 
     /// Adds a key to a principal and records it (blocking, as above).
-    pub fn add_key_blocking(&self, name: &str) -> Result<IssuedKey, IssueError> {
+    pub fn add_key_blocking(&self, name: &str, by: &Actor) -> Result<IssuedKey, IssueError> {
         let store = self.principal_store()?;
         let issued = store.add_key(name)?;
-        if let Err(e) = self.append_blocking(key_note("principal_created", name, &issued.access_key_id)) {
+        if let Err(e) = self.append_blocking(key_note("principal_created", name, &issued.access_key_id, by)) {
             if let Err(undo) = store.revoke_key(&issued.access_key_id) {
                 tracing::error!(error = %undo, access_key_id = %issued.access_key_id, "could not revoke a key whose issue the ledger refused");
             }

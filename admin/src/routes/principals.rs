@@ -213,7 +213,7 @@ async fn create_principal(State(state): State<AdminState>, body: Bytes) -> Resul
     let by = super::policies::actor(&state);
     let issued = super::blocking("principal store", move || {
         crate::access::check_policy_names(&ledger, &request.policies)?;
-        let issued = ledger.create_principal_blocking(&request.name, request.description.as_deref())?;
+        let issued = ledger.create_principal_blocking(&request.name, request.description.as_deref(), &by)?;
         if !request.policies.is_empty() || !request.tags.is_empty() {
             crate::access::update_grants(&ledger, &request.name, &by, |grants| {
                 grants.policies = request.policies;
@@ -268,7 +268,8 @@ async fn add_key(
 ) -> Result<IssuedKeyBody, ApiError> {
     let Path(name) = path.map_err(|e| bad_path(&e))?;
     let ledger = state.ledger.clone();
-    let issued = super::blocking("principal store", move || Ok(ledger.add_key_blocking(&name)?)).await?;
+    let by = super::policies::actor(&state);
+    let issued = super::blocking("principal store", move || Ok(ledger.add_key_blocking(&name, &by)?)).await?;
     Ok(issued.into())
 }
 
@@ -310,7 +311,8 @@ async fn revoke_key(
     })
     .await?;
     if let Some(principal) = revoked {
-        state.ledger.append(key_note("access_key_revoked", &principal, &access_key_id)).await?;
+        let by = super::policies::actor(&state);
+        state.ledger.append(key_note("access_key_revoked", &principal, &access_key_id, &by)).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -356,8 +358,9 @@ async fn delete_principal(
     })
     .await?;
     // Each key that worked until now stops working: the ledger says so.
+    let by = super::policies::actor(&state);
     for access_key_id in active {
-        state.ledger.append(key_note("access_key_revoked", &name, &access_key_id)).await?;
+        state.ledger.append(key_note("access_key_revoked", &name, &access_key_id, &by)).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -44,7 +44,7 @@ pub fn create(
     let ledger = open_ledger(data_dir)?;
     let result = (|| {
         access::check_policy_names(&ledger, policies).map_err(api)?;
-        let issued = ledger.create_principal_blocking(name, description)?;
+        let issued = ledger.create_principal_blocking(name, description, &actor())?;
         if !policies.is_empty() || !tag_map.is_empty() {
             access::update_grants(&ledger, name, &actor(), |grants| {
                 grants.policies = policies.to_vec();
@@ -211,7 +211,7 @@ pub fn revoke(data_dir: &Path, access_key_id: &str) -> anyhow::Result<i32> {
     let result = (|| {
         let store = ledger.store().ok_or_else(|| anyhow::anyhow!("ledger opened without its state store"))?;
         let principal = store.principals.revoke_key(access_key_id)?;
-        ledger.append_blocking(key_note("access_key_revoked", &principal, access_key_id))?;
+        ledger.append_blocking(key_note("access_key_revoked", &principal, access_key_id, &actor()))?;
         anyhow::Ok(principal)
     })();
     ledger.close_blocking()?;
