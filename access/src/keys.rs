@@ -9,9 +9,11 @@
 pub const KNOWN_KEYS: &[(&str, bool)] = &[
     ("aws:CurrentTime", false),
     ("aws:EpochTime", false),
+    ("aws:PrincipalArn", false),
     ("aws:Referer", false),
     ("aws:RequestedRegion", false),
     ("aws:SecureTransport", false),
+    ("aws:SourceArn", false),
     ("aws:SourceIp", false),
     ("aws:UserAgent", false),
     ("aws:userid", false),
