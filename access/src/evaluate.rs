@@ -53,7 +53,13 @@ impl Decision<'_> {
 /// matching Allow statement, for `ImplicitDeny` none.
 #[must_use]
 pub fn evaluate<'a>(policies: &[(&'a str, &'a Policy)], request: &AccessRequest<'_>) -> Decision<'a> {
-    let action = request.action.split_once(':');
+    // Actions are case-insensitive: lowercase the request's once, on the
+    // stack, so that each pattern compares bytes (policy actions are ASCII
+    // and lowercased at parse). A long or non-ASCII action is folded instead.
+    let mut buf = [0u8; 128];
+    let lowered = lowercase(request.action, &mut buf);
+    let action = lowered.unwrap_or(request.action);
+    let lowered = lowered.is_some();
     let mut allow: Option<Decision<'a>> = None;
     for (name, policy) in policies {
         for (index, statement) in policy.statements.iter().enumerate() {
@@ -61,7 +67,7 @@ pub fn evaluate<'a>(policies: &[(&'a str, &'a Policy)], request: &AccessRequest<
             if statement.effect == StatementEffect::Allow && allow.is_some() {
                 continue;
             }
-            if !statement.applies(action, request.resource, request.context) {
+            if !statement.applies(action, lowered, request.resource, request.context) {
                 continue;
             }
             let decision = Decision {
@@ -77,4 +83,15 @@ pub fn evaluate<'a>(policies: &[(&'a str, &'a Policy)], request: &AccessRequest<
         }
     }
     allow.unwrap_or(Decision { effect: Effect::ImplicitDeny, policy: None, sid: None, statement: None })
+}
+
+fn lowercase<'b>(action: &str, buf: &'b mut [u8; 128]) -> Option<&'b str> {
+    let bytes = action.as_bytes();
+    if bytes.len() > buf.len() || !bytes.is_ascii() {
+        return None;
+    }
+    let out = &mut buf[..bytes.len()];
+    out.copy_from_slice(bytes);
+    out.make_ascii_lowercase();
+    std::str::from_utf8(out).ok()
 }

@@ -52,6 +52,7 @@ impl Glob {
     }
 
     /// Whether `text` matches; `fold` compares ASCII letters case-insensitively.
+    #[inline]
     pub(crate) fn matches(&self, text: &str, fold: bool) -> bool {
         match self {
             Glob::Any => true,
@@ -59,17 +60,39 @@ impl Glob {
                 if fold {
                     lit.eq_ignore_ascii_case(text)
                 } else {
-                    **lit == *text
+                    bytes_eq(lit.as_bytes(), text.as_bytes())
                 }
             }
             Glob::Prefix(lit) => {
                 text.len() >= lit.len()
                     && text.is_char_boundary(lit.len())
-                    && if fold { lit.eq_ignore_ascii_case(&text[..lit.len()]) } else { **lit == text[..lit.len()] }
+                    && if fold {
+                        lit.eq_ignore_ascii_case(&text[..lit.len()])
+                    } else {
+                        bytes_eq(lit.as_bytes(), &text.as_bytes()[..lit.len()])
+                    }
             }
             Glob::General(toks) => matches(toks, text, fold),
         }
     }
+}
+
+/// Byte equality written out: the strings compared here are a few bytes
+/// long, where a call into libc's `bcmp` costs more than the comparison.
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut left = a.chunks_exact(8);
+    let mut right = b.chunks_exact(8);
+    for (x, y) in (&mut left).zip(&mut right) {
+        if u64::from_ne_bytes(x.try_into().unwrap_or_default()) != u64::from_ne_bytes(y.try_into().unwrap_or_default())
+        {
+            return false;
+        }
+    }
+    left.remainder().iter().zip(right.remainder()).all(|(x, y)| x == y)
 }
 
 /// Splits pattern text into tokens: `*` and `?` are wildcards.

@@ -154,6 +154,7 @@ impl Pattern {
         Pattern::Static(Glob::compile(&toks))
     }
 
+    #[inline]
     pub(crate) fn matches(&self, text: &str, ctx: &Context) -> bool {
         match self {
             Pattern::Static(glob) => glob.matches(text, false),
@@ -166,7 +167,15 @@ impl Pattern {
 #[derive(Debug, Clone)]
 pub(crate) enum ActionPattern {
     Any,
-    Service { service: Glob, name: Glob },
+    /// A service without wildcards: one pattern over the whole `service:name`
+    /// (the usual case, and one comparison).
+    Whole(Glob),
+    /// A service with wildcards: matched apart from the name, so that its
+    /// `*` cannot reach past the colon.
+    Service {
+        service: Glob,
+        name: Glob,
+    },
 }
 
 impl ActionPattern {
@@ -178,9 +187,13 @@ impl ActionPattern {
             !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?' || extra.contains(c))
         };
         match text.split_once(':') {
-            Some((service, name)) if valid(service, "-") && valid(name, "-_") => Ok(ActionPattern::Service {
-                service: Glob::from_pattern(&service.to_ascii_lowercase()),
-                name: Glob::from_pattern(&name.to_ascii_lowercase()),
+            Some((service, name)) if valid(service, "-") && valid(name, "-_") => Ok(if service.contains(['*', '?']) {
+                ActionPattern::Service {
+                    service: Glob::from_pattern(&service.to_ascii_lowercase()),
+                    name: Glob::from_pattern(&name.to_ascii_lowercase()),
+                }
+            } else {
+                ActionPattern::Whole(Glob::from_pattern(&text.to_ascii_lowercase()))
             }),
             _ => Err(format!(
                 "\"{text}\" is not an action: write `service:Action` (letters, digits, `*`, `?`), e.g. \"s3:GetObject\" or \"s3:Get*\", or `*`"
@@ -188,14 +201,16 @@ impl ActionPattern {
         }
     }
 
-    /// `action` is the request's, split at its first `:` (None when it has none).
-    pub(crate) fn matches(&self, action: Option<(&str, &str)>) -> bool {
-        match (self, action) {
-            (ActionPattern::Any, _) => true,
-            (ActionPattern::Service { service, name }, Some((s, n))) => {
-                service.matches(s, true) && name.matches(n, true)
+    /// `action` is the request's; `lowered`: it is already ASCII-lowercase,
+    /// so no folding is needed.
+    #[inline]
+    pub(crate) fn matches(&self, action: &str, lowered: bool) -> bool {
+        match self {
+            ActionPattern::Any => true,
+            ActionPattern::Whole(glob) => glob.matches(action, !lowered),
+            ActionPattern::Service { service, name } => {
+                action.split_once(':').is_some_and(|(s, n)| service.matches(s, !lowered) && name.matches(n, !lowered))
             }
-            (ActionPattern::Service { .. }, None) => false,
         }
     }
 }
@@ -275,11 +290,15 @@ impl ArnPattern {
         Ok((ArnPattern::Arn { head, segments, resource }, service))
     }
 
+    #[inline]
     pub(crate) fn matches(&self, arn: &str, ctx: &Context) -> bool {
         match self {
             ArnPattern::Any => true,
             ArnPattern::Arn { head: Some(head), resource, .. } => {
-                arn.strip_prefix(&**head).is_some_and(|rest| resource.matches(rest, ctx))
+                arn.len() >= head.len()
+                    && arn.is_char_boundary(head.len())
+                    && glob::bytes_eq(head.as_bytes(), &arn.as_bytes()[..head.len()])
+                    && resource.matches(&arn[head.len()..], ctx)
             }
             ArnPattern::Arn { head: None, segments, resource } => {
                 let mut given = arn.splitn(6, ':');

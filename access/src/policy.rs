@@ -84,9 +84,10 @@ pub(crate) struct Statement {
 }
 
 impl Statement {
-    /// Whether the statement applies to the request. `action` is split at its first colon.
-    pub(crate) fn applies(&self, action: Option<(&str, &str)>, resource: &str, ctx: &Context) -> bool {
-        if self.actions.iter().any(|a| a.matches(action)) == self.not_action {
+    /// Whether the statement applies to the request. `lowered`: `action` is
+    /// ASCII-lowercase already.
+    pub(crate) fn applies(&self, action: &str, lowered: bool, resource: &str, ctx: &Context) -> bool {
+        if self.actions.iter().any(|a| a.matches(action, lowered)) == self.not_action {
             return false;
         }
         if !self.required_vars.iter().all(|v| v.resolve(ctx).is_some()) {
