@@ -3,7 +3,7 @@
 //! one policy variable), for a late Allow, an explicit Deny and an implicit
 //! Deny. Prints one JSON line per request shape.
 //!
-//!   cargo run --release -p egress-access --example eval_bench
+//! Run: `cargo run --release -p egress-access --example eval_bench`
 
 use std::hint::black_box;
 use std::time::Instant;
