@@ -62,7 +62,7 @@ fn vector() -> (Vec<String>, Vec<String>, CheckpointSigner) {
     let h3 = line_hash(&l3);
     let grants = Grants { policies: vec!["read-only".into(), "no-raw".into()], ..Grants::default() };
     // The built-in read-only's hash is in docs/POLICIES.md.
-    let read_only = "00".repeat(32);
+    let read_only = "a4c15017b4b76b4c2bf972f2428048e1bc518f34b82eb266b04ce552d8f5cf4e".to_owned();
     let hashes = [("read-only".to_owned(), read_only), ("no-raw".to_owned(), policy.sha256.clone())];
     let l4 = encode_line(4, &h3, "2026-11-27T12:00:02.100000Z", &notes::grants_set("alice", &grants, &hashes, &by));
     let h4 = line_hash(&l4);

@@ -366,6 +366,14 @@ VECTOR_LINES = [
      '"time":"2026-11-27T12:00:01.000000Z","key_id":"cce35119",'
      '"signature":"rcn29A05zdTdxJW9TvpRKsG+lyHy54v/r3H3MarQXXS0q2Id4oLx/84OvvgvP38+KUgjvwn0xUOweSC7oJlECg=="}',
      "431e1663c9541e6066e59279abae64ccef6cb76b0d99444f61154fa743408fb9"),
+    ('{"v":1,"seq":3,"prev":"431e1663c9541e6066e59279abae64ccef6cb76b0d99444f61154fa743408fb9","ts":"2026-11-27T12:00:02.000000Z","kind":"note","event":"policy_put","by":"admin:1f2e3d4c","document":"{\\"Statement\\":[{\\"Action\\":\\"s3:GetObject\\",\\"Effect\\":\\"Deny\\",\\"Resource\\":\\"arn:aws:s3:::training-data/raw/*\\",\\"Sid\\":\\"NoRaw\\"}],\\"Version\\":\\"2012-10-17\\"}","policy":"no-raw","sha256":"33cf5495166c9accc60cf691c568252e919bfd33fb03b8e6ee97aa5ed9fdad4b"}',
+     "5e5932c3e4beb0e583934ad8678b08cbef3272465c9c3856e8370f8e6f35f584"),
+    ('{"v":1,"seq":4,"prev":"5e5932c3e4beb0e583934ad8678b08cbef3272465c9c3856e8370f8e6f35f584","ts":"2026-11-27T12:00:02.100000Z","kind":"note","event":"grants_set","by":"admin:1f2e3d4c","limits":{},"policies":[{"policy":"read-only","sha256":"a4c15017b4b76b4c2bf972f2428048e1bc518f34b82eb266b04ce552d8f5cf4e"},{"policy":"no-raw","sha256":"33cf5495166c9accc60cf691c568252e919bfd33fb03b8e6ee97aa5ed9fdad4b"}],"principal":"alice","tags":{}}',
+     "e09883d9789402c273e18bcd84b60c1888caa00d5b1b368201532e7098ca7a8d"),
+    ('{"v":1,"seq":5,"prev":"e09883d9789402c273e18bcd84b60c1888caa00d5b1b368201532e7098ca7a8d","ts":"2026-11-27T12:00:03.000000Z","kind":"start","req":"0193a7c2-6a00-7c3b-8d2e-3f5a7b9c1d2e","principal":"alice","access_key_id":"EGRSEXAMPLE000000001","source_ip":"192.0.2.10","user_agent":"Boto3/1.43.11","method":"GET","operation":"GetObject","bucket":"training-data","key":"raw/0001.jpg","version_id":null,"range":null,"decision":{"effect":"explicit_deny","action":"s3:GetObject","resource":"arn:aws:s3:::training-data/raw/0001.jpg","policy":"no-raw","policy_sha256":"33cf5495166c9accc60cf691c568252e919bfd33fb03b8e6ee97aa5ed9fdad4b","sid":"NoRaw"}}',
+     "10d40d0bfcdd0d0f196b4730e18b692d50aeb27d48f654e2555ea30f07f63008"),
+    ('{"v":1,"seq":6,"prev":"10d40d0bfcdd0d0f196b4730e18b692d50aeb27d48f654e2555ea30f07f63008","ts":"2026-11-27T12:00:03.001000Z","kind":"end","req":"0193a7c2-6a00-7c3b-8d2e-3f5a7b9c1d2e","start_seq":5,"status":403,"bytes_sent":387,"object_size":null,"etag":null,"upstream_request_id":null,"upstream_id2":null,"duration_ms":1,"outcome":"denied","error_code":"AccessDenied"}',
+     "131c4bd6a98411e7c4dc6cc128dfc813ea0d7a90e2f47569d7c184052c24679b"),
 ]
 VECTOR_FILE = (
     "egress-proxy@example\n1\n57cade0dc4a83c3ad4d68ff2ff850385f86f5d45508a0d3b78bae9adbe280813\n"
@@ -383,7 +391,7 @@ def self_test():
     if failures:
         print("self-test FAILED: " + "; ".join(failures))
         return TAMPERED
-    print("self-test ok: 3 line hashes, verifier key (seed 07*32, key id cce35119), checkpoint line and file signatures")
+    print(f"self-test ok: {len(VECTOR_LINES)} line hashes, verifier key (seed 07*32, key id cce35119), checkpoint line and file signatures")
     return INTACT
 
 
