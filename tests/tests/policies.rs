@@ -403,7 +403,7 @@ print(json.dumps({"length": len(body), "ok": body == bytes(range(256)) * 40960})
         &[("AK", &erin.0), ("SK", &erin.1)],
         r#"
 s3 = client(os.environ["AK"], os.environ["SK"])
-print(json.dumps([attempt(s3.head_object, Bucket="data", Key="public/a.bin") for _ in range(10)]))
+print(json.dumps([attempt(s3.list_objects_v2, Bucket="data", Prefix="public/") for _ in range(10)]))
 "#,
     );
     let slowed: Vec<&Value> = out.as_array().unwrap().iter().filter(|r| r["code"] == "SlowDown").collect();
