@@ -85,7 +85,7 @@ pub fn evaluate<'a>(policies: &[(&'a str, &'a Policy)], request: &AccessRequest<
     allow.unwrap_or(Decision { effect: Effect::ImplicitDeny, policy: None, sid: None, statement: None })
 }
 
-fn lowercase<'b>(action: &str, buf: &'b mut [u8; 128]) -> Option<&'b str> {
+pub(crate) fn lowercase<'b>(action: &str, buf: &'b mut [u8; 128]) -> Option<&'b str> {
     let bytes = action.as_bytes();
     if bytes.len() > buf.len() || !bytes.is_ascii() {
         return None;

@@ -4,7 +4,8 @@
 //! This is the proxy's authorization boundary, and pure logic: it knows no
 //! HTTP, no S3 request format and no storage. The proxy turns a request into
 //! an action, a resource ARN and a [`Context`] of condition keys, and asks
-//! [`evaluate`] about the principal's policies. docs/POLICIES.md specifies
+//! [`evaluate`] (or a [`PolicySet`], which remembers per action which
+//! statements can apply) about the principal's policies. docs/POLICIES.md specifies
 //! the language as implemented, with the AWS documentation it follows.
 
 mod condition;
@@ -15,8 +16,10 @@ mod json;
 pub mod keys;
 mod pattern;
 mod policy;
+mod set;
 mod values;
 
 pub use context::Context;
 pub use evaluate::{AccessRequest, Decision, Effect, evaluate};
 pub use policy::{MAX_POLICY_BYTES, Parsed, Policy, PolicyError, Warning};
+pub use set::PolicySet;

@@ -87,9 +87,17 @@ impl Statement {
     /// Whether the statement applies to the request. `lowered`: `action` is
     /// ASCII-lowercase already.
     pub(crate) fn applies(&self, action: &str, lowered: bool, resource: &str, ctx: &Context) -> bool {
-        if self.actions.iter().any(|a| a.matches(action, lowered)) == self.not_action {
-            return false;
-        }
+        self.matches_action(action, lowered) && self.applies_to(resource, ctx)
+    }
+
+    /// The `Action`/`NotAction` part of [`Statement::applies`]: it depends
+    /// on the action alone, so a [`crate::PolicySet`] may remember it.
+    pub(crate) fn matches_action(&self, action: &str, lowered: bool) -> bool {
+        self.actions.iter().any(|a| a.matches(action, lowered)) != self.not_action
+    }
+
+    /// The rest of [`Statement::applies`]: variables, resource, conditions.
+    pub(crate) fn applies_to(&self, resource: &str, ctx: &Context) -> bool {
         if !self.required_vars.iter().all(|v| v.resolve(ctx).is_some()) {
             return false;
         }

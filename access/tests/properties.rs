@@ -1,7 +1,9 @@
 //! Properties of evaluation and of the canonical form, over generated
 //! policies drawn from a small universe so that statements often match.
 
-use egress_access::{AccessRequest, Context, Effect, Policy, evaluate};
+use std::sync::Arc;
+
+use egress_access::{AccessRequest, Context, Effect, Policy, PolicySet, evaluate};
 use proptest::prelude::*;
 
 const ACTIONS: &[&str] = &["s3:GetObject", "s3:Get*", "s3:PutObject", "s3:*", "*", "s3:ListBucket", "S3:getobject"];
@@ -146,6 +148,26 @@ proptest! {
         let decision = evaluate(&set, &request);
         prop_assert_eq!(decision.effect, expected);
         prop_assert_eq!(decision.sid.is_some(), expected != Effect::ImplicitDeny);
+    }
+
+    #[test]
+    fn a_policy_set_decides_exactly_as_evaluate(
+        policies in policies_strategy(),
+        requests in prop::collection::vec((0..REQ_ACTIONS.len(), 0..REQ_RESOURCES.len(), any::<u8>()), 1..8),
+    ) {
+        let parsed: Vec<Policy> = policies.iter().map(|p| parse(&policy_json(p, 0, ""))).collect();
+        let names: Vec<String> = (0..policies.len()).map(|i| format!("p{i}")).collect();
+        let slice: Vec<(&str, &Policy)> = names.iter().map(String::as_str).zip(parsed.iter()).collect();
+        let set = PolicySet::new(names.iter().cloned().zip(parsed.iter().cloned().map(Arc::new)).collect());
+        // Several requests on one set: what it remembers of one action must
+        // not leak into another's answer.
+        for (action, resource, bits) in requests {
+            let ctx = context(bits);
+            let request = AccessRequest { action: REQ_ACTIONS[action], resource: REQ_RESOURCES[resource], context: &ctx };
+            let expected = evaluate(&slice, &request);
+            let got = set.evaluate(&request);
+            prop_assert_eq!((got.effect, got.policy, got.sid, got.statement), (expected.effect, expected.policy, expected.sid, expected.statement));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, RwLock};
 
-use egress_access::{Context, Policy};
+use egress_access::{Context, Policy, PolicySet};
 use egress_ledger::Ledger;
 use egress_ledger::access::{AccessError, AccessStore, Actor, Grants, Limits, StoredPolicy};
 use egress_ledger::principals::{ANONYMOUS, PrincipalStore};
@@ -281,14 +281,24 @@ pub struct Attached {
 }
 
 /// What a principal may do, compiled for evaluation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Compiled {
+    /// The attached policies in order, with their hashes.
     pub policies: Vec<Attached>,
+    /// The same policies, indexed by action for evaluation.
+    set: PolicySet,
     pub tags: BTreeMap<String, String>,
     pub limits: Limits,
 }
 
 impl Compiled {
+    /// Compiles `policies` (in order) with the tags and limits beside them.
+    #[must_use]
+    pub fn new(policies: Vec<Attached>, tags: BTreeMap<String, String>, limits: Limits) -> Compiled {
+        let set = PolicySet::new(policies.iter().map(|a| (a.name.clone(), Arc::clone(&a.policy))).collect());
+        Compiled { policies, set, tags, limits }
+    }
+
     /// Loads a principal's grants and parses its policies. A stored
     /// document that no longer parses (it did when stored) is left out,
     /// loudly: leaving it out can only take permissions away.
@@ -317,15 +327,14 @@ impl Compiled {
                 }
             }
         }
-        Ok(Compiled { policies, tags: grants.tags, limits: grants.limits })
+        Ok(Compiled::new(policies, grants.tags, grants.limits))
     }
 
     /// Evaluates one permission against the attached policies.
     #[must_use]
     pub fn evaluate<'a>(&'a self, action: &str, resource: &str, context: &Context) -> Evaluated<'a> {
-        let policies: Vec<(&str, &Policy)> = self.policies.iter().map(|a| (a.name.as_str(), &*a.policy)).collect();
         let request = egress_access::AccessRequest { action, resource, context };
-        let decision = egress_access::evaluate(&policies, &request);
+        let decision = self.set.evaluate(&request);
         let attached = decision.policy.and_then(|name| self.policies.iter().find(|a| a.name == name));
         Evaluated { effect: decision.effect, attached, sid: decision.sid.map(str::to_owned) }
     }
@@ -487,14 +496,15 @@ mod tests {
 
     #[test]
     fn read_only_reads_and_writes_nothing() {
-        let compiled = Compiled {
-            policies: vec![Attached {
+        let compiled = Compiled::new(
+            vec![Attached {
                 name: "read-only".into(),
                 sha256: String::new(),
                 policy: Arc::clone(&builtin("read-only").unwrap().policy),
             }],
-            ..Compiled::default()
-        };
+            BTreeMap::new(),
+            Limits::default(),
+        );
         let context = Context::new();
         let get = compiled.evaluate("s3:GetObject", "arn:aws:s3:::b/k", &context);
         assert_eq!(get.effect, egress_access::Effect::Allow);
