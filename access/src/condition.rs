@@ -102,6 +102,13 @@ pub(crate) struct Condition {
     values: Vec<Value>,
 }
 
+impl Condition {
+    /// The context key (lowercased), if this crate knows it.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+}
+
 /// What parsing a `Condition` element gives besides the conditions.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {

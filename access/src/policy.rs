@@ -193,6 +193,21 @@ impl Policy {
         &self.sha256
     }
 
+    /// The known condition keys the policy's conditions use, lowercased,
+    /// with the index of their statement.
+    #[must_use]
+    pub fn condition_keys(&self) -> Vec<(usize, &str)> {
+        let mut out = Vec::new();
+        for (index, statement) in self.statements.iter().enumerate() {
+            for condition in &statement.conditions {
+                if let Some(key) = condition.key() {
+                    out.push((index, key));
+                }
+            }
+        }
+        out
+    }
+
     #[must_use]
     pub fn statement_count(&self) -> usize {
         self.statements.len()

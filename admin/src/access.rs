@@ -95,6 +95,26 @@ fn access(ledger: &Ledger) -> Result<(&AccessStore, &PrincipalStore), ApiError> 
     Ok((&store.access, &store.principals))
 }
 
+/// The known condition keys (crate `egress-access`) that no request through
+/// the proxy carries, lowercased: a condition on one always sees it
+/// missing, so storing a policy that uses one answers a warning. The data
+/// plane's context (`proxy/src/authz/context.rs`) is tested against it.
+pub const NEVER_SET: &[&str] = &[
+    "aws:principalarn",
+    "aws:sourcearn",
+    "aws:requestedregion",
+    "s3:signatureage",
+    "s3:tlsversion",
+    "s3:requestobjecttagkeys",
+];
+
+/// Prefixes of known keys no request carries.
+pub const NEVER_SET_PREFIXES: &[&str] = &["s3:existingobjecttag/", "s3:requestobjecttag/"];
+
+fn never_set(key: &str) -> bool {
+    NEVER_SET.contains(&key) || NEVER_SET_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 /// What storing a policy answers.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PolicyStored {
@@ -110,8 +130,26 @@ pub struct PolicyStored {
 /// Validates, stores and records a policy document. Blocking.
 pub fn put_policy(ledger: &Ledger, name: &str, document: &[u8], by: &Actor) -> Result<PolicyStored, ApiError> {
     validate_policy_name(name)?;
-    let parsed = Policy::parse(document)
+    let mut parsed = Policy::parse(document)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_policy", e.to_string()))?;
+    let mut missing: Vec<(usize, String)> = parsed
+        .policy
+        .condition_keys()
+        .into_iter()
+        .filter(|(_, key)| never_set(key))
+        .map(|(statement, key)| (statement, key.to_owned()))
+        .collect();
+    missing.dedup();
+    for (statement, key) in missing {
+        parsed.warnings.push(egress_access::Warning {
+            statement,
+            sid: None,
+            message: format!(
+                "Statement[{statement}]: the condition key {key} is known but no request through this proxy carries it: \
+                 it always evaluates as missing"
+            ),
+        });
+    }
     let stored = StoredPolicy {
         name: name.to_owned(),
         document: parsed.policy.canonical_json().to_owned(),
