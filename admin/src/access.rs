@@ -532,6 +532,17 @@ mod tests {
         assert_eq!(validate_policy_name("").unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 
+    /// docs/POLICIES.md shows each built-in's canonical document and hash,
+    /// which `grants_set` notes name: an auditor reads them there.
+    #[test]
+    fn the_docs_hold_each_builtin_as_it_is() {
+        let doc = include_str!("../../docs/POLICIES.md");
+        for b in builtins() {
+            assert!(doc.contains(b.policy.sha256_hex()), "POLICIES.md lacks the hash of {}", b.name);
+            assert!(doc.contains(b.policy.canonical_json()), "POLICIES.md lacks the document of {}", b.name);
+        }
+    }
+
     #[test]
     fn read_only_reads_and_writes_nothing() {
         let compiled = Compiled::new(
