@@ -415,14 +415,25 @@ async fn set_policies(
 ) -> Result<Json<GrantsBody>, ApiError> {
     let Path(name) = path.map_err(|e| bad_path(&e))?;
     let request: SetPolicies = parse_body(&body, "{\"policies\":[\"read-only\", …]}")?;
+    change_grants(&state, name, move |ledger, grants| {
+        crate::access::check_policy_names(ledger, &request.policies)?;
+        grants.policies = request.policies;
+        Ok(())
+    })
+    .await
+}
+
+/// Applies `change` to `name`'s grants on the record (off the async
+/// workers) and answers them as they are after.
+async fn change_grants(
+    state: &AdminState,
+    name: String,
+    change: impl FnOnce(&egress_ledger::Ledger, &mut Grants) -> Result<(), ApiError> + Send + 'static,
+) -> Result<Json<GrantsBody>, ApiError> {
     let ledger = state.ledger.clone();
-    let by = super::policies::actor(&state);
+    let by = super::policies::actor(state);
     let grants = super::blocking("principal store", move || {
-        crate::access::check_policy_names(&ledger, &request.policies)?;
-        let grants = crate::access::update_grants(&ledger, &name, &by, |grants| {
-            grants.policies = request.policies;
-            Ok(())
-        })?;
+        let grants = crate::access::update_grants(&ledger, &name, &by, |grants| change(&ledger, grants))?;
         Ok(GrantsBody::new(name, grants))
     })
     .await?;
@@ -453,17 +464,11 @@ async fn set_tags(
     let Path(name) = path.map_err(|e| bad_path(&e))?;
     let request: SetTags = parse_body(&body, "{\"tags\":{\"team\":\"vision\"}}")?;
     crate::access::check_tags(&request.tags)?;
-    let ledger = state.ledger.clone();
-    let by = super::policies::actor(&state);
-    let grants = super::blocking("principal store", move || {
-        let grants = crate::access::update_grants(&ledger, &name, &by, |grants| {
-            grants.tags = request.tags;
-            Ok(())
-        })?;
-        Ok(GrantsBody::new(name, grants))
+    change_grants(&state, name, move |_, grants| {
+        grants.tags = request.tags;
+        Ok(())
     })
-    .await?;
-    Ok(Json(grants))
+    .await
 }
 
 /// Sets a principal's egress limits (byte quotas, bandwidth, request
@@ -485,17 +490,11 @@ async fn set_limits(
     let limits: Limits =
         parse_body(&body, "{\"quotas\":[{\"bytes\":N,\"per\":\"day\"}],\"bandwidth_bytes_per_second\":N,\"requests_per_second\":N}")?;
     crate::access::check_limits(&limits)?;
-    let ledger = state.ledger.clone();
-    let by = super::policies::actor(&state);
-    let grants = super::blocking("principal store", move || {
-        let grants = crate::access::update_grants(&ledger, &name, &by, |grants| {
-            grants.limits = limits;
-            Ok(())
-        })?;
-        Ok(GrantsBody::new(name, grants))
+    change_grants(&state, name, move |_, grants| {
+        grants.limits = limits;
+        Ok(())
     })
-    .await?;
-    Ok(Json(grants))
+    .await
 }
 
 /// A principal's usage of its limits on this node, now.

@@ -40,37 +40,22 @@ pub fn window_at(per: Window, now: u64) -> (u64, u64) {
             (start, start + DAY)
         }
         Window::Month => {
-            let (y, m, _) = civil_from_days(now / DAY);
-            let start = days_from_civil(y, m, 1) * DAY;
-            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            (start, days_from_civil(ny, nm, 1) * DAY)
+            // The first of this month and of the next, by the calendar
+            // humantime prints and parses (UTC).
+            let text = rfc3339(now);
+            let (year, month) = (&text[..4], &text[5..7]);
+            let next = match month {
+                "12" => format!("{:04}-01", year.parse::<u32>().unwrap_or(1970) + 1),
+                _ => format!("{year}-{:02}", month.parse::<u32>().unwrap_or(1) + 1),
+            };
+            (first_of(&text[..7]), first_of(&next))
         }
     }
 }
 
-/// Howard Hinnant's `civil_from_days`, for days since 1970-01-01.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Days since 1970-01-01 of a date (years from 1970).
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Seconds since the epoch of `YYYY-MM-01T00:00:00Z`.
+fn first_of(year_month: &str) -> u64 {
+    humantime::parse_rfc3339(&format!("{year_month}-01T00:00:00Z")).map_or(0, epoch_secs)
 }
 
 fn epoch_secs(t: SystemTime) -> u64 {
