@@ -26,7 +26,10 @@ const BUILTIN_DOCUMENTS: [(&str, &str); 3] = [
         "read-write",
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadWrite","Effect":"Allow","Action":["s3:Get*","s3:List*","s3:CreateBucket","s3:PutObject","s3:PutObjectTagging","s3:PutObjectVersionTagging","s3:DeleteObject","s3:DeleteObjectVersion","s3:DeleteObjectTagging","s3:DeleteObjectVersionTagging","s3:AbortMultipartUpload","s3:RestoreObject"],"Resource":"*"}]}"#,
     ),
-    ("full", r#"{"Version":"2012-10-17","Statement":[{"Sid":"Full","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#),
+    (
+        "full",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"Full","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+    ),
 ];
 
 /// A built-in policy: its name and parsed document.
@@ -65,9 +68,13 @@ fn builtin_hashes() -> Vec<(&'static str, &'static str)> {
 /// Checks a policy name: 1-128 characters from `A-Z a-z 0-9 + = , . @ _ -`
 /// (IAM's rule), not a built-in one.
 pub fn validate_policy_name(name: &str) -> Result<(), ApiError> {
-    let ok = (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    let ok =
+        (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
     if !ok {
-        return Err(ApiError::bad_field("name", &format!("{name:?}: use 1-128 characters from A-Z a-z 0-9 + = , . @ _ -")));
+        return Err(ApiError::bad_field(
+            "name",
+            &format!("{name:?}: use 1-128 characters from A-Z a-z 0-9 + = , . @ _ -"),
+        ));
     }
     if builtin(name).is_some() {
         return Err(ApiError::new(
@@ -358,7 +365,11 @@ impl Compiled {
             };
             match Policy::parse(stored.document.as_bytes()) {
                 Ok(parsed) => {
-                    policies.push(Attached { name: name.clone(), sha256: stored.sha256, policy: Arc::new(parsed.policy) });
+                    policies.push(Attached {
+                        name: name.clone(),
+                        sha256: stored.sha256,
+                        policy: Arc::new(parsed.policy),
+                    });
                 }
                 Err(e) => {
                     tracing::error!(principal, policy = name, error = %e, "a stored policy does not parse; ignored");

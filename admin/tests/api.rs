@@ -644,9 +644,15 @@ async fn policies_grants_and_the_simulator() {
     let bad = call(Method::PUT, "/v1/policies/broken", Some(unknown_operator)).await;
     bad.assert_error_mentions(StatusCode::BAD_REQUEST, "StringSortOf");
     assert_eq!(bad.json()["error"]["code"], "malformed_policy");
-    call(Method::PUT, "/v1/policies/broken", Some("{not json")).await.assert_error_mentions(StatusCode::BAD_REQUEST, "");
-    call(Method::PUT, "/v1/policies/read-only", Some(public)).await.assert_error_mentions(StatusCode::CONFLICT, "built-in");
-    call(Method::PUT, "/v1/policies/bad%20name", Some(public)).await.assert_error_mentions(StatusCode::BAD_REQUEST, "name");
+    call(Method::PUT, "/v1/policies/broken", Some("{not json"))
+        .await
+        .assert_error_mentions(StatusCode::BAD_REQUEST, "");
+    call(Method::PUT, "/v1/policies/read-only", Some(public))
+        .await
+        .assert_error_mentions(StatusCode::CONFLICT, "built-in");
+    call(Method::PUT, "/v1/policies/bad%20name", Some(public))
+        .await
+        .assert_error_mentions(StatusCode::BAD_REQUEST, "name");
 
     let stored = call(Method::PUT, "/v1/policies/public-read", Some(public)).await;
     assert_eq!(stored.status, StatusCode::OK, "{}", stored.text());
@@ -686,7 +692,9 @@ async fn policies_grants_and_the_simulator() {
     call(Method::DELETE, "/v1/policies/public-read", None).await.assert_error_mentions(StatusCode::CONFLICT, "alice");
     let limits = |body: &'static str| h.call(Method::PUT, "/v1/principals/alice/limits", Some(TOKEN), Some(body));
     limits(r#"{"quotas":[{"bytes":10,"per":"week"}]}"#).await.assert_error_mentions(StatusCode::BAD_REQUEST, "body");
-    limits(r#"{"quotas":[{"bytes":0,"per":"day"}]}"#).await.assert_error_mentions(StatusCode::BAD_REQUEST, "quotas[0].bytes");
+    limits(r#"{"quotas":[{"bytes":0,"per":"day"}]}"#)
+        .await
+        .assert_error_mentions(StatusCode::BAD_REQUEST, "quotas[0].bytes");
     limits(r#"{"requests_per_second":0}"#).await.assert_error_mentions(StatusCode::BAD_REQUEST, "requests_per_second");
     assert_eq!(limits(r#"{"quotas":[{"bytes":1000,"per":"day","bucket":"data"}]}"#).await.status, StatusCode::OK);
     let detached = call(Method::PUT, "/v1/principals/alice/policies", Some(r#"{"policies":[]}"#)).await;

@@ -257,10 +257,8 @@ pub mod notes {
     /// policy with the hash of the version in force.
     #[must_use]
     pub fn grants_set(principal: &str, grants: &Grants, hashes: &[(String, String)], by: &Actor) -> Entry {
-        let policies: Vec<serde_json::Value> = hashes
-            .iter()
-            .map(|(name, sha256)| serde_json::json!({ "policy": name, "sha256": sha256 }))
-            .collect();
+        let policies: Vec<serde_json::Value> =
+            hashes.iter().map(|(name, sha256)| serde_json::json!({ "policy": name, "sha256": sha256 })).collect();
         Entry::Note(
             NoteRecord::new("grants_set")
                 .with("principal", principal)
@@ -387,7 +385,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(limits.quotas[0].per, Window::Day);
-        assert_eq!(serde_json::to_string(&limits).unwrap(), r#"{"quotas":[{"bytes":10,"per":"day","bucket":"data"}],"bandwidth_bytes_per_second":5}"#);
+        assert_eq!(
+            serde_json::to_string(&limits).unwrap(),
+            r#"{"quotas":[{"bytes":10,"per":"day","bucket":"data"}],"bandwidth_bytes_per_second":5}"#
+        );
         assert!(serde_json::from_str::<Limits>(r#"{"quota":[]}"#).is_err());
         assert!(serde_json::from_str::<Limits>(r#"{"quotas":[{"bytes":1,"per":"week"}]}"#).is_err());
     }

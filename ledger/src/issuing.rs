@@ -3,8 +3,8 @@
 //! secret). The CLI, the admin API and the first start all issue through
 //! here.
 
-use crate::principals::{IssuedKey, PrincipalError};
 use crate::access::Actor;
+use crate::principals::{IssuedKey, PrincipalError};
 use crate::{AppendError, Entry, Ledger, NoteRecord};
 
 /// Why a key was not issued.

@@ -29,6 +29,8 @@ pub mod verify;
 pub mod writer;
 
 pub use ledger::{DataDir, Head, Ledger, LedgerConfig, LedgerOpenError, checkpoint_file_name};
-pub use record::{CheckpointRecord, Decision, Effect, EndRecord, Entry, LineHash, NoteRecord, ObjectRef, Outcome, StartRecord};
+pub use record::{
+    CheckpointRecord, Decision, Effect, EndRecord, Entry, LineHash, NoteRecord, ObjectRef, Outcome, StartRecord,
+};
 pub use stats::LedgerStats;
 pub use writer::{AppendError, Appended, RecoveryReport, WriterOptions};

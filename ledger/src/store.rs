@@ -31,7 +31,9 @@ impl Store {
         Ok(Store {
             principals: PrincipalStore::open(&db)?,
             access: AccessStore::open(&db)?,
-            index: std::sync::Arc::new(EventIndex::open(&db)?), db })
+            index: std::sync::Arc::new(EventIndex::open(&db)?),
+            db,
+        })
     }
 
     /// A tree for small state of other crates (e.g. provisioning specs).

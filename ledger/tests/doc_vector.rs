@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
 
-use egress_ledger::checkpoint::{CheckpointSigner, CheckpointVerifier, to_note};
 use egress_ledger::access::{Actor, Grants, StoredPolicy, notes};
-use egress_ledger::record::{Decision, EndRecord, Effect, Entry, LineHash, Outcome, StartRecord, encode_line, line_hash};
+use egress_ledger::checkpoint::{CheckpointSigner, CheckpointVerifier, to_note};
+use egress_ledger::record::{
+    Decision, Effect, EndRecord, Entry, LineHash, Outcome, StartRecord, encode_line, line_hash,
+};
 use sha2::{Digest as _, Sha256};
 
 const DOC: &str = include_str!("../../docs/LEDGER.md");

@@ -100,13 +100,22 @@ impl Authorizer {
             Ok(compiled) => compiled,
             Err(e) => {
                 tracing::error!(principal, error = %e, "could not read the principal's grants; refusing");
-                let mut refused = decision(Effect::ImplicitDeny, "", "");
-                refused.action = None;
-                refused.resource = None;
-                refused.detail = Some(format!("grants unreadable: {e}"));
                 return Err(Box::new(Refused {
-                    decision: refused,
-                    error: S3Error::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The proxy cannot read its policies right now."),
+                    decision: Decision {
+                        effect: Effect::ImplicitDeny,
+                        action: None,
+                        resource: None,
+                        policy: None,
+                        policy_sha256: None,
+                        sid: None,
+                        limit: None,
+                        detail: Some(format!("the principal's grants could not be read: {e}")),
+                    },
+                    error: S3Error::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "The proxy cannot read its policies right now.",
+                    ),
                 }));
             }
         };
@@ -130,8 +139,14 @@ impl Authorizer {
                     (Some(policy), None) => format!("policy {policy} denies it"),
                     _ => "no policy attached to it allows it".to_owned(),
                 };
-                let message = format!("{principal} is not authorized to perform {action} on {} because {because}.", needed.resource);
-                return Err(Box::new(Refused { decision: made, error: S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", message) }));
+                let message = format!(
+                    "{principal} is not authorized to perform {action} on {} because {because}.",
+                    needed.resource
+                );
+                return Err(Box::new(Refused {
+                    decision: made,
+                    error: S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", message),
+                }));
             }
             // The first permission (the operation's own) is the one recorded.
             allowed.get_or_insert(made);
@@ -149,8 +164,12 @@ impl Authorizer {
             let detail = format!("request rate cap of {per_second} per second reached");
             return Err(Box::new(Refused {
                 decision: limit_decision("rate".to_owned(), detail.clone()),
-                error: S3Error::new(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", format!("Please reduce your request rate: {detail}."))
-                    .with_retry_after(seconds),
+                error: S3Error::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SlowDown",
+                    format!("Please reduce your request rate: {detail}."),
+                )
+                .with_retry_after(seconds),
             }));
         }
         let bucket = request.target.bucket.clone();

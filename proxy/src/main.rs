@@ -80,7 +80,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
             PrincipalCommand::List { dir } => principal::list(&dir.data_dir),
             PrincipalCommand::Revoke { access_key_id, dir } => principal::revoke(&dir.data_dir, &access_key_id),
             PrincipalCommand::Attach { name, policies, dir } => principal::attach(&dir.data_dir, &name, policies, true),
-            PrincipalCommand::Detach { name, policies, dir } => principal::attach(&dir.data_dir, &name, policies, false),
+            PrincipalCommand::Detach { name, policies, dir } => {
+                principal::attach(&dir.data_dir, &name, policies, false)
+            }
             PrincipalCommand::Limits { name, quotas, bandwidth, requests_per_second, dir } => {
                 principal::limits(&dir.data_dir, &name, &quotas, bandwidth.as_deref(), requests_per_second)
             }

@@ -151,8 +151,7 @@ pub async fn handle(
     let host = header_str(&parts.headers, header::HOST);
 
     let remote = peer.addr;
-    let source_ip =
-        crate::authz::source_ip::source_ip(remote.ip(), &parts.headers, &state.authorizer.trusted_proxies);
+    let source_ip = crate::authz::source_ip::source_ip(remote.ip(), &parts.headers, &state.authorizer.trusted_proxies);
     let target = addressing::resolve(host.as_deref(), &raw_path, &state.virtual_host_domains);
     let mut start = StartRecord {
         req: req_id.clone(),
@@ -290,8 +289,7 @@ async fn judge(
     let request_parts = RequestParts { method: parts.method.as_str(), raw_path, raw_query, headers: &parts.headers };
     let bucket_from_host = if target.virtual_hosted { target.bucket.as_deref() } else { None };
     let now = SystemTime::now();
-    let authenticated =
-        auth::authenticate_with_bucket_host(&request_parts, bucket_from_host, &state.principals, now);
+    let authenticated = auth::authenticate_with_bucket_host(&request_parts, bucket_from_host, &state.principals, now);
     let parsed = S3Request::parse(&parts.method, target, raw_query, &parts.headers);
     if let Ok(request) = &parsed {
         request.operation.name().clone_into(&mut start.operation);

@@ -311,7 +311,12 @@ impl Connection {
                 let state = Arc::clone(&state);
                 let stalled = stalled.clone();
                 let passthrough = passthrough.clone();
-                async move { Ok::<_, Infallible>(pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, passthrough, request).await) }
+                async move {
+                    Ok::<_, Infallible>(
+                        pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, passthrough, request)
+                            .await,
+                    )
+                }
             });
         let in_flight = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {

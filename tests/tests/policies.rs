@@ -90,7 +90,10 @@ fn setup(principals: &[&str], extra_args: &[&str]) -> (SeaweedFs, Relay, Proxy) 
     let mut names = vec!["admin".to_owned()];
     names.extend(principals.iter().map(|p| (*p).to_owned()));
     let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
-    let proxy = Proxy::start_with_upstream(&relay.endpoint(), ProxyOptions { principals: names, extra_args, ..ProxyOptions::default() });
+    let proxy = Proxy::start_with_upstream(
+        &relay.endpoint(),
+        ProxyOptions { principals: names, extra_args, ..ProxyOptions::default() },
+    );
     let (ak, sk) = key_env(&proxy, "admin");
     let made = run(
         &proxy,
@@ -152,12 +155,21 @@ r["copy_out"] = attempt(s3.copy_object, Bucket="data", Key="public/copied.bin", 
 print(json.dumps(r))
 "#,
     );
-    assert_eq!((out["get_public"]["status"].as_u64(), out["get_public"]["value"].as_u64()), (Some(200), Some(1_048_576)));
+    assert_eq!(
+        (out["get_public"]["status"].as_u64(), out["get_public"]["value"].as_u64()),
+        (Some(200), Some(1_048_576))
+    );
     assert_eq!(out["head_public"]["status"], 200, "HeadObject needs s3:GetObject: {out}");
     assert_eq!(out["list_public"]["status"], 200, "{out}");
     assert_eq!(out["list_public"]["value"].as_array().unwrap().len(), 4, "{out}");
-    for refused in ["get_private", "put", "delete", "put_policy", "delete_bucket", "list_root", "list_private", "copy_out"] {
-        assert_eq!((out[refused]["status"].as_u64(), out[refused]["code"].as_str()), (Some(403), Some("AccessDenied")), "{refused}: {out}");
+    for refused in
+        ["get_private", "put", "delete", "put_policy", "delete_bucket", "list_root", "list_private", "copy_out"]
+    {
+        assert_eq!(
+            (out[refused]["status"].as_u64(), out[refused]["code"].as_str()),
+            (Some(403), Some("AccessDenied")),
+            "{refused}: {out}"
+        );
     }
     // Nothing refused went upstream.
     for (part, before) in watched.iter().zip(&baseline) {
@@ -241,19 +253,30 @@ print(json.dumps({
     let (start, _) = start_of(&proxy, &out["a"]);
     assert_eq!(start["decision"]["effect"], "explicit_deny");
     assert_eq!((start["decision"]["policy"].as_str(), start["decision"]["sid"].as_str()), (Some("no-a"), Some("NotA")));
-    assert_eq!((out["office"]["status"].as_u64(), out["office"]["length"].as_u64()), (Some(200), Some(1_048_576)), "{out}");
+    assert_eq!(
+        (out["office"]["status"].as_u64(), out["office"]["length"].as_u64()),
+        (Some(200), Some(1_048_576)),
+        "{out}"
+    );
     assert_eq!(out["home"]["status"], 403, "{out}");
     let (start, _) = start_of(&proxy, &out["office"]);
-    assert_eq!((start["source_ip"].as_str(), start["decision"]["sid"].as_str()), (Some("127.0.0.2"), Some("FromOffice")));
+    assert_eq!(
+        (start["source_ip"].as_str(), start["decision"]["sid"].as_str()),
+        (Some("127.0.0.2"), Some("FromOffice"))
+    );
     let (start, _) = start_of(&proxy, &out["home"]);
-    assert_eq!((start["source_ip"].as_str(), start["decision"]["effect"].as_str()), (Some("127.0.0.1"), Some("implicit_deny")));
+    assert_eq!(
+        (start["source_ip"].as_str(), start["decision"]["effect"].as_str()),
+        (Some("127.0.0.1"), Some("implicit_deny"))
+    );
 
     // Every change is on the chain, with the hash of what was in force.
     let lines = proxy.ledger();
     let put = lines.iter().find(|l| l["event"] == "policy_put" && l["policy"] == "public-read").unwrap();
     assert_eq!(put["sha256"], stored["sha256"]);
     assert!(put["by"].as_str().unwrap().starts_with("admin:"), "{put}");
-    let grants: Vec<&Value> = lines.iter().filter(|l| l["event"] == "grants_set" && l["principal"] == "alice").collect();
+    let grants: Vec<&Value> =
+        lines.iter().filter(|l| l["event"] == "grants_set" && l["principal"] == "alice").collect();
     let last = grants.last().unwrap();
     assert_eq!(last["policies"][0], json!({"policy": "public-read", "sha256": stored["sha256"]}), "{last}");
     assert_eq!(last["policies"][1]["policy"], "no-a");
@@ -281,10 +304,14 @@ print(json.dumps({
     // A revoked key is refused at the next request.
     let (status, _) = proxy.admin_send("DELETE", &format!("/v1/principals/alice/keys/{ak}"), None);
     assert_eq!(status, 204);
-    let out = run(&proxy, &[("AK", &ak), ("SK", &sk)], r#"
+    let out = run(
+        &proxy,
+        &[("AK", &ak), ("SK", &sk)],
+        r#"
 s3 = client(os.environ["AK"], os.environ["SK"])
 print(json.dumps(attempt(s3.get_object, Bucket="data", Key="public/b.bin")))
-"#);
+"#,
+    );
     assert_eq!(out["code"], "InvalidAccessKeyId", "{out}");
 
     // Offline, the CLI and an auditor read the same story.
@@ -297,8 +324,12 @@ print(json.dumps(attempt(s3.get_object, Bucket="data", Key="public/b.bin")))
     let explained = explained.json();
     assert_eq!(explained["decision"]["sid"], "NotA", "{explained}");
     assert_eq!(explained["end"]["line"]["outcome"], "denied");
-    let in_force: Vec<&str> =
-        explained["grants_in_force"]["line"]["policies"].as_array().unwrap().iter().map(|p| p["policy"].as_str().unwrap()).collect();
+    let in_force: Vec<&str> = explained["grants_in_force"]["line"]["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
     assert_eq!(in_force, ["public-read", "no-a"], "{explained}");
     assert_eq!(egress_e2e::run_in(&data, &["ledger", "explain", "no-such-request"]).code, 1);
 
@@ -318,10 +349,14 @@ print(json.dumps(attempt(s3.get_object, Bucket="data", Key="public/b.bin")))
     let policy_file = data.parent().unwrap().join("team.json");
     std::fs::write(&policy_file, public_read().to_string()).unwrap();
     assert_eq!(egress_e2e::run_in(&data, &["policy", "put", "team", policy_file.to_str().unwrap()]).code, 0);
-    let created = egress_e2e::run_in(&data, &["principal", "create", "frank", "--policy", "team", "--tag", "team=vision"]);
+    let created =
+        egress_e2e::run_in(&data, &["principal", "create", "frank", "--policy", "team", "--tag", "team=vision"]);
     assert_eq!(created.code, 0, "{created:?}");
     let simulate = |resource: &str| {
-        egress_e2e::run_in(&data, &["policy", "simulate", "--principal", "frank", "--action", "s3:GetObject", "--resource", resource])
+        egress_e2e::run_in(
+            &data,
+            &["policy", "simulate", "--principal", "frank", "--action", "s3:GetObject", "--resource", resource],
+        )
     };
     let allowed = simulate("arn:aws:s3:::data/public/a.bin");
     assert_eq!((allowed.code, allowed.json()["sid"].as_str()), (0, Some("ReadPublic")), "{allowed:?}");
@@ -376,10 +411,17 @@ print(json.dumps([attempt(s3.get_object, Bucket="data", Key=k) for k in ["public
     assert!(end["bytes_sent"].as_u64().unwrap() < 1000, "no byte of the object left: {end}");
     let (status, usage) = proxy.admin_send("GET", "/v1/principals/carol/usage", None);
     assert_eq!(status, 200);
-    assert_eq!((usage["quotas"][0]["used"].as_u64(), usage["quotas"][0]["reserved"].as_u64()), (Some(2_097_152), Some(0)), "{usage}");
+    assert_eq!(
+        (usage["quotas"][0]["used"].as_u64(), usage["quotas"][0]["reserved"].as_u64()),
+        (Some(2_097_152), Some(0)),
+        "{usage}"
+    );
     assert_eq!(usage["quotas"][0]["remaining"], 524_288);
     let metrics = proxy.admin_get("/metrics");
-    assert!(metrics.contains("egress_quota_used_bytes{principal=\"carol\",per=\"day\",bucket=\"\"} 2097152"), "{metrics}");
+    assert!(
+        metrics.contains("egress_quota_used_bytes{principal=\"carol\",per=\"day\",bucket=\"\"} 2097152"),
+        "{metrics}"
+    );
 
     // 2 MiB/s: a 10 MiB GET takes at least 4.5 s, every byte intact.
     let started = Instant::now();
@@ -410,7 +452,10 @@ print(json.dumps([attempt(s3.list_objects_v2, Bucket="data", Prefix="public/") f
     assert!(!slowed.is_empty() && slowed.len() <= 8, "{out}");
     assert!(slowed.iter().all(|r| r["status"] == 503 && r["retry_after"].as_str().is_some()), "{out}");
     let (start, end) = start_of(&proxy, slowed[0]);
-    assert_eq!((start["decision"]["effect"].as_str(), start["decision"]["limit"].as_str()), (Some("limit_exceeded"), Some("rate")));
+    assert_eq!(
+        (start["decision"]["effect"].as_str(), start["decision"]["limit"].as_str()),
+        (Some("limit_exceeded"), Some("rate"))
+    );
     assert_eq!(end["outcome"], "denied");
 
     // Anonymous: refused until a policy is attached to `anonymous`.
@@ -418,7 +463,11 @@ print(json.dumps([attempt(s3.list_objects_v2, Bucket="data", Prefix="public/") f
 print(json.dumps({"public": fetch(ENDPOINT + "/data/public/a.bin"), "private": fetch(ENDPOINT + "/data/private/x.bin")}))
 "#;
     let before = run(&proxy, &[], anonymous);
-    assert_eq!((before["public"]["status"].as_u64(), before["private"]["status"].as_u64()), (Some(403), Some(403)), "{before}");
+    assert_eq!(
+        (before["public"]["status"].as_u64(), before["private"]["status"].as_u64()),
+        (Some(403), Some(403)),
+        "{before}"
+    );
     put_policy(
         &proxy,
         "public-dataset",
@@ -427,7 +476,11 @@ print(json.dumps({"public": fetch(ENDPOINT + "/data/public/a.bin"), "private": f
     );
     attach(&proxy, "anonymous", &["public-dataset"]);
     let after = run(&proxy, &[], anonymous);
-    assert_eq!((after["public"]["status"].as_u64(), after["public"]["length"].as_u64()), (Some(200), Some(1_048_576)), "{after}");
+    assert_eq!(
+        (after["public"]["status"].as_u64(), after["public"]["length"].as_u64()),
+        (Some(200), Some(1_048_576)),
+        "{after}"
+    );
     assert_eq!(after["private"]["status"], 403, "{after}");
     let (start, end) = start_of(&proxy, &after["public"]);
     assert_eq!((start["principal"].as_str(), start["source_ip"].as_str()), (Some("anonymous"), Some("127.0.0.1")));
@@ -435,14 +488,21 @@ print(json.dumps({"public": fetch(ENDPOINT + "/data/public/a.bin"), "private": f
     assert_eq!(start["decision"]["sid"], "AnyoneReadsPublic");
     assert_eq!(end["bytes_sent"], 1_048_576);
     let (start, _) = start_of(&proxy, &after["private"]);
-    assert_eq!((start["principal"].as_str(), start["decision"]["effect"].as_str()), (Some("anonymous"), Some("implicit_deny")));
+    assert_eq!(
+        (start["principal"].as_str(), start["decision"]["effect"].as_str()),
+        (Some("anonymous"), Some("implicit_deny"))
+    );
     assert_eq!(relay.requests_for("private/x.bin"), private_before, "a refused anonymous read reached the upstream");
 
     // Refused anonymous requests cost the ledger what unauthenticated ones do:
     // a few records per source a minute, the rest counted in a summary.
-    let flood = run(&proxy, &[], r#"
+    let flood = run(
+        &proxy,
+        &[],
+        r#"
 print(json.dumps([fetch(ENDPOINT + "/data/private/x.bin")["status"] for _ in range(30)]))
-"#);
+"#,
+    );
     assert!(flood.as_array().unwrap().iter().all(|s| s == 403), "{flood}");
     let recorded = proxy
         .ledger()

@@ -487,8 +487,10 @@ async fn set_limits(
     body: Bytes,
 ) -> Result<Json<GrantsBody>, ApiError> {
     let Path(name) = path.map_err(|e| bad_path(&e))?;
-    let limits: Limits =
-        parse_body(&body, "{\"quotas\":[{\"bytes\":N,\"per\":\"day\"}],\"bandwidth_bytes_per_second\":N,\"requests_per_second\":N}")?;
+    let limits: Limits = parse_body(
+        &body,
+        "{\"quotas\":[{\"bytes\":N,\"per\":\"day\"}],\"bandwidth_bytes_per_second\":N,\"requests_per_second\":N}",
+    )?;
     crate::access::check_limits(&limits)?;
     change_grants(&state, name, move |_, grants| {
         grants.limits = limits;

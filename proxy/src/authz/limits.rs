@@ -431,10 +431,8 @@ mod tests {
     #[test]
     fn reservations_cover_parallel_transfers_and_settle_to_what_was_sent() {
         let state = LimitState::new(Arc::new(History(0)));
-        let limits = Limits {
-            quotas: vec![Quota { bytes: 2_621_440, per: Window::Day, bucket: None }],
-            ..Limits::default()
-        };
+        let limits =
+            Limits { quotas: vec![Quota { bytes: 2_621_440, per: Window::Day, bucket: None }], ..Limits::default() };
         let now = SystemTime::now();
         state.seed("alice", &limits, Some("data"), now);
         let mib = 1_048_576;

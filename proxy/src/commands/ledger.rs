@@ -392,7 +392,8 @@ pub fn explain(data_dir: &Path, req: &str) -> anyhow::Result<i32> {
         .and_then(|e| e["line"].get("decision").cloned())
         .or_else(|| start["line"].get("decision").cloned())
         .unwrap_or(serde_json::Value::Null);
-    let in_force = start["line"]["principal"].as_str().and_then(|p| grants.remove(p)).unwrap_or(serde_json::Value::Null);
+    let in_force =
+        start["line"]["principal"].as_str().and_then(|p| grants.remove(p)).unwrap_or(serde_json::Value::Null);
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

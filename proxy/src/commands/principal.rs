@@ -36,8 +36,7 @@ pub fn create(
 ) -> anyhow::Result<i32> {
     let mut tag_map = BTreeMap::new();
     for tag in tags {
-        let (key, value) =
-            tag.split_once('=').ok_or_else(|| anyhow::anyhow!("--tag {tag:?}: write KEY=VALUE"))?;
+        let (key, value) = tag.split_once('=').ok_or_else(|| anyhow::anyhow!("--tag {tag:?}: write KEY=VALUE"))?;
         tag_map.insert(key.to_owned(), value.to_owned());
     }
     access::check_tags(&tag_map).map_err(api)?;

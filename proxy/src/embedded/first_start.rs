@@ -50,8 +50,11 @@ pub async fn welcome(ledger: &Ledger, welcome: &Welcome) -> anyhow::Result<()> {
     // how to tighten it.
     let issued = tokio::task::spawn_blocking(move || {
         let by = Actor("first-start".to_owned());
-        let issued = ledger
-            .create_principal_blocking(DEFAULT_PRINCIPAL, Some("created on first start with the embedded dev store"), &by)?;
+        let issued = ledger.create_principal_blocking(
+            DEFAULT_PRINCIPAL,
+            Some("created on first start with the embedded dev store"),
+            &by,
+        )?;
         egress_admin::access::update_grants(&ledger, DEFAULT_PRINCIPAL, &by, |grants| {
             grants.policies = vec!["read-write".to_owned()];
             Ok(())
