@@ -1,7 +1,11 @@
 //! A response body paced to a principal's bandwidth cap: each piece waits
 //! for its bytes in the principal's bucket ([`Meter::pace`]), shared by all
 //! of the principal's transfers on the node. Frames are cut into pieces of
-//! at most a quarter second's worth, so no single wait is long.
+//! a sixteenth of a second's worth (1 KiB to 256 KiB), so that a piece
+//! waits about N/16 s when N transfers share the cap: the response body's
+//! idle timeout (`--body-idle-timeout-secs`, 20 s) counts that wait, so a
+//! principal would need some 300 transfers at once under one cap before
+//! one is cut as idle.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,7 +41,7 @@ impl<B> std::fmt::Debug for Throttled<B> {
 
 impl<B> Throttled<B> {
     pub fn new(inner: B, meter: Arc<Meter>, bytes_per_second: u64) -> Throttled<B> {
-        let piece = (bytes_per_second / 4).clamp(MIN_PIECE, MAX_PIECE) as usize;
+        let piece = (bytes_per_second / 16).clamp(MIN_PIECE, MAX_PIECE) as usize;
         Throttled { inner, meter, bytes_per_second, piece, rest: Bytes::new(), sleep: None, ready: None }
     }
 }
