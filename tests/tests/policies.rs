@@ -39,11 +39,11 @@ def attempt(call, **kw):
                 "message": e.response["Error"].get("Message"),
                 "req": meta["HTTPHeaders"].get("x-egress-request-id"),
                 "retry_after": meta["HTTPHeaders"].get("retry-after")}
-def fetch(url, source="127.0.0.1"):
+def fetch(url, source="127.0.0.1", headers=None):
     """GET with the client bound to `source`; (status, our request id, body length)."""
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, source_address=(source, 0), timeout=30)
-    conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""))
+    conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""), headers=headers or {})
     r = conn.getresponse()
     body = r.read()
     return {"status": r.status, "req": r.getheader("x-egress-request-id"), "length": len(body)}
@@ -126,7 +126,7 @@ fn public_read() -> Value {
 
 #[test]
 fn policies_decide_what_a_principal_may_do_and_every_decision_is_recorded() {
-    let (_upstream, relay, proxy) = setup(&["alice", "bob"], &[]);
+    let (_upstream, relay, proxy) = setup(&["alice", "bob"], &["--trusted-proxies", "127.0.0.3/32"]);
     let stored = put_policy(&proxy, "public-read", &public_read());
     assert_eq!(stored["sha256"].as_str().unwrap().len(), 64, "{stored}");
     // On a running proxy: alice had `full` from creation; this replaces it.
@@ -244,6 +244,10 @@ print(json.dumps({
     "b": attempt(s3.get_object, Bucket="data", Key="public/b.bin"),
     "office": fetch(url, "127.0.0.2"),
     "home": fetch(url, "127.0.0.1"),
+    # Through a load balancer we trust, the office address it forwards counts...
+    "balanced": fetch(url, "127.0.0.3", {"X-Forwarded-For": "198.51.100.9, 127.0.0.2"}),
+    # ...and from anyone else the same header is a forgery, ignored.
+    "forged": fetch(url, "127.0.0.1", {"X-Forwarded-For": "127.0.0.2"}),
 }))
 "#,
     );
