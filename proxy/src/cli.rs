@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// Region to sign upstream requests for (default: --region).
     #[arg(long, env = "EGRESS_UPSTREAM_REGION")]
     pub upstream_region: Option<String>,
+    /// PEM file of CA certificates trusted for an HTTPS upstream, besides
+    /// the system's (a private CA of MinIO, Ceph, SeaweedFS, …). Without
+    /// it, the AWS convention `AWS_CA_BUNDLE` is read the same way.
+    #[arg(long, env = "EGRESS_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
     /// How bucket names reach the upstream.
     #[arg(long, value_enum, env = "EGRESS_UPSTREAM_ADDRESSING", default_value = "path")]
     pub upstream_addressing: crate::upstream::Addressing,

