@@ -504,7 +504,7 @@ print(json.dumps({"public": fetch(ENDPOINT + "/data/public/a.bin"), "private": f
         &proxy,
         &[],
         r#"
-print(json.dumps([fetch(ENDPOINT + "/data/private/x.bin")["status"] for _ in range(30)]))
+print(json.dumps([fetch(ENDPOINT + "/data/private/x.bin")["status"] for _ in range(60)]))
 "#,
     );
     assert!(flood.as_array().unwrap().iter().all(|s| s == 403), "{flood}");
@@ -513,5 +513,6 @@ print(json.dumps([fetch(ENDPOINT + "/data/private/x.bin")["status"] for _ in ran
         .iter()
         .filter(|l| l["kind"] == "start" && l["principal"] == "anonymous" && l["key"] == "private/x.bin")
         .count();
-    assert!(recorded <= 5, "{recorded} records of refused anonymous requests");
+    // Five a minute per source: ten if the flood straddles a minute's end.
+    assert!(recorded <= 10, "{recorded} records of 60 refused anonymous requests");
 }
