@@ -108,18 +108,13 @@ pub enum AuthMethod {
 }
 
 /// Whether a request carries credentials of any scheme: an
-/// `Authorization` header, or a presigned URL's signature or key id. One
-/// that carries none is anonymous.
+/// `Authorization` header, or a presigned URL's parameters as the verifier
+/// reads them ([`sigv4::query_auth_kind`], names decoded). One that carries
+/// none is anonymous.
 #[must_use]
 pub fn carries_credentials(parts: &RequestParts<'_>) -> bool {
-    const MARKS: &[&str] = &["X-Amz-Credential", "X-Amz-Signature", "X-Amz-Algorithm", "AWSAccessKeyId", "Signature"];
     parts.headers.contains_key(http::header::AUTHORIZATION)
-        || parts.raw_query.is_some_and(|query| {
-            query.split('&').any(|pair| {
-                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-                MARKS.iter().any(|mark| name.eq_ignore_ascii_case(mark))
-            })
-        })
+        || parts.raw_query.is_some_and(|query| sigv4::query_auth_kind(query) != sigv4::QueryAuth::None)
 }
 
 impl Authenticated {

@@ -19,6 +19,15 @@ pub fn default_origin() -> String {
     format!("egress-proxy@{}", if host.is_empty() { "localhost" } else { &host })
 }
 
+/// Runs `work` on the ledger in `data_dir`, closing it (durably) whatever
+/// `work` answers.
+pub fn with_ledger<T>(data_dir: &Path, work: impl FnOnce(&Ledger) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let ledger = open_ledger(data_dir)?;
+    let result = work(&ledger);
+    ledger.close_blocking()?;
+    result
+}
+
 /// Opens the ledger in `data_dir` for a short command.
 pub fn open_ledger(data_dir: &Path) -> anyhow::Result<Ledger> {
     let (ledger, report) = Ledger::open(&LedgerConfig::new(data_dir, &default_origin()))?;

@@ -248,7 +248,12 @@ impl LimitState {
     #[must_use]
     pub fn meter(&self, principal: &str) -> Arc<Meter> {
         let mut meters = self.meters.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(meters.entry(principal.to_owned()).or_insert_with(|| Arc::new(Meter::new(Instant::now()))))
+        if let Some(meter) = meters.get(principal) {
+            return Arc::clone(meter);
+        }
+        let meter = Arc::new(Meter::new(Instant::now()));
+        meters.insert(principal.to_owned(), Arc::clone(&meter));
+        meter
     }
 
     /// The quotas of `limits` that count a response from `bucket`.

@@ -8,8 +8,8 @@ use std::path::Path;
 use egress_admin::access;
 use serde_json::json;
 
-use super::open_ledger;
 use super::principal::{actor, api};
+use super::with_ledger;
 
 /// `policy put NAME FILE`: prints the hash and any warnings.
 pub fn put(data_dir: &Path, name: &str, file: &Path) -> anyhow::Result<i32> {
@@ -19,10 +19,7 @@ pub fn put(data_dir: &Path, name: &str, file: &Path) -> anyhow::Result<i32> {
     } else {
         document = std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
     }
-    let ledger = open_ledger(data_dir)?;
-    let result = access::put_policy(&ledger, name, &document, &actor()).map_err(api);
-    ledger.close_blocking()?;
-    let stored = result?;
+    let stored = with_ledger(data_dir, |ledger| access::put_policy(ledger, name, &document, &actor()).map_err(api))?;
     for warning in &stored.warnings {
         eprintln!("warning: {}", warning.message);
     }
@@ -32,28 +29,21 @@ pub fn put(data_dir: &Path, name: &str, file: &Path) -> anyhow::Result<i32> {
 
 /// `policy get NAME`.
 pub fn get(data_dir: &Path, name: &str) -> anyhow::Result<i32> {
-    let ledger = open_ledger(data_dir)?;
-    let result = access::get_policy(&ledger, name).map_err(api);
-    ledger.close_blocking()?;
-    println!("{}", serde_json::to_string_pretty(&result?)?);
+    let policy = with_ledger(data_dir, |ledger| access::get_policy(ledger, name).map_err(api))?;
+    println!("{}", serde_json::to_string_pretty(&policy)?);
     Ok(0)
 }
 
 /// `policy list`.
 pub fn list(data_dir: &Path) -> anyhow::Result<i32> {
-    let ledger = open_ledger(data_dir)?;
-    let result = access::list_policies(&ledger).map_err(api);
-    ledger.close_blocking()?;
-    println!("{}", serde_json::to_string_pretty(&json!({ "policies": result? }))?);
+    let policies = with_ledger(data_dir, |ledger| access::list_policies(ledger).map_err(api))?;
+    println!("{}", serde_json::to_string_pretty(&json!({ "policies": policies }))?);
     Ok(0)
 }
 
 /// `policy delete NAME`.
 pub fn delete(data_dir: &Path, name: &str) -> anyhow::Result<i32> {
-    let ledger = open_ledger(data_dir)?;
-    let result = access::delete_policy(&ledger, name, &actor()).map_err(api);
-    ledger.close_blocking()?;
-    result?;
+    with_ledger(data_dir, |ledger| access::delete_policy(ledger, name, &actor()).map_err(api))?;
     println!("{}", json!({ "deleted": name }));
     Ok(0)
 }
@@ -75,12 +65,11 @@ pub fn simulate(
             None => pairs.push((key.to_owned(), vec![value.to_owned()])),
         }
     }
-    let ledger = open_ledger(data_dir)?;
-    let store = ledger.store().ok_or_else(|| anyhow::anyhow!("ledger opened without its state store"))?;
-    let grants = access::GrantsCache::new(store.access.clone());
-    let result = access::simulate(&ledger, &grants, principal, action, resource, &pairs).map_err(api);
-    ledger.close_blocking()?;
-    let answer = result?;
+    let answer = with_ledger(data_dir, |ledger| {
+        let store = ledger.store().ok_or_else(|| anyhow::anyhow!("ledger opened without its state store"))?;
+        let grants = access::GrantsCache::new(store.access.clone());
+        access::simulate(ledger, &grants, principal, action, resource, &pairs).map_err(api)
+    })?;
     println!("{}", serde_json::to_string(&answer)?);
     Ok(i32::from(answer.decision != "allow"))
 }

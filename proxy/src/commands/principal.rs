@@ -9,7 +9,7 @@ use egress_ledger::access::{Actor, Limits, Quota, Window};
 use egress_ledger::issuing::key_note;
 use serde_json::json;
 
-use super::open_ledger;
+use super::{open_ledger, with_ledger};
 
 /// Who the CLI is in the ledger's notes: `cli:<user>`.
 #[must_use]
@@ -40,22 +40,19 @@ pub fn create(
         tag_map.insert(key.to_owned(), value.to_owned());
     }
     access::check_tags(&tag_map).map_err(api)?;
-    let ledger = open_ledger(data_dir)?;
-    let result = (|| {
-        access::check_policy_names(&ledger, policies).map_err(api)?;
+    let issued = with_ledger(data_dir, |ledger| {
+        access::check_policy_names(ledger, policies).map_err(api)?;
         let issued = ledger.create_principal_blocking(name, description, &actor())?;
         if !policies.is_empty() || !tag_map.is_empty() {
-            access::update_grants(&ledger, name, &actor(), |grants| {
+            access::update_grants(ledger, name, &actor(), |grants| {
                 grants.policies = policies.to_vec();
                 grants.tags = tag_map;
                 Ok(())
             })
             .map_err(api)?;
         }
-        anyhow::Ok(issued)
-    })();
-    ledger.close_blocking()?;
-    let issued = result?;
+        Ok(issued)
+    })?;
     println!(
         "{}",
         json!({
@@ -77,8 +74,7 @@ pub fn create(
 /// `principal list`: every principal with its keys (never secrets) and
 /// grants, as JSON.
 pub fn list(data_dir: &Path) -> anyhow::Result<i32> {
-    let ledger = open_ledger(data_dir)?;
-    let listed = (|| {
+    let listed = with_ledger(data_dir, |ledger| {
         let store = ledger.store().ok_or_else(|| anyhow::anyhow!("ledger opened without its state store"))?;
         let mut out = Vec::new();
         for principal in store.principals.list()? {
@@ -91,21 +87,19 @@ pub fn list(data_dir: &Path) -> anyhow::Result<i32> {
             }
             out.push(value);
         }
-        anyhow::Ok(out)
-    })();
-    ledger.close_blocking()?;
-    println!("{}", serde_json::to_string_pretty(&listed?)?);
+        Ok(out)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&listed)?);
     Ok(0)
 }
 
 /// `principal attach|detach NAME POLICY...`: prints the grants after.
 pub fn attach(data_dir: &Path, name: &str, policies: Vec<String>, attach: bool) -> anyhow::Result<i32> {
-    let ledger = open_ledger(data_dir)?;
-    let result = (|| {
+    let grants = with_ledger(data_dir, |ledger| {
         if attach {
-            access::check_policy_names(&ledger, &policies).map_err(api)?;
+            access::check_policy_names(ledger, &policies).map_err(api)?;
         }
-        access::update_grants(&ledger, name, &actor(), |grants| {
+        access::update_grants(ledger, name, &actor(), |grants| {
             for policy in policies {
                 let at = grants.policies.iter().position(|p| *p == policy);
                 match (attach, at) {
@@ -124,9 +118,7 @@ pub fn attach(data_dir: &Path, name: &str, policies: Vec<String>, attach: bool) 
             Ok(())
         })
         .map_err(api)
-    })();
-    ledger.close_blocking()?;
-    let grants = result?;
+    })?;
     println!("{}", json!({ "principal": name, "policies": grants.policies }));
     Ok(0)
 }
@@ -148,14 +140,13 @@ pub fn limits(
         requests_per_second,
     };
     access::check_limits(&limits).map_err(api)?;
-    let ledger = open_ledger(data_dir)?;
-    let result = access::update_grants(&ledger, name, &actor(), |grants| {
-        grants.limits = limits;
-        Ok(())
-    })
-    .map_err(api);
-    ledger.close_blocking()?;
-    let grants = result?;
+    let grants = with_ledger(data_dir, |ledger| {
+        access::update_grants(ledger, name, &actor(), |grants| {
+            grants.limits = limits;
+            Ok(())
+        })
+        .map_err(api)
+    })?;
     println!("{}", json!({ "principal": name, "limits": grants.limits }));
     Ok(0)
 }
