@@ -73,10 +73,6 @@ pub struct Metrics {
     pub ledger_append: Histogram,
     /// Time from sending a request upstream to its response head.
     pub upstream: Histogram,
-    /// Body bytes passed from an upstream socket to a client socket
-    /// through the client connection's buffer, outside hyper (part of
-    /// `bytes_out`).
-    pub passthrough_bytes: std::sync::atomic::AtomicU64,
     /// S3 connections open now.
     pub connections_open: AtomicU64,
     /// S3 connections refused for being over a connection cap since start.
@@ -119,15 +115,6 @@ impl Metrics {
         for (bucket, n) in self.bytes_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             let _ = writeln!(out, "egress_bytes_out_total{{bucket=\"{}\"}} {n}", escape(bucket));
         }
-        out.push_str(
-            "# HELP egress_passthrough_bytes_total Response body bytes passed from the upstream's socket to the client's through the client connection's buffer.\n",
-        );
-        out.push_str("# TYPE egress_passthrough_bytes_total counter\n");
-        let _ = writeln!(
-            out,
-            "egress_passthrough_bytes_total {}",
-            self.passthrough_bytes.load(std::sync::atomic::Ordering::Relaxed)
-        );
         out.push_str("# HELP egress_connections_open S3 connections open.\n# TYPE egress_connections_open gauge\n");
         let _ = writeln!(out, "egress_connections_open {}", self.connections_open.load(Ordering::Relaxed));
         out.push_str(
@@ -199,7 +186,6 @@ mod tests {
         assert!(text.contains("egress_requests_total{operation=\"GetObject\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("egress_bytes_out_total{bucket=\"data\"} 150"));
         assert!(text.contains("egress_bytes_out_total{bucket=\"we\\\"ird\"} 0"));
-        assert!(text.contains("egress_passthrough_bytes_total 0"), "{text}");
         assert!(text.contains("egress_connections_open 0\n") && text.contains("egress_connections_refused_total 0\n"));
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("egress_ledger_append_seconds_bucket{le=\"0.0005\"} 0"));

@@ -23,12 +23,12 @@ use std::time::SystemTime;
 use egress_access::Effect as PolicyEffect;
 use egress_admin::access::{Compiled, GrantsCache};
 use egress_ledger::{Decision, Effect};
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 
 use self::context::Origin;
 use self::limits::{LimitState, Meter, QuotaExceeded, Reservation};
 use self::source_ip::Cidr;
-use crate::s3::error::S3Error;
+use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::permission;
 use crate::s3::request::S3Request;
 
@@ -111,11 +111,7 @@ impl Authorizer {
                         limit: None,
                         detail: Some(format!("the principal's grants could not be read: {e}")),
                     },
-                    error: S3Error::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "ServiceUnavailable",
-                        "The proxy cannot read its policies right now.",
-                    ),
+                    error: S3Error::new(ErrorCode::ServiceUnavailable, "The proxy cannot read its policies right now."),
                 }));
             }
         };
@@ -145,7 +141,7 @@ impl Authorizer {
                 );
                 return Err(Box::new(Refused {
                     decision: made,
-                    error: S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", message),
+                    error: S3Error::new(ErrorCode::AccessDenied, message),
                 }));
             }
             // The first permission (the operation's own) is the one recorded.
@@ -164,12 +160,8 @@ impl Authorizer {
             let detail = format!("request rate cap of {per_second} per second reached");
             return Err(Box::new(Refused {
                 decision: limit_decision("rate".to_owned(), detail.clone()),
-                error: S3Error::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SlowDown",
-                    format!("Please reduce your request rate: {detail}."),
-                )
-                .with_retry_after(seconds),
+                error: S3Error::new(ErrorCode::SlowDown, format!("Please reduce your request rate: {detail}."))
+                    .with_retry_after(seconds),
             }));
         }
         let bucket = request.target.bucket.clone();
@@ -201,7 +193,7 @@ pub fn quota_refusal(exceeded: &QuotaExceeded) -> Refused {
     let detail = exceeded.detail();
     Refused {
         decision: limit_decision(exceeded.limit(), detail.clone()),
-        error: S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", format!("Access Denied: {detail}.")),
+        error: S3Error::new(ErrorCode::AccessDenied, format!("Access Denied: {detail}.")),
     }
 }
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 use crate::idle::{IdleTimeout, IdleTimer};
 use bytes::{Bytes, BytesMut};
 use egress_ledger::Outcome;
+use http::HeaderMap;
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::chunked::{self, AwsChunkedDecoder, ChunkMode};
 use crate::auth::{AuthError, PayloadMode};
-use crate::s3::error::S3Error;
+use crate::s3::error::{ErrorCode, S3Error};
 use crate::upstream::client::UpstreamBody;
 
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
@@ -68,13 +68,12 @@ impl BodyFault {
             BodyFault::Refused(e) => (S3Error::from(&e), Outcome::Denied),
             BodyFault::Idle(idle) => (S3Error::request_timeout(idle), Outcome::Timeout),
             BodyFault::ClientGone(why) => (
-                S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", format!("The request body was cut: {why}")),
+                S3Error::new(ErrorCode::IncompleteBody, format!("The request body was cut: {why}")),
                 Outcome::ClientAbort,
             ),
             BodyFault::Busy(waited) => (
                 S3Error::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SlowDown",
+                    ErrorCode::SlowDown,
                     format!(
                         "The proxy holds as many signed upload chunks for verification as it may; waited {} s for \
                          room. Retry, or send smaller chunks.",

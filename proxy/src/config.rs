@@ -87,9 +87,8 @@ impl Limits {
 /// checkpoint files, sled's files, the listeners, the admin API and its
 /// clients, the reserve descriptor, the embedded store.
 const FIXED_DESCRIPTORS: u64 = 256;
-/// Idle upstream connections each worker may keep pooled (hyper's pool and
-/// the raw client's, 256 each).
-const POOLED_PER_WORKER: u64 = 512;
+/// Idle upstream connections each worker may keep pooled (hyper's pool).
+const POOLED_PER_WORKER: u64 = 256;
 
 /// Connections the S3 listeners hold open when `max_connections` is not
 /// set: what `open_files` descriptors leave after the fixed ones and the
@@ -188,9 +187,9 @@ mod tests {
 
     #[test]
     fn connection_caps_follow_the_open_file_limit_unless_set() {
-        // 20,000 descriptors, one worker: 19,232 left, two per connection.
+        // 20,000 descriptors, one worker: 19,488 left, two per connection.
         let limits = Limits::default();
-        assert_eq!(limits.connection_caps(20_000, 1), ConnectionCaps { total: 9_616, per_address: 4_808 });
+        assert_eq!(limits.connection_caps(20_000, 1), ConnectionCaps { total: 9_744, per_address: 4_872 });
         // A small limit with many workers still serves a quarter of it.
         assert_eq!(limits.connection_caps(1_024, 8).total, 256);
         let set = Limits { max_connections: Some(100), max_connections_per_ip: Some(500), ..Limits::default() };

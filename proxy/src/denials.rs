@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_ledger::NoteRecord;
 
+use crate::error_code::ErrorCode;
 use crate::source::Source;
 
 /// Most source addresses tracked at once.
@@ -50,7 +51,7 @@ struct Window {
     minute: u64,
     recorded: u32,
     summarised: u64,
-    codes: BTreeMap<&'static str, u64>,
+    codes: BTreeMap<ErrorCode, u64>,
 }
 
 impl Window {
@@ -93,7 +94,7 @@ impl DenialLimiter {
     /// Counts a refusal from `ip` with S3 error `code` at `now`: whether to
     /// record it, and the summary of an earlier minute of this source that
     /// is now complete (to append).
-    pub fn admit(&self, ip: IpAddr, code: &'static str, now: SystemTime) -> (Admission, Option<NoteRecord>) {
+    pub fn admit(&self, ip: IpAddr, code: ErrorCode, now: SystemTime) -> (Admission, Option<NoteRecord>) {
         let minute = minute_of(now);
         let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut source = Counted::Source(Source::of(ip));
@@ -182,7 +183,7 @@ fn summary(source: Counted, window: &Window) -> Option<NoteRecord> {
         return None;
     }
     let codes: serde_json::Map<String, serde_json::Value> =
-        window.codes.iter().map(|(code, n)| ((*code).to_owned(), (*n).into())).collect();
+        window.codes.iter().map(|(code, n)| (code.as_str().to_owned(), (*n).into())).collect();
     Some(
         NoteRecord::new("denied_summary")
             .with("source_ip", source.label())
@@ -208,17 +209,17 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         let t = 1_799_999_940; // a whole minute
-        assert_eq!(limiter.admit(ip, "AccessDenied", at(t)).0, Admission::Record);
-        assert_eq!(limiter.admit(ip, "AccessDenied", at(t + 1)).0, Admission::Record);
+        assert_eq!(limiter.admit(ip, ErrorCode::AccessDenied, at(t)).0, Admission::Record);
+        assert_eq!(limiter.admit(ip, ErrorCode::AccessDenied, at(t + 1)).0, Admission::Record);
         for _ in 0..5 {
-            assert_eq!(limiter.admit(ip, "AccessDenied", at(t + 2)).0, Admission::Summarise);
+            assert_eq!(limiter.admit(ip, ErrorCode::AccessDenied, at(t + 2)).0, Admission::Summarise);
         }
-        assert_eq!(limiter.admit(ip, "InvalidURI", at(t + 3)).0, Admission::Summarise);
-        assert_eq!(limiter.admit(other, "AccessDenied", at(t + 3)).0, Admission::Record, "per source");
+        assert_eq!(limiter.admit(ip, ErrorCode::InvalidURI, at(t + 3)).0, Admission::Summarise);
+        assert_eq!(limiter.admit(other, ErrorCode::AccessDenied, at(t + 3)).0, Admission::Record, "per source");
         assert!(limiter.take_finished(at(t + 59)).is_empty(), "the minute is not over");
 
         // The next minute: recorded again, and the last minute's summary comes out.
-        let (admission, finished) = limiter.admit(ip, "AccessDenied", at(t + 60));
+        let (admission, finished) = limiter.admit(ip, ErrorCode::AccessDenied, at(t + 60));
         assert_eq!(admission, Admission::Record);
         let note = finished.unwrap();
         assert_eq!(note.event, "denied_summary");
@@ -231,8 +232,8 @@ mod tests {
         // `other` summarised nothing: no note, but it leaves the table.
         assert!(limiter.take_finished(at(t + 61)).is_empty());
         assert_eq!(limiter.windows.lock().unwrap().len(), 1);
-        limiter.admit(ip, "AccessDenied", at(t + 61));
-        limiter.admit(ip, "AccessDenied", at(t + 62));
+        limiter.admit(ip, ErrorCode::AccessDenied, at(t + 61));
+        limiter.admit(ip, ErrorCode::AccessDenied, at(t + 62));
         let all = limiter.take_all();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].details["denied"], 1);
@@ -242,12 +243,12 @@ mod tests {
     fn ipv6_counts_per_64_and_the_table_is_bounded() {
         let limiter = DenialLimiter::new(1);
         let t = at(1_800_000_000);
-        assert_eq!(limiter.admit("2001:db8::1".parse().unwrap(), "AccessDenied", t).0, Admission::Record);
-        assert_eq!(limiter.admit("2001:db8::2".parse().unwrap(), "AccessDenied", t).0, Admission::Summarise);
+        assert_eq!(limiter.admit("2001:db8::1".parse().unwrap(), ErrorCode::AccessDenied, t).0, Admission::Record);
+        assert_eq!(limiter.admit("2001:db8::2".parse().unwrap(), ErrorCode::AccessDenied, t).0, Admission::Summarise);
         assert_eq!(Counted::Source(Source::of("2001:db8::2".parse().unwrap())).label(), "2001:db8::/64");
 
         for i in 0..MAX_SOURCES as u32 {
-            limiter.admit(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), "AccessDenied", t);
+            limiter.admit(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), ErrorCode::AccessDenied, t);
         }
         let windows = limiter.windows.lock().unwrap();
         assert_eq!(windows.len(), MAX_SOURCES + 1, "the table stops growing at the overflow entry");

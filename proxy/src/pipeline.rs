@@ -24,14 +24,12 @@ use crate::authz::{Authorizer, Granted};
 use crate::body::{self, ChunkBudget};
 use crate::denials::{Admission, DenialLimiter};
 use crate::meter::{EndTemplate, MeteredBody};
-use crate::passthrough::Channel;
 use crate::s3::addressing;
-use crate::s3::error::S3Error;
-use crate::s3::operation::Operation;
+use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::request::{S3Request, unsigned_amz_header};
 use crate::stall::Stalled;
 use crate::upstream::client::UpstreamBody;
-use crate::upstream::{Route, Upstream, UpstreamResponseBody};
+use crate::upstream::{Upstream, UpstreamError, UpstreamResponseBody};
 
 /// Body of every response the proxy sends.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, crate::BoxError>;
@@ -125,14 +123,11 @@ pub struct Peer {
     pub secure: bool,
 }
 
-/// Handles one request end to end. `passthrough` is the client
-/// connection's buffer where it can take bodies passed through
-/// ([`crate::passthrough`]).
+/// Handles one request end to end.
 pub async fn handle(
     state: Arc<ProxyState>,
     peer: Peer,
     stalled: Stalled,
-    passthrough: Option<Arc<Channel>>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
@@ -189,7 +184,7 @@ pub async fn handle(
         }
         if admission == Admission::Summarise {
             // Counted into the minute's summary note; no record, no log line.
-            tracing::debug!(code = error.code, source = %remote.ip(), "refusal summarised");
+            tracing::debug!(code = error.code.as_str(), source = %remote.ip(), "refusal summarised");
             let response = error_response(&error.clone().with_resource(raw_path), &req_id, head);
             let sent = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
             state.metrics.request_finished(&operation, error.status.as_u16(), None, sent);
@@ -197,21 +192,7 @@ pub async fn handle(
         }
     }
 
-    // Only HTTP/1 responses are written by the connection's own writer,
-    // which is what passes bodies through (HTTP/2 frames every body itself).
-    let passthrough = passthrough.filter(|_| matches!(parts.version, http::Version::HTTP_10 | http::Version::HTTP_11));
     let object_read = matches!(&verdict, Verdict::Forward(request, ..) if request.operation.reads_object());
-    let route = match &verdict {
-        Verdict::Forward(request, _, granted)
-            if request.operation == Operation::GetObject && http_body::Body::is_end_stream(&body) =>
-        {
-            // A paced body is made of the bytes themselves, never of
-            // passed-through placeholders.
-            let passthrough = passthrough.filter(|_| granted.bandwidth().is_none());
-            Route::ObjectGet { passthrough }
-        }
-        _ => Route::Pooled,
-    };
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
     let appending = Instant::now();
     let record = async {
@@ -231,12 +212,12 @@ pub async fn handle(
         Verdict::Unauthenticated(error) | Verdict::Refused(error) => (record.await, Err((error, Outcome::Denied))),
         Verdict::Forward(request, authenticated, grant) if read_only && state.ledger.writable() => {
             granted = Some(grant);
-            tokio::join!(record, forward(&state, parts, body, &request, &authenticated, route))
+            tokio::join!(record, forward(&state, parts, body, &request, &authenticated))
         }
         Verdict::Forward(request, authenticated, grant) => {
             granted = Some(grant);
             match record.await {
-                Ok(appended) => (Ok(appended), forward(&state, parts, body, &request, &authenticated, route).await),
+                Ok(appended) => (Ok(appended), forward(&state, parts, body, &request, &authenticated).await),
                 Err(e) => (Err(e), Err((S3Error::ledger_unavailable(), Outcome::Denied))),
             }
         }
@@ -281,7 +262,7 @@ async fn judge(
     start: &mut StartRecord,
 ) -> Verdict {
     let target = match target {
-        Err(e) => return Verdict::Unauthenticated(S3Error::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
+        Err(e) => return Verdict::Unauthenticated(S3Error::new(e.code(), e.to_string())),
         Ok(target) => target,
     };
     start.bucket.clone_from(&target.bucket);
@@ -364,8 +345,7 @@ const AUTHENTICATED_FIELD_BYTES: usize = 1024;
 fn signature_covers(request: &S3Request, authenticated: &Authenticated, headers: &HeaderMap) -> Result<(), S3Error> {
     if let Some(name) = unsigned_amz_header(headers, &authenticated.signed_headers) {
         return Err(S3Error::new(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
+            ErrorCode::AccessDenied,
             format!("There were headers present in the request which were not signed: {name}"),
         ));
     }
@@ -373,8 +353,7 @@ fn signature_covers(request: &S3Request, authenticated: &Authenticated, headers:
         && let Some(name) = request.selector_unsigned_by_v2()
     {
         return Err(S3Error::new(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
+            ErrorCode::AccessDenied,
             format!(
                 "The query parameter {name} selects the operation but a SigV2 signature does not cover it; \
                  sign with SigV4"
@@ -392,15 +371,12 @@ async fn forward(
     body: Incoming,
     request: &S3Request,
     authenticated: &Authenticated,
-    route: Route,
 ) -> Result<Response<UpstreamResponseBody>, (S3Error, Outcome)> {
-    let internal =
-        |e: String| (S3Error::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e), Outcome::UpstreamError);
     let query = request.query.to_forward();
     let uri = state
         .upstream
         .uri(request.target.bucket.as_deref(), request.target.key.as_deref(), query.as_deref())
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(|e| (e.to_s3(), Outcome::UpstreamError))?;
 
     let mut headers = request.forward_headers(&parts.headers);
     let plan = body::plan(&authenticated.payload, &parts.headers).map_err(|e| (S3Error::from(&e), Outcome::Denied))?;
@@ -416,24 +392,8 @@ async fn forward(
     let sent = Instant::now();
     // Without a body the answer should start at once; with one, it starts
     // once the upload is done, which the body's idle timeout bounds.
-    let result = if bodiless {
-        match tokio::time::timeout(
-            state.upstream_header_timeout,
-            state.upstream.send(upstream_request, &payload_hash, route),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => {
-                let waited = state.upstream_header_timeout.as_secs();
-                tracing::warn!(waited_secs = waited, "upstream did not answer in time");
-                let message = format!("The upstream did not start answering within {waited} s.");
-                return Err((S3Error::new(StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout", message), Outcome::Timeout));
-            }
-        }
-    } else {
-        state.upstream.send(upstream_request, &payload_hash, route).await
-    };
+    let header_timeout = bodiless.then_some(state.upstream_header_timeout);
+    let result = state.upstream.send(upstream_request, &payload_hash, header_timeout).await;
     state.metrics.upstream.observe(sent.elapsed());
     // A body we refused (bad chunk signature, truncated) is the client's
     // fault, whatever the upstream made of the cut-off request.
@@ -441,16 +401,9 @@ async fn forward(
         return Err(fault.answer());
     }
     result.map_err(|e| {
-        tracing::warn!(error = %e, "upstream request failed");
-        let error = match &e {
-            crate::upstream::UpstreamError::Sign(_) => S3Error::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                format!("The proxy cannot sign for the upstream ({e}); its operator must give it AWS credentials."),
-            ),
-            _ => S3Error::upstream_unreachable(&e.to_string()),
-        };
-        (error, Outcome::UpstreamError)
+        tracing::warn!(error = %crate::upstream::client::error_chain(&e), "upstream request failed");
+        let outcome = if matches!(e, UpstreamError::Timeout(_)) { Outcome::Timeout } else { Outcome::UpstreamError };
+        (e.to_s3(), outcome)
     })
 }
 
@@ -540,10 +493,10 @@ fn respond_error(
     outcome: Outcome,
 ) -> Response<ResponseBody> {
     let response = error_response(error, req_id, head);
-    tracing::info!(req = req_id, code = error.code, outcome = outcome.as_str(), reason = %error.message, "request refused");
+    tracing::info!(req = req_id, code = error.code.as_str(), outcome = outcome.as_str(), reason = %error.message, "request refused");
     template.end.status = Some(error.status.as_u16());
     let sent = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
-    template.finish(outcome, sent, Some(error.code.to_owned()));
+    template.finish(outcome, sent, Some(error.code.as_str().to_owned()));
     response
 }
 

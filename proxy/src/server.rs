@@ -293,14 +293,9 @@ struct Connection {
 
 impl Connection {
     /// Serves the connection `io` until it ends, is closed for asking for
-    /// nothing ([`activity`]), or `stop` says to finish; `passthrough` is
-    /// its buffer if `io` is a [`crate::passthrough::PassthroughStream`].
-    async fn serve<I>(
-        self,
-        io: I,
-        passthrough: Option<Arc<crate::passthrough::Channel>>,
-        mut stop: watch::Receiver<bool>,
-    ) where
+    /// nothing ([`activity`]), or `stop` says to finish.
+    async fn serve<I>(self, io: I, mut stop: watch::Receiver<bool>)
+    where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let Connection { state, requests, limits, remote, secure, activity } = self;
@@ -315,11 +310,9 @@ impl Connection {
             .service_fn(move |request: hyper::Request<Incoming>| {
                 let state = Arc::clone(&state);
                 let stalled = stalled.clone();
-                let passthrough = passthrough.clone();
                 async move {
                     Ok::<_, Infallible>(
-                        pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, passthrough, request)
-                            .await,
+                        pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, request).await,
                     )
                 }
             });

@@ -4,9 +4,8 @@
 
 pub mod client;
 pub mod credentials;
-pub mod raw;
 pub mod signer;
 
-pub use client::{Addressing, Route, Upstream, UpstreamError, UpstreamResponseBody};
+pub use client::{Addressing, Upstream, UpstreamError, UpstreamResponseBody};
 pub use credentials::CredentialSource;
 pub use signer::UpstreamSigner;

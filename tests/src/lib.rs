@@ -1,26 +1,52 @@
 //! Harness for the end-to-end tests: the real `egress-proxy` binary, run as
 //! a user would run it.
 //!
-//! The binary is the one `cargo build` put next to this test executable
-//! (`target/<profile>/egress-proxy`), or `$EGRESS_PROXY_BIN`. The test
-//! command (`scripts/test.sh`) builds it before running the tests.
+//! The binary is the one `cargo build --workspace --bins` puts next to this
+//! test executable (`target/<profile>/egress-proxy`), which the harness runs
+//! once per test process before the first use (`cargo test` builds only the
+//! tested package's own binaries), or `$EGRESS_PROXY_BIN`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
-/// Path of the `egress-proxy` binary under test.
+/// Path of the `egress-proxy` binary under test, built first if it is
+/// missing or stale.
 ///
 /// # Panics
-/// If it is missing: the message says how to build it.
+/// If it cannot be built: the message has cargo's.
 #[must_use]
 pub fn bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
     if let Some(path) = std::env::var_os("EGRESS_PROXY_BIN") {
         return PathBuf::from(path);
     }
+    BUILT.get_or_init(build_binaries).clone()
+}
+
+/// `cargo build --workspace --bins` into the target directory and profile
+/// of this test executable: the same command as `scripts/test.sh`'s, so
+/// that the features are unified the same way and, after it, this is a
+/// no-op.
+fn build_binaries() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/egress-proxy
-    let path = exe.parent().and_then(Path::parent).expect("target dir").join("egress-proxy");
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", path.display());
+    // target/<profile>/deps/<test> -> target/<profile>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(name) => name,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "--workspace", "--bins", "--profile", profile, "--target-dir"])
+        .arg(target_dir)
+        .current_dir(repo_root())
+        .output()
+        .expect("run cargo");
+    assert!(out.status.success(), "cargo build --workspace --bins failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let path = profile_dir.join("egress-proxy");
+    assert!(path.exists(), "cargo built no {}", path.display());
     path
 }
 

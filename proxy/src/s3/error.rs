@@ -4,11 +4,13 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 
+pub use crate::error_code::ErrorCode;
+
 /// An error answered to an S3 client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Error {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub resource: Option<String>,
     /// Seconds to send in `Retry-After` (a rate cap's `SlowDown`).
@@ -17,35 +19,29 @@ pub struct S3Error {
 
 impl S3Error {
     #[must_use]
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> S3Error {
-        S3Error { status, code, message: message.into(), resource: None, retry_after: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> S3Error {
+        S3Error { status: code.status(), code, message: message.into(), resource: None, retry_after: None }
     }
 
     /// The ledger cannot record: fail closed.
     #[must_use]
     pub fn ledger_unavailable() -> S3Error {
         S3Error::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
+            ErrorCode::ServiceUnavailable,
             "The request cannot be recorded in the egress ledger right now, so it is refused. Retry later.",
         )
     }
 
     #[must_use]
     pub fn upstream_unreachable(detail: &str) -> S3Error {
-        S3Error::new(
-            StatusCode::BAD_GATEWAY,
-            "BadGateway",
-            format!("The upstream S3 endpoint could not be reached: {detail}"),
-        )
+        S3Error::new(ErrorCode::BadGateway, format!("The upstream S3 endpoint could not be reached: {detail}"))
     }
 
     /// An upload that sent nothing for `idle`: what S3 answers then.
     #[must_use]
     pub fn request_timeout(idle: std::time::Duration) -> S3Error {
         S3Error::new(
-            StatusCode::BAD_REQUEST,
-            "RequestTimeout",
+            ErrorCode::RequestTimeout,
             format!(
                 "Your socket connection to the server was not read from or written to within the timeout period \
                  ({} s).",
@@ -71,7 +67,7 @@ impl S3Error {
     pub fn to_xml(&self, request_id: &str) -> String {
         let mut xml = String::with_capacity(256);
         xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
-        xml.push_str(self.code);
+        xml.push_str(self.code.as_str());
         xml.push_str("</Code><Message>");
         escape_into(&mut xml, &self.message);
         xml.push_str("</Message>");
@@ -126,7 +122,7 @@ pub fn code_in(xml: &[u8]) -> Option<String> {
 
 impl From<&crate::auth::AuthError> for S3Error {
     fn from(error: &crate::auth::AuthError) -> S3Error {
-        S3Error::new(error.status(), error.code(), error.to_string())
+        S3Error::new(error.code(), error.to_string())
     }
 }
 
@@ -150,7 +146,7 @@ mod tests {
 
     #[test]
     fn xml_is_escaped_and_complete() {
-        let e = S3Error::new(StatusCode::FORBIDDEN, "AccessDenied", "no <access> & \"no\" way").with_resource("/b/k<");
+        let e = S3Error::new(ErrorCode::AccessDenied, "no <access> & \"no\" way").with_resource("/b/k<");
         let xml = e.to_xml("req-1");
         assert_eq!(
             xml,
@@ -165,8 +161,8 @@ mod tests {
 
     #[test]
     fn error_codes_are_read_from_upstream_bodies() {
-        let ours = S3Error::new(StatusCode::NOT_FOUND, "NoSuchKey", "gone").to_xml("r");
-        assert_eq!(code_in(ours.as_bytes()).as_deref(), Some("NoSuchKey"));
+        let ours = S3Error::new(ErrorCode::InvalidArgument, "gone").to_xml("r");
+        assert_eq!(code_in(ours.as_bytes()).as_deref(), Some("InvalidArgument"));
         let aws = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code> SlowDown </Code>\n  <Message>";
         assert_eq!(code_in(aws).as_deref(), Some("SlowDown"));
         // Cut before the code ends, not XML, or not a code: nothing.

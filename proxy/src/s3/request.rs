@@ -89,13 +89,11 @@ impl RequestError {
     #[must_use]
     pub fn to_s3(&self) -> S3Error {
         match self {
-            RequestError::Operation(_) => {
-                S3Error::new(http::StatusCode::NOT_IMPLEMENTED, "NotImplemented", self.to_string())
-            }
+            RequestError::Operation(_) => S3Error::new(super::error::ErrorCode::NotImplemented, self.to_string()),
             RequestError::CopySource(CopySourceError::Address(address)) | RequestError::Address(address) => {
-                S3Error::new(http::StatusCode::BAD_REQUEST, address.code(), self.to_string())
+                S3Error::new(address.code(), self.to_string())
             }
-            _ => S3Error::new(http::StatusCode::BAD_REQUEST, "InvalidArgument", self.to_string()),
+            _ => S3Error::new(super::error::ErrorCode::InvalidArgument, self.to_string()),
         }
     }
 }

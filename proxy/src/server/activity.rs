@@ -259,7 +259,6 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     }
 
     fn is_write_vectored(&self) -> bool {
-        // Pass-through downloads depend on it (`crate::passthrough`).
         self.inner.is_write_vectored()
     }
 

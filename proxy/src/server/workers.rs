@@ -26,7 +26,6 @@ use super::Connection;
 use super::activity::Activity;
 use super::admission::Ticket;
 use crate::config::Limits;
-use crate::passthrough::{Channel, PassthroughStream};
 use crate::pipeline::ProxyState;
 
 /// A connection on its way from the accept loop's runtime to a worker's.
@@ -156,17 +155,12 @@ impl Worker {
             tokio::spawn(async move {
                 let _counted = (open, ticket);
                 match acceptor {
-                    None => {
-                        // Plain TCP: large downloads may pass through.
-                        let channel = Channel::new(Arc::clone(&connection.state.metrics));
-                        let stream = PassthroughStream::new(stream, Arc::clone(&channel));
-                        connection.serve(stream, Some(channel), stop).await;
-                    }
+                    None => connection.serve(stream, stop).await,
                     Some(acceptor) => {
                         // The handshake counts against the time for the first head.
                         let deadline = connection.activity.first_head_deadline();
                         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, None, stop).await,
+                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, stop).await,
                             Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                         }

@@ -1,14 +1,11 @@
 //! The HTTP(S) client to the upstream and how a request's address maps onto
 //! the upstream's (path-style or virtual-hosted).
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Uri;
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -17,9 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::UpstreamSigner;
-use super::raw::{RawBody, RawClient};
 use crate::auth::sigv4::uri_encode;
-use crate::passthrough::Channel;
+use crate::s3::error::{ErrorCode, S3Error};
 
 /// Body of a request to the upstream.
 pub type UpstreamBody = UnsyncBoxBody<Bytes, crate::BoxError>;
@@ -34,61 +30,53 @@ pub enum Addressing {
     Virtual,
 }
 
-/// Which client takes a request to the upstream.
-#[derive(Debug)]
-pub enum Route {
-    /// hyper's pooled client.
-    Pooled,
-    /// A bodiless object GET. To a plain-HTTP upstream it goes by our own
-    /// client ([`super::raw`]), and a large body goes through
-    /// `passthrough`, the client connection's buffer, when it has one
-    /// ([`crate::passthrough`]).
-    ObjectGet { passthrough: Option<Arc<Channel>> },
-}
+/// The body of an upstream response.
+pub type UpstreamResponseBody = Incoming;
 
-/// The body of an upstream response, from whichever client took it.
-#[derive(Debug)]
-pub enum UpstreamResponseBody {
-    Pooled(Incoming),
-    Raw(RawBody),
-}
-
-impl Body for UpstreamResponseBody {
-    type Data = Bytes;
-    type Error = crate::BoxError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            UpstreamResponseBody::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            UpstreamResponseBody::Raw(body) => Pin::new(body).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamResponseBody::Pooled(body) => body.is_end_stream(),
-            UpstreamResponseBody::Raw(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamResponseBody::Pooled(body) => body.size_hint(),
-            UpstreamResponseBody::Raw(body) => body.size_hint(),
-        }
-    }
-}
-
-/// A failed exchange with the upstream.
+/// A failed exchange with the upstream, by what failed; each keeps its
+/// source so that logs and answers can say why.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpstreamError {
+    /// The endpoint or a request's address does not make a URI (a
+    /// configuration error, or a CA file that cannot be read).
+    #[error("bad upstream address: {0}")]
+    Address(String),
+    /// The proxy has no usable credentials for the upstream.
     #[error("signing for the upstream: {0}")]
     Sign(#[from] super::signer::SignError),
-    #[error("upstream request: {0}")]
-    Request(String),
-    #[error("bad upstream URI: {0}")]
-    Uri(String),
+    /// No connection: name resolution, TCP connect or the TLS handshake
+    /// (an untrusted certificate included) failed.
+    #[error("could not connect to the upstream")]
+    Connect(#[source] hyper_util::client::legacy::Error),
+    /// Connected and sent, but no response head came within the time.
+    #[error("the upstream did not start answering within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// The exchange broke after connecting: the connection closed, or the
+    /// answer was not HTTP.
+    #[error("the exchange with the upstream failed")]
+    Protocol(#[source] hyper_util::client::legacy::Error),
+}
+
+impl UpstreamError {
+    /// What the client is answered. A timeout is a `504 GatewayTimeout`, a
+    /// proxy without credentials a `500`, anything else a `502 BadGateway`;
+    /// SDKs retry all three.
+    #[must_use]
+    pub fn to_s3(&self) -> S3Error {
+        match self {
+            UpstreamError::Timeout(_) => S3Error::new(ErrorCode::GatewayTimeout, format!("{}.", error_chain(self))),
+            UpstreamError::Sign(_) => S3Error::new(
+                ErrorCode::InternalError,
+                format!(
+                    "The proxy cannot sign for the upstream ({}); its operator must give it AWS credentials.",
+                    error_chain(self)
+                ),
+            ),
+            UpstreamError::Address(_) => S3Error::new(ErrorCode::InternalError, error_chain(self)),
+            UpstreamError::Connect(_) | UpstreamError::Protocol(_) => S3Error::upstream_unreachable(&error_chain(self)),
+        }
+    }
 }
 
 /// The upstream S3 endpoint.
@@ -99,8 +87,6 @@ pub struct Upstream {
     addressing: Addressing,
     connector: HttpsConnector<HttpConnector>,
     client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
-    /// For object GETs from a plain-HTTP upstream.
-    raw: Option<RawClient>,
     signer: Arc<UpstreamSigner>,
 }
 
@@ -116,7 +102,7 @@ impl Upstream {
         let scheme = endpoint.scheme_str().unwrap_or("https").to_owned();
         let authority = endpoint
             .authority()
-            .ok_or_else(|| UpstreamError::Uri(format!("{endpoint} has no host")))?
+            .ok_or_else(|| UpstreamError::Address(format!("{endpoint} has no host")))?
             .as_str()
             .to_owned();
         let mut http = HttpConnector::new();
@@ -127,14 +113,13 @@ impl Upstream {
         http.set_keepalive(Some(Duration::from_mins(1)));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(
-                crate::tls::upstream_client_config(ca_file).map_err(|e| UpstreamError::Uri(e.to_string()))?,
+                crate::tls::upstream_client_config(ca_file).map_err(|e| UpstreamError::Address(e.to_string()))?,
             )
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
         let client = pooled_client(https.clone());
-        let raw = (scheme == "http").then(RawClient::default);
-        Ok(Upstream { scheme, authority, addressing, connector: https, client, raw, signer: Arc::new(signer) })
+        Ok(Upstream { scheme, authority, addressing, connector: https, client, signer: Arc::new(signer) })
     }
 
     /// The same upstream with a connection pool of its own, for another
@@ -149,7 +134,6 @@ impl Upstream {
             addressing: self.addressing,
             connector: self.connector.clone(),
             client: pooled_client(self.connector.clone()),
-            raw: self.raw.as_ref().map(|_| RawClient::default()),
             signer: Arc::clone(&self.signer),
         }
     }
@@ -179,16 +163,18 @@ impl Upstream {
             .authority(authority)
             .path_and_query(path_and_query)
             .build()
-            .map_err(|e| UpstreamError::Uri(e.to_string()))
+            .map_err(|e| UpstreamError::Address(e.to_string()))
     }
 
-    /// Signs and sends `request` by the client `route` names; `payload_hash`
-    /// as for [`UpstreamSigner::sign`].
+    /// Signs and sends `request`; `payload_hash` as for
+    /// [`UpstreamSigner::sign`]. With `header_timeout`, the response head must
+    /// arrive within it (for a request without a body, whose answer should
+    /// start at once).
     pub async fn send(
         &self,
         mut request: http::Request<UpstreamBody>,
         payload_hash: &str,
-        route: Route,
+        header_timeout: Option<Duration>,
     ) -> Result<http::Response<UpstreamResponseBody>, UpstreamError> {
         if let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned())
             && let Ok(host) = http::HeaderValue::from_str(&authority)
@@ -196,15 +182,12 @@ impl Upstream {
             request.headers_mut().insert(http::header::HOST, host);
         }
         self.signer.sign(&mut request, payload_hash).await?;
-        match (route, &self.raw) {
-            (Route::ObjectGet { passthrough }, Some(raw)) => {
-                Ok(raw.send(request, passthrough).await?.map(UpstreamResponseBody::Raw))
-            }
-            _ => match self.client.request(request).await {
-                Ok(response) => Ok(response.map(UpstreamResponseBody::Pooled)),
-                Err(e) => Err(UpstreamError::Request(error_chain(&e))),
-            },
-        }
+        let sent = self.client.request(request);
+        let result = match header_timeout {
+            Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| UpstreamError::Timeout(limit))?,
+            None => sent.await,
+        };
+        result.map_err(|e| if e.is_connect() { UpstreamError::Connect(e) } else { UpstreamError::Protocol(e) })
     }
 }
 

@@ -2,8 +2,6 @@
 //! through it reads objects through the proxy with boto3; revoked, its next
 //! request fails; queries return exactly the events the clients caused.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
 use serde_json::Value;
 

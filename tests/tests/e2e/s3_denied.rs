@@ -1,8 +1,6 @@
 //! Requests the proxy must refuse: the right S3 error, recorded as `denied`,
 //! and nothing forwarded (the upstream never sees the object).
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, UPSTREAM_KEY, UPSTREAM_SECRET, python};
 use serde_json::Value;
 

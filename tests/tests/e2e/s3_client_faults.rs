@@ -3,8 +3,6 @@
 //! are never read. Timeouts close them, their records are written, and the
 //! proxy's open connections and memory go back to where they were.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::time::{Duration, Instant};
 
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};

@@ -1,8 +1,6 @@
 //! Operator comforts: `--version` names the ledger head, and `serve
 //! --log-format json` logs one JSON object a line.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs};
 
 #[test]

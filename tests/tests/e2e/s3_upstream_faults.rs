@@ -6,8 +6,6 @@
 //! says `upstream_error` or `timeout` with the bytes really sent; and the
 //! proxy keeps serving other requests throughout.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -6,8 +6,6 @@
 //! per-address cap are closed at once while others are served; the open
 //! health probes tell nothing and write nothing.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

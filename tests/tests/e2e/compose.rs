@@ -3,8 +3,6 @@
 //! present, and the proxy's command, environment and ports in agreement with
 //! the real binary (its `serve --help`, not a copied list).
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;

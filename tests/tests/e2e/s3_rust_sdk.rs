@@ -16,7 +16,7 @@
 //! while the `Host` header keeps the virtual-hosted name: on the wire it is
 //! the request the SDK made, as a DNS entry for the name would give.
 
-mod sdk;
+use crate::sdk;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

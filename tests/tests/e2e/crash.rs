@@ -10,8 +10,6 @@
 //! `scripts/crash-test.sh 1000` runs a long one). `EGRESS_CRASH_SEED` repeats
 //! a run's timing.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};

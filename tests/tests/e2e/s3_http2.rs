@@ -2,8 +2,6 @@
 //! over HTTP/2 is authenticated (the host comes from `:authority`),
 //! forwarded, and recorded like any other.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use bytes::Bytes;
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
 use http_body_util::{BodyExt, Empty};

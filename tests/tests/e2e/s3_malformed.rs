@@ -12,8 +12,6 @@
 //!   connection. No request ever reached our service, so there is nothing it
 //!   could record; the tests check that nothing was.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

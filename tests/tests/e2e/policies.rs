@@ -4,8 +4,6 @@
 //! of SeaweedFS); and egress limits (byte quotas, bandwidth, request rate)
 //! and anonymous access.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::time::Instant;
 
 use egress_e2e::relay::Relay;

@@ -3,8 +3,6 @@
 //! the real binary wrote: intact, one byte edited, and truncated behind a
 //! checkpoint kept elsewhere. It also checks the document's test vector.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

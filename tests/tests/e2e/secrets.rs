@@ -13,8 +13,6 @@
 //! `admin.token`, and in the embedded mode `default-principal.json` and
 //! `keys/embedded-upstream.json` (`docs/LEDGER.md`, "Data dir").
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;

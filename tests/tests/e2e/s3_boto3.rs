@@ -2,8 +2,6 @@
 //! every request works as it would against S3, and every request is in the
 //! ledger once, with the bytes the client really received.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use egress_e2e::servers::{Proxy, ProxyOptions, SeaweedFs, python};
 use serde_json::Value;
 

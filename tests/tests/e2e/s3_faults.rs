@@ -3,8 +3,6 @@
 //! healing by itself once space is back), and a shutdown while a download runs (drained, recorded,
 //! checkpointed).
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::net::SocketAddr;
 use std::process::Command;
 

@@ -2,8 +2,6 @@
 //! (each kind of tampering caught with its exit code), export, pubkey,
 //! reindex, principals, and clean errors for bad input.
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 

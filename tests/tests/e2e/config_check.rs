@@ -1,8 +1,6 @@
 //! `egress-proxy config check` on the example configs of `examples/` (each
 //! must pass) and on broken ones (each problem reported, exit 1).
 
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
