@@ -1,10 +1,12 @@
 //! Where segment files live: a small trait so that crash-consistency tests
-//! can put a fault-injecting backend ([`faulty::FaultyStorage`]) where the
-//! real file system ([`FsStorage`]) normally is.
+//! can put a fault-injecting backend (`faulty::FaultyStorage`, built only
+//! with the `faulty-storage` feature) where the real file system
+//! ([`FsStorage`]) normally is.
 //!
 //! The writer only ever needs: list the segments, read one, create one (and
 //! make its name durable), append to the last one, fsync it, and cut it.
 
+#[cfg(feature = "faulty-storage")]
 pub mod faulty;
 
 use std::fs::{self, File, OpenOptions};

@@ -11,7 +11,8 @@
 //! failed commits are kept ([`WriterCore::take_failed_ends`]) to be written
 //! once the ledger heals: the requests they close did happen.
 //!
-//! The thread and channel around it live in [`crate::ledger`].
+//! The thread that drives it, and the channel handles reach it by, live in
+//! `crate::ledger::writer_thread`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! An in-memory [`Storage`] that fails on command, for crash-consistency
 //! tests: torn writes, failing fsyncs, and crashes that lose what was not
 //! synced (all of it, or a prefix survives, as a page cache may leave it).
+//!
+//! Built only with the `faulty-storage` feature, which this crate's tests
+//! turn on: no release build carries it.
 
 use std::collections::BTreeMap;
 use std::io;
