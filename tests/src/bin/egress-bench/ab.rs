@@ -42,7 +42,7 @@ pub struct Options {
     #[arg(long)]
     pub policies_b: Option<String>,
     /// Where the proxies sit.
-    #[arg(long, value_enum, default_value = "plain")]
+    #[arg(long, value_enum, default_value = "plain", overrides_with = "shape")]
     pub shape: Shape,
     /// An argument for both proxies' `serve` (repeat for several).
     #[arg(long = "proxy-arg", allow_hyphen_values = true)]
@@ -84,7 +84,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         load,
     } = options;
     let workloads = load.workloads.clone().unwrap_or_else(|| vec![Workload::Small]);
-    let setup = Setup::start(&bin_a, shape.upstream_tls(), &load, &workloads).await?;
+    let setup = Setup::start(&bin_a, &load, &workloads).await?;
     let mut targets = setup.direct_targets(&[shape]);
     let mut proxies = Vec::new();
     for (role, bin, workers, policy) in

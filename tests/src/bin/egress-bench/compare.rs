@@ -19,36 +19,37 @@ use crate::stack::{self, Nginx, NginxSpec, NginxUpstream, Policies, ProxyProcess
 
 pub const BUCKET: &str = "bench";
 
-/// What to measure, shared by `compare` and `ab`.
+/// What to measure, shared by `compare` and `ab`. A flag given twice takes
+/// its last value, so that the scripts' defaults yield to their arguments.
 #[derive(clap::Args, Debug)]
 pub struct WorkloadOptions {
     /// What to measure, comma-separated: `large` (one GET of the large
     /// object per run), `small` (small GETs on many connections), `rss`
     /// (each proxy's RSS while one GET streams the huge object, once, after
     /// the rounds). Default: all three for `compare`, `small` for `ab`.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', overrides_with = "workloads")]
     pub workloads: Option<Vec<Workload>>,
     /// Rounds; each runs every target once per workload, the targets in an
     /// order rotated from round to round.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, overrides_with = "rounds")]
     pub rounds: usize,
     /// Size of the large object, in MiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, overrides_with = "large_mib")]
     pub large_mib: u64,
     /// Size of the object streamed through each proxy for `rss`, in MiB.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, overrides_with = "huge_mib")]
     pub huge_mib: u64,
     /// Size of the small object, in bytes.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, overrides_with = "small_bytes")]
     pub small_bytes: u64,
     /// Small GETs per run, shared by the connections.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, overrides_with = "small_requests")]
     pub small_requests: u64,
     /// Run the small GETs for this many seconds instead of counting them.
-    #[arg(long)]
+    #[arg(long, overrides_with = "small_secs")]
     pub small_secs: Option<u64>,
     /// Connections for the small GETs, each a keep-alive connection of its own.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, overrides_with = "connections")]
     pub connections: usize,
     /// Skip the warm-up (one run per target and workload before the rounds).
     #[arg(long)]
@@ -128,28 +129,24 @@ impl WorkloadOptions {
 /// directory goes.
 pub struct Setup {
     pub upstream: Upstream,
-    pub certs: Option<PathBuf>,
+    /// `egress-proxy certs`: SeaweedFS's, the proxies' and nginx's.
+    pub certs: PathBuf,
     pub work: tempfile::TempDir,
 }
 
 impl Setup {
-    pub async fn start(
-        certs_from: &Path,
-        tls: bool,
-        load: &WorkloadOptions,
-        workloads: &[Workload],
-    ) -> anyhow::Result<Setup> {
+    pub async fn start(certs_from: &Path, load: &WorkloadOptions, workloads: &[Workload]) -> anyhow::Result<Setup> {
         let work =
             tempfile::Builder::new().prefix("egress-bench-").tempdir().context("creating a temporary directory")?;
         eprintln!("# working in {}", work.path().display());
-        let certs = if tls { Some(stack::make_certs(certs_from, work.path())?) } else { None };
+        let certs = stack::make_certs(certs_from, work.path())?;
         let upstream = Upstream::start(certs.clone()).await?;
         upstream.upload(BUCKET, &load.objects(workloads)).await?;
         Ok(Setup { upstream, certs, work })
     }
 
-    pub fn ca(&self) -> Option<PathBuf> {
-        self.certs.as_ref().map(|certs| certs.join("ca.pem"))
+    pub fn ca(&self) -> PathBuf {
+        self.certs.join("ca.pem")
     }
 
     /// Direct to SeaweedFS: over HTTP for the plain shape, over HTTPS for
@@ -168,12 +165,12 @@ impl Setup {
             });
         }
         let tls_shapes: Vec<Shape> = shapes.iter().copied().filter(|s| s.upstream_tls()).collect();
-        if let (Some(https), false) = (&self.upstream.https, tls_shapes.is_empty()) {
+        if !tls_shapes.is_empty() {
             targets.push(Target {
                 role: "direct".into(),
                 id: "direct/https".into(),
                 shapes: tls_shapes,
-                endpoint: https.clone(),
+                endpoint: self.upstream.https.clone(),
                 signer: self.upstream.signer.clone(),
                 accounted: None,
                 rss_pid: None,
@@ -184,15 +181,16 @@ impl Setup {
 
     /// How a proxy in `shape` is started (before the caller's own settings).
     pub fn proxy_spec<'a>(&self, bin: &'a Path, shape: Shape, extra_args: &'a [String]) -> ProxySpec<'a> {
-        let (upstream, upstream_ca) = match (shape.upstream_tls(), &self.upstream.https) {
-            (true, Some(https)) => (https.url.clone(), self.ca()),
-            _ => (self.upstream.http.url.clone(), None),
+        let (upstream, upstream_ca) = if shape.upstream_tls() {
+            (self.upstream.https.url.clone(), Some(self.ca()))
+        } else {
+            (self.upstream.http.url.clone(), None)
         };
         ProxySpec {
             bin,
             upstream,
             upstream_ca,
-            tls_certs: if shape.client_tls() { self.certs.clone() } else { None },
+            tls_certs: shape.client_tls().then(|| self.certs.clone()),
             policies: Policies::Full,
             worker_threads: None,
             extra_args,
@@ -209,7 +207,7 @@ impl Setup {
             role: role.into(),
             id: format!("{role}/{}", shape.name()),
             shapes: vec![shape],
-            endpoint: Endpoint::new(url, self.ca().as_deref())?,
+            endpoint: Endpoint::new(url, Some(&self.ca()))?,
             signer: proxy.signer.clone(),
             accounted: Some(procfs::Accounted::process(proxy.pid)),
             rss_pid: Some(proxy.pid),
@@ -287,8 +285,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     shapes.dedup();
     anyhow::ensure!(!shapes.is_empty(), "give at least one shape");
     let workloads = load.workloads.clone().unwrap_or_else(|| vec![Workload::Large, Workload::Small, Workload::Rss]);
-    let tls = shapes.iter().any(|s| s.upstream_tls());
-    let setup = Setup::start(&proxy_bin, tls, &load, &workloads).await?;
+    let setup = Setup::start(&proxy_bin, &load, &workloads).await?;
     let nginx_workers = nginx_workers.unwrap_or_else(cpus);
 
     // Started in this order, stopped in reverse when they drop (before `setup`).
@@ -298,18 +295,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut proxies: Vec<ProxyProcess> = Vec::new();
     for &shape in &shapes {
         if !no_nginx {
-            let upstream = match (shape.upstream_tls(), setup.upstream.https_port, setup.ca()) {
-                (true, Some(port), Some(ca)) => NginxUpstream::Https { port, ca },
-                _ => NginxUpstream::Http { port: setup.upstream.port },
+            let upstream = if shape.upstream_tls() {
+                NginxUpstream::Https { port: setup.upstream.https_port, ca: setup.ca() }
+            } else {
+                NginxUpstream::Http { port: setup.upstream.port }
             };
-            let tls_certs = if shape.client_tls() { setup.certs.clone() } else { None };
+            let tls_certs = shape.client_tls().then(|| setup.certs.clone());
             let spec = NginxSpec { bin: &nginx_bin, workers: nginx_workers, upstream, tls_certs };
             let nginx = Nginx::start(&spec, &setup.work.path().join(format!("nginx-{}", shape.name())))?;
             targets.push(Target {
                 role: "nginx".into(),
                 id: format!("nginx/{}", shape.name()),
                 shapes: vec![shape],
-                endpoint: Endpoint::new(&nginx.url, setup.ca().as_deref())?,
+                endpoint: Endpoint::new(&nginx.url, Some(&setup.ca()))?,
                 signer: setup.upstream.signer.clone(),
                 accounted: Some(nginx.accounted.clone()),
                 rss_pid: None,

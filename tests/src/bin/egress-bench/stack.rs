@@ -98,49 +98,44 @@ pub fn make_certs(proxy_bin: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(certs)
 }
 
-/// SeaweedFS, serving the objects on a plain port and, with certificates,
-/// an HTTPS port beside it: one store, so every shape reads the same bytes
-/// from the same server.
+/// SeaweedFS, serving the objects on a plain port and an HTTPS port beside
+/// it: one store, so every shape reads the same bytes from the same server.
 #[derive(Debug)]
 pub struct Upstream {
     _seaweed: SeaweedFs,
     /// The `weed` process (one process: master, volume, filer, S3 gateway).
     pub accounted: Accounted,
     pub http: Endpoint,
-    pub https: Option<Endpoint>,
+    pub https: Endpoint,
     pub signer: Arc<Signer>,
     pub port: u16,
-    pub https_port: Option<u16>,
+    pub https_port: u16,
 }
 
 impl Upstream {
-    /// `certs`: the directory of [`make_certs`], for the HTTPS port.
-    pub async fn start(certs: Option<PathBuf>) -> anyhow::Result<Upstream> {
-        let ca = certs.as_ref().map(|certs| certs.join("ca.pem"));
+    /// `certs`: the directory of [`make_certs`], for the HTTPS port. Always
+    /// given, so that what the harness does by default (which changes with
+    /// the e2e tests' needs) does not decide what is measured.
+    pub async fn start(certs: PathBuf) -> anyhow::Result<Upstream> {
+        let ca = certs.join("ca.pem");
         // The harness blocks (and panics on failure): off the async threads.
-        let seaweed = tokio::task::spawn_blocking(move || match certs {
-            Some(certs) => SeaweedFs::start_with_tls(&certs),
-            None => SeaweedFs::start(),
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("SeaweedFS did not start (is `weed` on PATH? `. scripts/venv.sh`): {e}"))?;
+        let seaweed = tokio::task::spawn_blocking(move || SeaweedFs::start_with_tls(&certs))
+            .await
+            .map_err(|e| anyhow::anyhow!("SeaweedFS did not start (is `weed` on PATH? `. scripts/venv.sh`): {e}"))?;
         let weeds: Vec<u32> = procfs::children(std::process::id())
             .into_iter()
             .filter(|(_, name)| name == "weed")
             .map(|(pid, _)| pid)
             .collect();
         let [pid] = weeds[..] else { anyhow::bail!("expected one weed process of ours, found {weeds:?}") };
-        let https = match seaweed.https_endpoint() {
-            Some(url) => Some(Endpoint::new(&url, ca.as_deref())?),
-            None => None,
-        };
+        let https_port = seaweed.https_port.context("SeaweedFS serves no HTTPS port")?;
         Ok(Upstream {
             accounted: Accounted::process(pid),
             http: Endpoint::new(&seaweed.endpoint(), None)?,
-            https,
+            https: Endpoint::new(&format!("https://localhost:{https_port}"), Some(&ca))?,
             signer: Arc::new(Signer::new(UPSTREAM_KEY, UPSTREAM_SECRET)),
             port: seaweed.port,
-            https_port: seaweed.https_port,
+            https_port,
             _seaweed: seaweed,
         })
     }
