@@ -19,6 +19,7 @@ pub mod meter;
 pub mod pipeline;
 pub mod s3;
 pub mod server;
+pub mod sigv4;
 pub mod source;
 pub mod stall;
 pub mod tls;

@@ -29,12 +29,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::PayloadMode;
 use crate::auth::error::AuthError;
-use crate::auth::sigv4::{ChunkSigningContext, EMPTY_SHA256};
+use crate::auth::sigv4::ChunkSigningContext;
+use crate::sigv4::{chunk_string_to_sign, trailer_string_to_sign};
 
 /// Largest chunk we buffer (AWS SDKs send 64 KiB to 1 MiB).
 pub const MAX_CHUNK_SIZE: usize = 16 * 1024 * 1024;
@@ -351,15 +351,9 @@ impl AwsChunkedDecoder {
 
     fn verify_chunk(&mut self, data: &[u8], client_signature: &[u8; 32]) -> Result<(), AuthError> {
         let Some(ctx) = self.signed_ctx() else { return Ok(()) };
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{}",
-            ctx.amz_date,
-            ctx.scope,
-            self.previous_signature,
-            hex::encode(Sha256::digest(data))
-        );
-        let computed = ctx.signing_key.hmac(string_to_sign.as_bytes());
-        if !bool::from(computed.expose().ct_eq(client_signature)) {
+        let string_to_sign = chunk_string_to_sign(&ctx.amz_date, &ctx.scope, &self.previous_signature, data);
+        let computed = ctx.signing_key.sign(&string_to_sign);
+        if !bool::from(computed.ct_eq(client_signature)) {
             return Err(AuthError::SignatureDoesNotMatch {
                 access_key_id: None,
                 reason: format!(
@@ -370,7 +364,7 @@ impl AwsChunkedDecoder {
                 ),
             });
         }
-        self.previous_signature = hex::encode(computed.expose());
+        self.previous_signature = hex::encode(computed);
         Ok(())
     }
 
@@ -432,18 +426,13 @@ impl AwsChunkedDecoder {
         let mut client = [0_u8; 32];
         hex::decode_to_slice(value, &mut client)
             .map_err(|_| mismatch("x-amz-trailer-signature must be 64 hex digits"))?;
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{}",
-            ctx.amz_date,
-            ctx.scope,
-            self.previous_signature,
-            hex::encode(Sha256::digest(self.trailers.canonical()))
-        );
-        let computed = ctx.signing_key.hmac(string_to_sign.as_bytes());
-        if !bool::from(computed.expose().ct_eq(&client)) {
+        let string_to_sign =
+            trailer_string_to_sign(&ctx.amz_date, &ctx.scope, &self.previous_signature, &self.trailers.canonical());
+        let computed = ctx.signing_key.sign(&string_to_sign);
+        if !bool::from(computed.ct_eq(&client)) {
             return Err(mismatch("the trailer signature does not match"));
         }
-        self.previous_signature = hex::encode(computed.expose());
+        self.previous_signature = hex::encode(computed);
         Ok(())
     }
 
@@ -576,9 +565,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::auth::sigv4::tests::{AKID, SECRET, at_unix, keys, sdk_sign, t0};
-    use crate::auth::sigv4::{STREAMING_SIGNED_PAYLOAD, SigningKey};
+    use crate::auth::fixtures::{AKID, SECRET, at_unix, keys, sdk_sign, t0};
     use crate::auth::{RequestParts, authenticate};
+    use crate::sigv4::{STREAMING_SIGNED_PAYLOAD, SigningKey};
 
     const SEED: &str = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
 

@@ -39,11 +39,11 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use crate::auth::error::AuthError;
-use crate::auth::sigv4::{MAX_PRESIGNED_EXPIRES_SECS, check_skew, lookup_key};
 use crate::auth::{
-    AuthMethod, Authenticated, PayloadMode, RequestParts, SecretLookup, SignedHeaders, parse_amz_date, parse_http_date,
-    percent_decode, query_pairs, unix_seconds,
+    AuthMethod, Authenticated, MAX_PRESIGNED_EXPIRES_SECS, PayloadMode, RequestParts, SecretLookup, SignedHeaders,
+    check_skew, lookup_key,
 };
+use crate::sigv4::{parse_amz_date, parse_http_date, percent_decode, query_pairs, unix_seconds};
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -376,7 +376,7 @@ mod tests {
 
     use super::*;
     use crate::auth::authenticate_with_bucket_host;
-    use crate::auth::sigv4::tests::{AKID, SECRET, at_unix, keys, t0};
+    use crate::auth::fixtures::{AKID, SECRET, at_unix, code, keys, t0};
 
     const DOC_AKID: &str = "AKIAIOSFODNN7EXAMPLE";
     const DOC_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -422,10 +422,6 @@ mod tests {
 
     fn at(http_date: &str) -> SystemTime {
         at_unix(parse_http_date(http_date).unwrap().unsigned_abs())
-    }
-
-    fn code(result: Result<Authenticated, AuthError>) -> &'static str {
-        result.map_or_else(|e| e.code().as_str(), |_| "ok")
     }
 
     /// AWS S3 documentation, "Authenticating Requests (AWS Signature Version

@@ -4,11 +4,12 @@
 //! by the caller (the client's own body hash where it signed one, so that
 //! the upstream itself verifies the body).
 //!
-//! The canonical request is built by the same code that verifies clients'
-//! signatures ([`crate::auth::sigv4`]), and the signing key, which takes
-//! four HMACs to derive, is kept for the day. A test checks the result
-//! against the AWS SDK's own signer (`aws-sigv4`), which did this job
-//! before at twice the cost.
+//! The canonical request, string to sign and signature come from the SigV4
+//! core ([`crate::sigv4`]), the same code that recomputes clients'
+//! signatures to verify them; the signing key, which takes four HMACs to
+//! derive, is kept for the day. A test checks the result against the AWS
+//! SDK's own signer (`aws-sigv4`), which did this job before at twice the
+//! cost.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
@@ -19,7 +20,9 @@ use http::header::{AUTHORIZATION, HeaderName};
 use zeroize::Zeroizing;
 
 use super::CredentialSource;
-use crate::auth::sigv4::{ALGORITHM, CanonicalParts, SigningKey, canonical_headers, canonical_query, string_to_sign};
+use crate::sigv4::{
+    ALGORITHM, CanonicalRequest, SigningKey, canonical_headers, canonical_query, format_amz_date, scope, unix_seconds,
+};
 
 /// Headers signed toward the upstream besides `x-amz-*` ones: those S3 reads
 /// and a client means (never hop-by-hop ones or `user-agent`, which
@@ -92,7 +95,7 @@ impl UpstreamSigner {
         creds: &Credentials,
         now: SystemTime,
     ) -> Result<(), SignError> {
-        let amz_date = crate::auth::format_amz_date(crate::auth::unix_seconds(now));
+        let amz_date = format_amz_date(unix_seconds(now));
         let date = &amz_date[..8];
         let value = |name: &str, v: &str| HeaderValue::from_str(v).map_err(|_| SignError::HeaderValue(name.to_owned()));
         let headers = request.headers_mut();
@@ -113,31 +116,28 @@ impl UpstreamSigner {
             }
         }
         signed.sort_unstable();
-        let canonical_headers = canonical_headers(headers, &signed, creds.access_key_id())
-            .map_err(|e| SignError::Signing(e.to_string()))?;
+        let canonical_headers = canonical_headers(headers, &signed).map_err(|e| SignError::Signing(e.to_string()))?;
         let signed_headers = signed.join(";");
 
         let uri = request.uri();
         let path = if uri.path().is_empty() { "/" } else { uri.path() };
         let query = canonical_query(uri.query(), false);
         let method = request.method().as_str();
-        let canonical_request = CanonicalParts {
+        let canonical_request = CanonicalRequest {
             method,
-            raw_path: path,
+            path,
             query: &query,
             headers: &canonical_headers,
             signed_headers: &signed_headers,
             payload_hash,
-        }
-        .canonical_request(path);
+        };
 
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let signature =
-            self.with_key(creds, date, |key| key.hmac(&string_to_sign(&amz_date, &scope, &canonical_request)));
+        let scope = scope(date, &self.region, "s3");
+        let signature = self.with_key(creds, date, |key| key.sign_request(&amz_date, &scope, &canonical_request));
         let authorization = format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={}",
             creds.access_key_id(),
-            hex::encode(signature.expose())
+            hex::encode(signature)
         );
         let authorization = value("authorization", &authorization)?;
         request.headers_mut().insert(AUTHORIZATION, authorization);
@@ -244,7 +244,7 @@ mod tests {
         let signer = UpstreamSigner::new("eu-west-3", CredentialSource::fixed("unused", "unused"));
         for creds in [&permanent, &temporary] {
             for (method, uri, headers) in &requests {
-                for payload_hash in ["UNSIGNED-PAYLOAD", crate::auth::sigv4::EMPTY_SHA256] {
+                for payload_hash in ["UNSIGNED-PAYLOAD", crate::sigv4::EMPTY_SHA256] {
                     let mut request = http::Request::builder().method(*method).uri(*uri);
                     let host = uri.split('/').nth(2).unwrap();
                     request = request.header("host", host);
