@@ -3,13 +3,13 @@
 //! CloudTrail trail, bucket policies), ledger queries and metrics.
 //!
 //! It depends on `egress-ledger` for the state store and the ledger, and
-//! knows nothing of the S3 data path: the data plane only hands it a
-//! [`metrics::Metrics`] to count into. `docs/ADMIN_API.md` is its contract.
+//! knows nothing of the S3 data path: the data plane only hands it the
+//! [`egress_metrics::Metrics`] it counts into, for `/metrics` to render.
+//! `docs/ADMIN_API.md` is its contract.
 
 pub mod access;
 pub mod auth;
 pub mod error;
-pub mod metrics;
 pub mod openapi;
 pub mod provisioning;
 pub mod routes;
@@ -19,9 +19,9 @@ pub mod usage;
 use std::sync::Arc;
 
 use egress_ledger::Ledger;
+use egress_metrics::Metrics;
 
 pub use error::ApiError;
-pub use metrics::Metrics;
 pub use token::AdminToken;
 
 /// What every admin route can reach.

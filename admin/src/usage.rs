@@ -1,6 +1,6 @@
 //! What a principal has used of its limits. The data plane keeps the
 //! counters; it hands the admin API a [`UsageSource`] to read them, as it
-//! hands it the [`crate::Metrics`] it counts into.
+//! hands it the [`egress_metrics::Metrics`] it counts into.
 
 use egress_ledger::access::{Limits, Window};
 use serde::Serialize;

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use egress_admin::provisioning::Provisioner;
-use egress_admin::{AdminState, AdminToken, Metrics};
+use egress_admin::{AdminState, AdminToken};
 use egress_ledger::{EndRecord, Entry, Ledger, LedgerConfig, Outcome, StartRecord};
+use egress_metrics::Metrics;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::BucketLoggingStatus;
 use egress_admin::provisioning::Provisioner;
-use egress_admin::{AdminState, AdminToken, Metrics};
+use egress_admin::{AdminState, AdminToken};
+use egress_metrics::Metrics;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};

@@ -23,7 +23,7 @@ pub struct EndTemplate {
     pub end: EndRecord,
     pub started: Instant,
     /// Where to count the request, under its operation and bucket.
-    pub metrics: std::sync::Arc<egress_admin::Metrics>,
+    pub metrics: std::sync::Arc<egress_metrics::Metrics>,
     pub operation: String,
     pub bucket: Option<String>,
     /// Whether the client connection was cut for not reading.

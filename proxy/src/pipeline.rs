@@ -45,7 +45,7 @@ pub struct ProxyState {
     pub body_idle_timeout: Duration,
     /// Time the upstream has to start answering a request without a body.
     pub upstream_header_timeout: Duration,
-    pub metrics: Arc<egress_admin::Metrics>,
+    pub metrics: Arc<egress_metrics::Metrics>,
     /// Which refused unauthenticated requests get a record each.
     pub denials: Arc<DenialLimiter>,
     /// Room for signed upload chunks held until their signature checks.

@@ -62,7 +62,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::Result<()> {
     let store = ledger.store().context("ledger opened without its state store")?.clone();
     let principals = store.principals.clone();
-    let metrics = Arc::new(egress_admin::Metrics::default());
+    let metrics = Arc::new(egress_metrics::Metrics::default());
     // With no upstream configured, the embedded store is started here and
     // from then on is an endpoint with fixed credentials like any other.
     let (endpoint, addressing, fixed_credentials, embedded) = match &config.upstream {
@@ -224,7 +224,7 @@ async fn start_admin(
     config: &ServeConfig,
     ledger: Ledger,
     store: &egress_ledger::store::Store,
-    metrics: Arc<egress_admin::Metrics>,
+    metrics: Arc<egress_metrics::Metrics>,
     authorizer: &Authorizer,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<AdminApi> {

@@ -54,12 +54,13 @@ mod tests {
 
     use axum::body::Body;
     use egress_ledger::{Entry, Ledger, LedgerConfig, NoteRecord};
+    use egress_metrics::Metrics;
     use http::Request;
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::{AdminToken, Metrics};
+    use crate::AdminToken;
 
     const TOKEN: &str = "a-test-token-of-enough-length";
 

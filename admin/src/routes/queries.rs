@@ -14,6 +14,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use egress_ledger::Outcome;
 use egress_ledger::verify::{Problem, ProblemKind, VerifyOptions, VerifyReport};
+use egress_metrics::QuotaGauge;
 use http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -466,7 +467,8 @@ async fn export(
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"))
 )]
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let mut out = state.metrics.render(&state.ledger.stats());
+    let mut out = state.metrics.render();
+    state.ledger.stats().render(&mut out);
     // Quota usage per principal that has quotas: principals are the ones
     // we issued, so the label set is bounded by what we issued.
     let (ledger, usage) = (state.ledger.clone(), std::sync::Arc::clone(&state.usage));
@@ -482,7 +484,22 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     })
     .await;
     match quotas {
-        Ok(quotas) => crate::metrics::render_quotas(&mut out, &quotas),
+        Ok(usages) => {
+            let quotas: Vec<QuotaGauge<'_>> = usages
+                .iter()
+                .flat_map(|usage| {
+                    usage.quotas.iter().map(|quota| QuotaGauge {
+                        principal: &usage.principal,
+                        per: quota.per.as_str(),
+                        bucket: quota.bucket.as_deref(),
+                        limit: quota.bytes,
+                        used: quota.used,
+                        reserved: quota.reserved,
+                    })
+                })
+                .collect();
+            egress_metrics::render_quotas(&mut out, &quotas);
+        }
         Err(e) => tracing::error!(error = %e.message, "could not read quota usage for /metrics"),
     }
     text("text/plain; version=0.0.4; charset=utf-8", out)

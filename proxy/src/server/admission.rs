@@ -39,7 +39,7 @@ pub struct Admission {
     caps: ConnectionCaps,
     state: Mutex<State>,
     /// Where the counts are shown (`/metrics`).
-    metrics: Arc<egress_admin::Metrics>,
+    metrics: Arc<egress_metrics::Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -55,7 +55,7 @@ struct State {
 
 impl Admission {
     #[must_use]
-    pub fn new(caps: ConnectionCaps, metrics: Arc<egress_admin::Metrics>) -> Arc<Admission> {
+    pub fn new(caps: ConnectionCaps, metrics: Arc<egress_metrics::Metrics>) -> Arc<Admission> {
         Arc::new(Admission { caps, state: Mutex::default(), metrics })
     }
 

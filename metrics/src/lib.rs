@@ -1,8 +1,19 @@
-//! Counters the data plane and the ledger feed, rendered in the Prometheus
-//! text format at `/metrics`. Labels are operation, status and bucket only
-//! (bounded: operations are a fixed set, buckets are capped):
-//! per-principal bytes belong in the ledger queries, not in metric labels
-//! (unbounded cardinality, and who-read-what is audit data).
+//! `egress-metrics`: the counters the data plane keeps for `/metrics`, and
+//! their Prometheus text exposition.
+//!
+//! The data plane (`egress-proxy`) owns one [`Metrics`] and counts into it;
+//! the admin API (`egress-admin`) serves it at `/metrics`: [`Metrics::render`],
+//! then the ledger writer's counters (`egress_ledger::LedgerStats::render`),
+//! then the quota gauges ([`render_quotas`]). This crate depends on nothing
+//! of ours: what it renders besides its own counters is handed to it as
+//! plain values, so the data plane and the admin API share it without either
+//! depending on the other for it.
+//!
+//! Labels are operation, status and bucket (bounded: operations are a fixed
+//! set, buckets are capped), and principal on the quota gauges only (bounded
+//! by the principals issued): per-principal bytes belong in the ledger
+//! queries, not in metric labels (unbounded cardinality, and who-read-what
+//! is audit data).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -100,9 +111,10 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with the ledger's own counters.
+    /// The Prometheus text exposition of these counters. `/metrics` goes on
+    /// with the ledger writer's counters and the quota gauges.
     #[must_use]
-    pub fn render(&self, ledger: &egress_ledger::LedgerStats) -> String {
+    pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP egress_requests_total Requests answered, by S3 operation and HTTP status.\n");
         out.push_str("# TYPE egress_requests_total counter\n");
@@ -132,43 +144,57 @@ impl Metrics {
             "egress_upstream_seconds",
             "Time from forwarding a request to the upstream's response head.",
         );
-        ledger.render(&mut out);
         out
+    }
+}
+
+/// One byte quota of one principal in its current window, as the quota
+/// gauges show it.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaGauge<'a> {
+    pub principal: &'a str,
+    /// The window's name: `hour`, `day` or `month`.
+    pub per: &'a str,
+    /// The bucket it counts, or `None` for all buckets (an empty label).
+    pub bucket: Option<&'a str>,
+    /// Bytes allowed per window.
+    pub limit: u64,
+    /// Bytes sent in the current window, counted against the quota.
+    pub used: u64,
+    /// Bytes reserved by transfers under way.
+    pub reserved: u64,
+}
+
+/// Appends `egress_quota_{limit,used,reserved}_bytes` for each quota given,
+/// labelled by principal, window and bucket (empty for all buckets).
+pub fn render_quotas(out: &mut String, quotas: &[QuotaGauge<'_>]) {
+    /// Which figure of a quota a family shows.
+    type Figure = fn(&QuotaGauge<'_>) -> u64;
+    let families: [(&str, &str, Figure); 3] = [
+        ("egress_quota_limit_bytes", "A principal's byte quota per window.", |quota| quota.limit),
+        ("egress_quota_used_bytes", "Bytes sent in the current window, counted against the quota.", |quota| quota.used),
+        ("egress_quota_reserved_bytes", "Bytes reserved by transfers under way against the quota.", |quota| {
+            quota.reserved
+        }),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for quota in quotas {
+            let _ = writeln!(
+                out,
+                "{name}{{principal=\"{}\",per=\"{}\",bucket=\"{}\"}} {}",
+                escape(quota.principal),
+                escape(quota.per),
+                escape(quota.bucket.unwrap_or("")),
+                value(quota),
+            );
+        }
     }
 }
 
 /// Escapes a Prometheus label value.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-/// `egress_quota_{limit,used,reserved}_bytes` for each quota of each
-/// principal given, labelled by principal, window and bucket (empty for
-/// all buckets).
-pub fn render_quotas(out: &mut String, usages: &[crate::usage::Usage]) {
-    for (name, help) in [
-        ("egress_quota_limit_bytes", "A principal's byte quota per window."),
-        ("egress_quota_used_bytes", "Bytes sent in the current window, counted against the quota."),
-        ("egress_quota_reserved_bytes", "Bytes reserved by transfers under way against the quota."),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for usage in usages {
-            for quota in &usage.quotas {
-                let value = match name {
-                    "egress_quota_limit_bytes" => quota.bytes,
-                    "egress_quota_used_bytes" => quota.used,
-                    _ => quota.reserved,
-                };
-                let _ = writeln!(
-                    out,
-                    "{name}{{principal=\"{}\",per=\"{}\",bucket=\"{}\"}} {value}",
-                    escape(&usage.principal),
-                    quota.per.as_str(),
-                    escape(quota.bucket.as_deref().unwrap_or("")),
-                );
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -182,7 +208,7 @@ mod tests {
         m.request_finished("GetObject", 200, Some("data"), 50);
         m.request_finished("PutObject", 403, Some("we\"ird"), 0);
         m.ledger_append.observe(Duration::from_micros(700));
-        let text = m.render(&egress_ledger::LedgerStats::default());
+        let text = m.render();
         assert!(text.contains("egress_requests_total{operation=\"GetObject\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("egress_bytes_out_total{bucket=\"data\"} 150"));
         assert!(text.contains("egress_bytes_out_total{bucket=\"we\\\"ird\"} 0"));
@@ -199,9 +225,34 @@ mod tests {
             m.request_finished("GetObject", 200, Some(&format!("bucket-{i}")), 1);
         }
         m.request_finished("GetObject", 200, Some("bucket-0"), 1);
-        let text = m.render(&egress_ledger::LedgerStats::default());
+        let text = m.render();
         assert_eq!(text.matches("egress_bytes_out_total{").count(), MAX_BUCKET_LABELS + 1);
         assert!(text.contains("egress_bytes_out_total{bucket=\"_other\"} 50"), "{text}");
         assert!(text.contains("egress_bytes_out_total{bucket=\"bucket-0\"} 2"));
+    }
+
+    #[test]
+    fn renders_quota_gauges() {
+        let quotas = [
+            QuotaGauge { principal: "carol", per: "day", bucket: None, limit: 10, used: 4, reserved: 1 },
+            QuotaGauge { principal: "d\"ave", per: "hour", bucket: Some("data"), limit: 7, used: 0, reserved: 2 },
+        ];
+        let mut out = String::new();
+        render_quotas(&mut out, &quotas);
+        assert_eq!(
+            out,
+            "# HELP egress_quota_limit_bytes A principal's byte quota per window.\n\
+             # TYPE egress_quota_limit_bytes gauge\n\
+             egress_quota_limit_bytes{principal=\"carol\",per=\"day\",bucket=\"\"} 10\n\
+             egress_quota_limit_bytes{principal=\"d\\\"ave\",per=\"hour\",bucket=\"data\"} 7\n\
+             # HELP egress_quota_used_bytes Bytes sent in the current window, counted against the quota.\n\
+             # TYPE egress_quota_used_bytes gauge\n\
+             egress_quota_used_bytes{principal=\"carol\",per=\"day\",bucket=\"\"} 4\n\
+             egress_quota_used_bytes{principal=\"d\\\"ave\",per=\"hour\",bucket=\"data\"} 0\n\
+             # HELP egress_quota_reserved_bytes Bytes reserved by transfers under way against the quota.\n\
+             # TYPE egress_quota_reserved_bytes gauge\n\
+             egress_quota_reserved_bytes{principal=\"carol\",per=\"day\",bucket=\"\"} 1\n\
+             egress_quota_reserved_bytes{principal=\"d\\\"ave\",per=\"hour\",bucket=\"data\"} 2\n"
+        );
     }
 }
