@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::settings::{DATA_DIR_ENV, DEFAULT_CONFIG_FILE, DEFAULT_DATA_DIR, ServeSettings};
+
 /// Exit code for a command line that does not parse (BSD `EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
 
@@ -31,7 +33,7 @@ pub enum LogFormat {
 #[must_use]
 pub fn long_version() -> String {
     let version = env!("CARGO_PKG_VERSION");
-    let data_dir = std::env::var_os("EGRESS_DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from);
+    let data_dir = std::env::var_os(DATA_DIR_ENV).map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
     let head = egress_ledger::reader::LedgerReader::open(&data_dir.join("ledger")).and_then(|r| r.head());
     match head {
         Ok(Some((seq, hash))) => format!("{version}\nledger {}: head seq {seq} hash {hash}", data_dir.display()),
@@ -85,109 +87,34 @@ pub struct ConfigCheckArgs {
     pub json: bool,
 }
 
+/// The arguments of `serve` and `config check`: the config file and every
+/// setting (declared in [`crate::config::settings`]).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// TOML file with any of these settings (flags and EGRESS_* variables
     /// win over it); default: ./egress-proxy.toml if it exists.
     #[arg(long, env = "EGRESS_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address of the S3 endpoint (plain HTTP).
-    #[arg(long, env = "EGRESS_LISTEN", default_value = "127.0.0.1:9000")]
-    pub listen: std::net::SocketAddr,
     #[command(flatten)]
-    pub dir: DataDirArg,
-    /// The upstream S3 endpoint, e.g. `https://s3.us-east-1.amazonaws.com`.
-    #[arg(long, env = "EGRESS_UPSTREAM")]
-    pub upstream: Option<String>,
-    /// Region to sign upstream requests for (default: --region).
-    #[arg(long, env = "EGRESS_UPSTREAM_REGION")]
-    pub upstream_region: Option<String>,
-    /// PEM file of CA certificates trusted for an HTTPS upstream, besides
-    /// the system's (a private CA of MinIO, Ceph, SeaweedFS, …). Without
-    /// it, the AWS convention `AWS_CA_BUNDLE` is read the same way.
-    #[arg(long, env = "EGRESS_UPSTREAM_CA_FILE")]
-    pub upstream_ca_file: Option<PathBuf>,
-    /// How bucket names reach the upstream.
-    #[arg(long, value_enum, env = "EGRESS_UPSTREAM_ADDRESSING", default_value = "path")]
-    pub upstream_addressing: crate::upstream::Addressing,
-    /// The region this endpoint answers for.
-    #[arg(long, env = "EGRESS_REGION", default_value = "us-east-1")]
-    pub region: String,
-    /// Domain under which `<bucket>.<domain>` is virtual-hosted addressing
-    /// (repeat for several).
-    #[arg(long = "virtual-host-domain", env = "EGRESS_VIRTUAL_HOST_DOMAIN", value_delimiter = ',')]
-    pub virtual_host_domains: Vec<String>,
-    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` is
-    /// believed: `aws:SourceIp` is then its right-most untrusted address.
-    #[arg(long = "trusted-proxies", env = "EGRESS_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
-    /// Address of the S3 endpoint over TLS (needs --tls-cert and --tls-key).
-    #[arg(long, env = "EGRESS_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
-    pub tls_listen: Option<std::net::SocketAddr>,
-    /// PEM certificate chain for --tls-listen.
-    #[arg(long, env = "EGRESS_TLS_CERT", requires = "tls_listen")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-listen.
-    #[arg(long, env = "EGRESS_TLS_KEY", requires = "tls_listen")]
-    pub tls_key: Option<PathBuf>,
-    /// Address of the admin API (JSON, bearer token).
-    #[arg(long, env = "EGRESS_ADMIN_LISTEN", default_value = "127.0.0.1:9001")]
-    pub admin_listen: std::net::SocketAddr,
-    /// File holding the admin token (else `EGRESS_ADMIN_TOKEN`, else one is
-    /// generated into <data-dir>/admin.token on first start).
-    #[arg(long, env = "EGRESS_ADMIN_TOKEN_FILE")]
-    pub admin_token_file: Option<PathBuf>,
-    /// Endpoint for every AWS client of the admin API's provisioning (an
-    /// emulator such as moto for dev and tests); default: AWS itself.
-    #[arg(long, env = "EGRESS_AWS_ENDPOINT")]
-    pub aws_endpoint: Option<String>,
-    /// Requests processed at once over all connections; more wait their turn.
-    #[arg(long, default_value_t = 4096)]
-    pub max_concurrent_requests: usize,
-    /// Threads serving S3 connections (default: one per CPU but one, at least one).
-    #[arg(long, env = "EGRESS_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub worker_threads: Option<u16>,
-    /// Seconds a connection has from accept to send its first whole request
-    /// head (TLS handshake included), and a later head from its first byte.
-    #[arg(long, default_value_t = 10)]
-    pub header_read_timeout_secs: u64,
-    /// Seconds a connection with no request in flight stays open.
-    #[arg(long, default_value_t = 20)]
-    pub idle_timeout_secs: u64,
-    /// Connections open at once on the S3 listeners (default: derived from
-    /// the open-file limit); more are accepted and closed at once.
-    #[arg(long)]
-    pub max_connections: Option<usize>,
-    /// Connections open at once from one source address, an IPv6 /64
-    /// (default: half of --max-connections); more are accepted and closed at once.
-    #[arg(long)]
-    pub max_connections_per_ip: Option<usize>,
-    /// Seconds a request or response body may move no byte before it is cut.
-    #[arg(long, default_value_t = 60)]
-    pub body_idle_timeout_secs: u64,
-    /// Seconds the upstream has to start answering a request without a body
-    /// (GET, HEAD, DELETE, listings) before the client gets 504.
-    #[arg(long, default_value_t = 60)]
-    pub upstream_header_timeout_secs: u64,
-    /// Seconds shutdown waits for requests in flight.
-    #[arg(long, default_value_t = 30)]
-    pub shutdown_grace_secs: u64,
-    /// MiB of signed aws-chunked upload chunks held for signature
-    /// verification, all uploads together; beyond it an upload waits for
-    /// room up to the body idle timeout, then gets 503 `SlowDown`.
-    #[arg(long, default_value_t = 256)]
-    pub signed_chunk_buffer_mib: u64,
-    /// Unauthenticated requests refused from one source address that are
-    /// recorded one record each per minute; the rest are counted into a
-    /// `denied_summary` note per address and minute.
-    #[arg(long, default_value_t = 120)]
-    pub denied_records_per_ip: u32,
+    pub settings: ServeSettings,
+}
+
+impl ServeArgs {
+    /// The config file these arguments name, else `./egress-proxy.toml` if
+    /// it exists.
+    #[must_use]
+    pub fn config_file(&self) -> Option<PathBuf> {
+        self.config.clone().or_else(|| {
+            let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+            default.exists().then_some(default)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct DataDirArg {
     /// Directory holding the ledger, keys and state.
-    #[arg(long, env = "EGRESS_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = DATA_DIR_ENV, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
 

@@ -1,23 +1,32 @@
 //! The typed configuration of `egress-proxy serve`, built once at start
-//! from the command line. Nothing deeper reads flags or the environment.
+//! from its settings ([`settings`]: flags, environment, config file).
+//! Nothing deeper reads flags or the environment.
+
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use egress_ledger::LedgerConfig;
 use egress_ledger::principals::SecretKey;
 use http::Uri;
 
 use crate::upstream::Addressing;
+use settings::ServeSettings;
 
-/// Explicit limits of the S3 listener.
+/// Explicit limits of the S3 listener and its connections (each from a
+/// setting of the same name, see `docs/CONFIGURATION.md`).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Requests processed at once, all connections together; more wait.
     pub max_concurrent_requests: usize,
-    /// Largest request head (HTTP/1 buffer, HTTP/2 header list).
+    /// Largest request head (HTTP/1 buffer, HTTP/2 header list); at least
+    /// 8 KiB, hyper's least HTTP/1 buffer.
     pub max_header_bytes: usize,
+    /// Requests one HTTP/2 connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
     /// Time a connection has from accept to deliver its first whole
     /// request head (TLS handshake included), and a later head from its
     /// first byte.
@@ -46,22 +55,21 @@ pub struct Limits {
     pub denied_records_per_ip_per_minute: u32,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_concurrent_requests: 4096,
-            max_header_bytes: 64 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(20),
-            max_connections: None,
-            max_connections_per_ip: None,
-            body_idle_timeout: Duration::from_mins(1),
-            upstream_header_timeout: Duration::from_mins(1),
-            shutdown_grace: Duration::from_secs(30),
-            signed_chunk_buffer_bytes: 256 * 1024 * 1024,
-            denied_records_per_ip_per_minute: 120,
-        }
-    }
+/// The connections to the upstream: how they are opened and pooled. Each
+/// worker thread has a pool of its own.
+#[derive(Debug, Clone)]
+pub struct UpstreamLimits {
+    /// Time a TCP connection to the upstream may take to open.
+    pub connect_timeout: Duration,
+    /// Silence on a connection before TCP keepalive probes; `None`: none.
+    pub tcp_keepalive: Option<Duration>,
+    /// Idle connections kept per upstream host (per worker).
+    pub pool_max_idle_per_host: usize,
+    /// An idle pooled connection is closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// Most bytes a connection's read buffer grows to; at least 8 KiB,
+    /// hyper's least.
+    pub read_buffer_bytes: usize,
 }
 
 /// The connection caps in effect: the configured ones, or those derived
@@ -74,10 +82,14 @@ pub struct ConnectionCaps {
 
 impl Limits {
     /// The caps for a process allowed `open_files` descriptors, serving
-    /// with `workers` worker threads.
+    /// with `workers` worker threads that each keep up to `pooled_per_worker`
+    /// idle upstream connections.
     #[must_use]
-    pub fn connection_caps(&self, open_files: u64, workers: usize) -> ConnectionCaps {
-        let total = self.max_connections.unwrap_or_else(|| default_max_connections(open_files, workers)).max(1);
+    pub fn connection_caps(&self, open_files: u64, workers: usize, pooled_per_worker: usize) -> ConnectionCaps {
+        let total = self
+            .max_connections
+            .unwrap_or_else(|| default_max_connections(open_files, workers, pooled_per_worker))
+            .max(1);
         let per_address = self.max_connections_per_ip.unwrap_or(total / 2).clamp(1, total);
         ConnectionCaps { total, per_address }
     }
@@ -85,10 +97,9 @@ impl Limits {
 
 /// Descriptors kept out of the connection budget: the ledger's segment and
 /// checkpoint files, sled's files, the listeners, the admin API and its
-/// clients, the reserve descriptor, the embedded store.
+/// clients, the reserve descriptor, the embedded store. An estimate of what
+/// the process holds besides connections, not a limit anyone sets.
 const FIXED_DESCRIPTORS: u64 = 256;
-/// Idle upstream connections each worker may keep pooled (hyper's pool).
-const POOLED_PER_WORKER: u64 = 256;
 
 /// Connections the S3 listeners hold open when `max_connections` is not
 /// set: what `open_files` descriptors leave after the fixed ones and the
@@ -96,8 +107,9 @@ const POOLED_PER_WORKER: u64 = 256;
 /// connection may hold an upstream connection); at least a quarter of the
 /// limit, so that a small limit with many workers still serves.
 #[must_use]
-pub fn default_max_connections(open_files: u64, workers: usize) -> usize {
-    let reserved = FIXED_DESCRIPTORS + POOLED_PER_WORKER * workers as u64;
+pub fn default_max_connections(open_files: u64, workers: usize, pooled_per_worker: usize) -> usize {
+    let pooled = (pooled_per_worker as u64).saturating_mul(workers as u64);
+    let reserved = FIXED_DESCRIPTORS.saturating_add(pooled);
     let derived = (open_files.saturating_sub(reserved) / 2).max(open_files / 4).max(1);
     usize::try_from(derived).unwrap_or(usize::MAX)
 }
@@ -132,6 +144,7 @@ pub struct ServeConfig {
     /// Threads serving S3 connections; `None`: [`default_worker_threads`].
     pub worker_threads: Option<usize>,
     pub limits: Limits,
+    pub upstream_limits: UpstreamLimits,
     /// Name of the ledger (its checkpoint origin), used when the key is made.
     pub origin: String,
     pub admin: AdminConfig,
@@ -165,13 +178,139 @@ pub struct AdminConfig {
     /// The token from `EGRESS_ADMIN_TOKEN`, read at the edge.
     pub token_env: Option<SecretKey>,
     pub aws_endpoint: Option<String>,
+    /// Connections open at once on the admin listener.
+    pub max_connections: usize,
 }
 
 impl ServeConfig {
+    /// The configuration from settings already layered
+    /// ([`ServeSettings::layered`]); a setting none of them has takes its
+    /// default. Fails, saying which setting and why, on a value no server
+    /// can run with.
+    pub fn from_settings(settings: ServeSettings) -> anyhow::Result<ServeConfig> {
+        let s = settings.or(ServeSettings::defaults());
+        // No upstream is not an error: the embedded dev store stands in.
+        let upstream = match s.upstream {
+            None => UpstreamTarget::Embedded,
+            Some(text) => {
+                let uri: Uri = text.parse().with_context(|| format!("upstream {text:?} is not a URL"))?;
+                anyhow::ensure!(
+                    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
+                    "upstream {text:?} must be an http:// or https:// URL with a host"
+                );
+                UpstreamTarget::Endpoint(uri)
+            }
+        };
+        let tls = match (s.tls_listen, s.tls_cert, s.tls_key) {
+            (Some(listen), Some(cert), Some(key)) => Some(TlsConfig { listen, cert, key }),
+            (None, None, None) => None,
+            _ => anyhow::bail!("TLS needs all three of tls_listen, tls_cert and tls_key"),
+        };
+        let region = setting!(s.region)?;
+        let trusted_proxies = s
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.parse::<crate::authz::source_ip::Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
+        let worker_threads = s.worker_threads.map(usize::from);
+        anyhow::ensure!(worker_threads != Some(0), "worker_threads must be at least 1");
+        anyhow::ensure!(s.max_connections != Some(0), "max_connections must be at least 1");
+        anyhow::ensure!(s.max_connections_per_ip != Some(0), "max_connections_per_ip must be at least 1");
+        let keepalive = setting!(s.upstream_tcp_keepalive_secs)?;
+        Ok(ServeConfig {
+            listen: setting!(s.listen)?,
+            data_dir: setting!(s.data_dir)?,
+            upstream,
+            upstream_region: s.upstream_region.unwrap_or_else(|| region.clone()),
+            upstream_addressing: setting!(s.upstream_addressing)?,
+            // The AWS SDKs' variable, when neither flag nor file names one.
+            upstream_ca_file: s
+                .upstream_ca_file
+                .or_else(|| std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from)),
+            upstream_credentials: None,
+            worker_threads,
+            region,
+            virtual_host_domains: s
+                .virtual_host_domains
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            trusted_proxies,
+            tls,
+            limits: Limits {
+                max_concurrent_requests: setting!(s.max_concurrent_requests)?.max(1),
+                max_header_bytes: setting!(s.max_request_head_kib >= 8)?.saturating_mul(1024),
+                http2_max_concurrent_streams: setting!(s.http2_max_concurrent_streams >= 1)?,
+                header_read_timeout: timeout(setting!(s.header_read_timeout_secs)?),
+                idle_timeout: timeout(setting!(s.idle_timeout_secs)?),
+                max_connections: s.max_connections,
+                max_connections_per_ip: s.max_connections_per_ip,
+                body_idle_timeout: timeout(setting!(s.body_idle_timeout_secs)?),
+                upstream_header_timeout: timeout(setting!(s.upstream_header_timeout_secs)?),
+                shutdown_grace: Duration::from_secs(setting!(s.shutdown_grace_secs)?),
+                signed_chunk_buffer_bytes: setting!(s.signed_chunk_buffer_mib >= 1)?.saturating_mul(1024 * 1024),
+                denied_records_per_ip_per_minute: setting!(s.denied_records_per_ip)?,
+            },
+            upstream_limits: UpstreamLimits {
+                connect_timeout: Duration::from_secs(setting!(s.upstream_connect_timeout_secs >= 1)?),
+                tcp_keepalive: (keepalive > 0).then(|| Duration::from_secs(keepalive)),
+                pool_max_idle_per_host: setting!(s.upstream_pool_max_idle_per_host)?,
+                pool_idle_timeout: Duration::from_secs(setting!(s.upstream_pool_idle_timeout_secs >= 1)?),
+                read_buffer_bytes: setting!(s.upstream_read_buffer_kib >= 8)?.saturating_mul(1024),
+            },
+            origin: crate::commands::default_origin(),
+            admin: AdminConfig {
+                listen: setting!(s.admin_listen)?,
+                token_file: s.admin_token_file,
+                token_env: std::env::var("EGRESS_ADMIN_TOKEN").ok().map(SecretKey::new),
+                aws_endpoint: s.aws_endpoint,
+                max_connections: setting!(s.admin_max_connections >= 1)?,
+            },
+        })
+    }
+
     #[must_use]
     pub fn ledger_config(&self) -> LedgerConfig {
         LedgerConfig::new(&self.data_dir, &self.origin)
     }
+
+    /// The worker threads `serve` starts.
+    #[must_use]
+    pub fn worker_count(&self) -> usize {
+        self.worker_threads.unwrap_or_else(default_worker_threads)
+    }
+
+    /// The connection caps `serve` runs with when allowed `open_files` descriptors.
+    #[must_use]
+    pub fn connection_caps(&self, open_files: u64) -> ConnectionCaps {
+        self.limits.connection_caps(open_files, self.worker_count(), self.upstream_limits.pool_max_idle_per_host)
+    }
+}
+
+/// A setting's value, or why there is none to run with, naming it by its
+/// key: `setting!(s.key)` for one that has a default (so is set once
+/// layered over the defaults), `setting!(s.key >= least)` for one that must
+/// also be at least `least`.
+macro_rules! setting {
+    ($settings:ident . $key:ident) => {
+        $settings.$key.with_context(|| format!("{} has no value and no default", stringify!($key)))
+    };
+    ($settings:ident . $key:ident >= $least:expr) => {
+        setting!($settings.$key).and_then(|value| {
+            anyhow::ensure!(value >= $least, "{} must be at least {}", stringify!($key), $least);
+            Ok(value)
+        })
+    };
+}
+use setting;
+
+/// A timeout in whole seconds, at least one: a zero would end every
+/// connection or request at once, and has always been taken as one.
+fn timeout(secs: u64) -> Duration {
+    Duration::from_secs(secs.max(1))
 }
 
 /// Worker threads when none are configured: one per CPU but one, which is
@@ -185,20 +324,57 @@ pub fn default_worker_threads() -> usize {
 mod tests {
     use super::*;
 
+    fn defaults() -> ServeConfig {
+        ServeConfig::from_settings(ServeSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn every_setting_has_a_usable_default() {
+        let config = defaults();
+        let (limits, upstream) = (&config.limits, &config.upstream_limits);
+        assert_eq!((limits.max_header_bytes, limits.http2_max_concurrent_streams), (64 * 1024, 256));
+        assert_eq!((limits.body_idle_timeout, limits.signed_chunk_buffer_bytes), (Duration::from_mins(1), 256 << 20));
+        assert_eq!(
+            (upstream.connect_timeout, upstream.tcp_keepalive),
+            (Duration::from_secs(10), Some(Duration::from_mins(1)))
+        );
+        assert_eq!((upstream.pool_max_idle_per_host, upstream.pool_idle_timeout), (256, Duration::from_secs(30)));
+        assert_eq!((upstream.read_buffer_bytes, config.admin.max_connections), (128 * 1024, 256));
+    }
+
+    #[test]
+    fn values_no_server_can_run_with_are_refused_by_name() {
+        for (text, message) in [
+            ("max_request_head_kib = 4", "max_request_head_kib must be at least 8"),
+            ("upstream_read_buffer_kib = 7", "upstream_read_buffer_kib must be at least 8"),
+            ("http2_max_concurrent_streams = 0", "http2_max_concurrent_streams must be at least 1"),
+            ("upstream_connect_timeout_secs = 0", "upstream_connect_timeout_secs must be at least 1"),
+            ("admin_max_connections = 0", "admin_max_connections must be at least 1"),
+        ] {
+            let settings: ServeSettings = toml::from_str(text).unwrap();
+            let err = format!("{:#}", ServeConfig::from_settings(settings).unwrap_err());
+            assert!(err.contains(message), "{text}: {err}");
+        }
+        let off: ServeSettings = toml::from_str("upstream_tcp_keepalive_secs = 0").unwrap();
+        assert_eq!(ServeConfig::from_settings(off).unwrap().upstream_limits.tcp_keepalive, None);
+    }
+
     #[test]
     fn connection_caps_follow_the_open_file_limit_unless_set() {
         // 20,000 descriptors, one worker: 19,488 left, two per connection.
-        let limits = Limits::default();
-        assert_eq!(limits.connection_caps(20_000, 1), ConnectionCaps { total: 9_744, per_address: 4_872 });
+        let limits = defaults().limits;
+        assert_eq!(limits.connection_caps(20_000, 1, 256), ConnectionCaps { total: 9_744, per_address: 4_872 });
         // A small limit with many workers still serves a quarter of it.
-        assert_eq!(limits.connection_caps(1_024, 8).total, 256);
-        let set = Limits { max_connections: Some(100), max_connections_per_ip: Some(500), ..Limits::default() };
+        assert_eq!(limits.connection_caps(1_024, 8, 256).total, 256);
+        // Smaller upstream pools leave more for connections.
+        assert_eq!(limits.connection_caps(20_000, 1, 0).total, 9_872);
+        let set = Limits { max_connections: Some(100), max_connections_per_ip: Some(500), ..limits.clone() };
         assert_eq!(
-            set.connection_caps(20_000, 1),
+            set.connection_caps(20_000, 1, 256),
             ConnectionCaps { total: 100, per_address: 100 },
             "per address <= total"
         );
-        let per_ip = Limits { max_connections_per_ip: Some(10), ..Limits::default() };
-        assert_eq!(per_ip.connection_caps(20_000, 1).per_address, 10);
+        let per_ip = Limits { max_connections_per_ip: Some(10), ..limits };
+        assert_eq!(per_ip.connection_caps(20_000, 1, 256).per_address, 10);
     }
 }

@@ -92,6 +92,7 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
         addressing,
         UpstreamSigner::new(&config.upstream_region, credentials),
         config.upstream_ca_file.as_deref(),
+        &config.upstream_limits,
     )?;
     let denials = Arc::new(crate::denials::DenialLimiter::new(config.limits.denied_records_per_ip_per_minute));
     let authorizer = Arc::new(Authorizer {
@@ -154,8 +155,8 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     // Connections are accepted here and served by worker threads, each
     // with a runtime of its own (`workers`).
     let requests = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
-    let count = config.worker_threads.unwrap_or_else(crate::config::default_worker_threads);
-    let caps = config.limits.connection_caps(open_files, count);
+    let count = config.worker_count();
+    let caps = config.connection_caps(open_files);
     tracing::info!(
         max_connections = caps.total,
         max_connections_per_ip = caps.per_address,
@@ -266,7 +267,13 @@ async fn start_admin(
         TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "serving the admin API");
-    let task = tokio::spawn(admin_listener::serve(listener, router, config.limits.header_read_timeout, stop));
+    let task = tokio::spawn(admin_listener::serve(
+        listener,
+        router,
+        config.limits.header_read_timeout,
+        admin.max_connections,
+        stop,
+    ));
     Ok(AdminApi { addr, token_file, task })
 }
 
@@ -336,12 +343,13 @@ impl Connection {
             // and runs from the end of every response, which would close
             // idle connections at the header timeout.
             .header_read_timeout(None)
+            // hyper panics below 8 KiB, which the settings refuse.
             .max_buf_size(limits.max_header_bytes.max(8192));
         builder
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256);
+            .max_concurrent_streams(limits.http2_max_concurrent_streams);
         let connection = builder.serve_connection(io, service);
         let expired = activity.expired();
         tokio::pin!(connection, expired);

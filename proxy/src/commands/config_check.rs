@@ -4,27 +4,27 @@
 //! `serve` stops at the first problem; this command goes on and reports them
 //! all: unknown or ill-typed keys in the file, a TLS certificate or key that
 //! does not load, a malformed upstream or AWS endpoint URL, a data dir that
-//! cannot be written. The effective configuration is built by the same
-//! function `serve` uses ([`serve::config_with_file`]), from the file with
-//! its bad keys left out.
+//! cannot be written. The settings are layered and the effective
+//! configuration built by the same functions `serve` uses
+//! ([`ServeSettings::layered`], [`ServeConfig::from_settings`]), from the
+//! file with its bad keys left out. Every setting is shown
+//! ([`ServeSettings::values`]), as `serve` derives it where it does.
 
 use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
-use clap::parser::ValueSource;
 use http::Uri;
-use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 
-use super::serve::{self, FileConfig};
 use crate::cli::ConfigCheckArgs;
+use crate::config::settings::{self, ServeSettings};
 use crate::config::{ServeConfig, UpstreamTarget, default_worker_threads};
 
 /// What the check found.
 #[derive(Debug)]
 struct Report {
     config_file: Option<PathBuf>,
-    /// The effective configuration (in the order of the docs), or `None`
+    /// The effective configuration (in the order of `--help`), or `None`
     /// when it cannot be built.
     effective: Option<Vec<(&'static str, Value)>>,
     problems: Vec<String>,
@@ -52,41 +52,35 @@ pub fn check(args: ConfigCheckArgs, matches: &ArgMatches) -> anyhow::Result<i32>
 
 fn inspect(args: crate::cli::ServeArgs, matches: &ArgMatches) -> Report {
     let mut problems = Vec::new();
-    let config_file = serve::config_file_path(&args);
+    let config_file = args.config_file();
     let file = match &config_file {
         Some(path) => read_file_leniently(path, &mut problems),
-        None => FileConfig::default(),
+        None => ServeSettings::default(),
     };
-
-    // The settings checked here on their own, picked the way `serve` picks
-    // them, so a problem is found even when the whole config cannot be built.
-    let given = |id: &str| matches.value_source(id).is_some_and(|s| s != ValueSource::DefaultValue);
-    let data_dir = pick(given("data_dir"), args.dir.data_dir.clone(), file.data_dir.clone());
-    let tls_cert = pick(given("tls_cert"), args.tls_cert.clone(), file.tls_cert.clone().map(Some));
-    let tls_key = pick(given("tls_key"), args.tls_key.clone(), file.tls_key.clone().map(Some));
-    let aws_endpoint = pick(given("aws_endpoint"), args.aws_endpoint.clone(), file.aws_endpoint.clone().map(Some));
-    let token_file =
-        pick(given("admin_token_file"), args.admin_token_file.clone(), file.admin_token_file.clone().map(Some));
-
-    let effective = match serve::config_with_file(args, matches, file) {
-        Ok(config) => Some(describe(&config)),
+    let settings = ServeSettings::layered(args.settings, matches, file);
+    let effective = match ServeConfig::from_settings(settings.clone()) {
+        Ok(config) => Some(describe(&settings, &config)),
         Err(e) => {
             problems.push(format!("{e:#}"));
             None
         }
     };
-    problems.extend(check_data_dir(&data_dir));
-    if let (Some(cert), Some(key)) = (&tls_cert, &tls_key)
+    // What serve would find only when it starts, checked on its own so that
+    // it is found even when the whole config cannot be built.
+    if let Some(data_dir) = &settings.data_dir {
+        problems.extend(check_data_dir(data_dir));
+    }
+    if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key)
         && let Err(e) = crate::tls::acceptor(cert, key)
     {
         problems.push(format!("TLS: {e:#}; make a dev pair with `egress-proxy certs --out DIR`"));
     }
-    if let Some(path) = &token_file
+    if let Some(path) = &settings.admin_token_file
         && let Err(e) = std::fs::read_to_string(path)
     {
         problems.push(format!("admin_token_file {}: cannot be read: {e}", path.display()));
     }
-    if let Some(endpoint) = &aws_endpoint
+    if let Some(endpoint) = &settings.aws_endpoint
         && let Some(problem) = url_problem("aws_endpoint", endpoint)
     {
         problems.push(problem);
@@ -94,33 +88,25 @@ fn inspect(args: crate::cli::ServeArgs, matches: &ArgMatches) -> Report {
     Report { config_file, effective, problems }
 }
 
-/// The file's value unless the flag or its variable was given.
-fn pick<T>(given: bool, cli: T, file: Option<T>) -> T {
-    match file {
-        Some(value) if !given => value,
-        _ => cli,
-    }
-}
-
 /// Reads the config file, recording each unknown key, ill-typed value or
 /// syntax error, and returns the file without the keys at fault.
-fn read_file_leniently(path: &Path, problems: &mut Vec<String>) -> FileConfig {
+fn read_file_leniently(path: &Path, problems: &mut Vec<String>) -> ServeSettings {
     let shown = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
             problems.push(format!("reading config file {shown}: {e}"));
-            return FileConfig::default();
+            return ServeSettings::default();
         }
     };
     let table: toml::Table = match toml::from_str(&text) {
         Ok(table) => table,
         Err(e) => {
-            problems.push(format!("config file {shown} is not valid TOML: {}", serve::toml_error(&text, &e)));
-            return FileConfig::default();
+            problems.push(format!("config file {shown} is not valid TOML: {}", settings::toml_error(&text, &e)));
+            return ServeSettings::default();
         }
     };
-    let known = file_keys();
+    let known = ServeSettings::KEYS;
     let mut good = toml::Table::new();
     for (key, value) in table {
         if !known.contains(&key.as_str()) {
@@ -129,7 +115,7 @@ fn read_file_leniently(path: &Path, problems: &mut Vec<String>) -> FileConfig {
         }
         let mut one = toml::Table::new();
         one.insert(key.clone(), value.clone());
-        match one.try_into::<FileConfig>() {
+        match one.try_into::<ServeSettings>() {
             Ok(_) => {
                 good.insert(key, value);
             }
@@ -138,47 +124,16 @@ fn read_file_leniently(path: &Path, problems: &mut Vec<String>) -> FileConfig {
     }
     good.try_into().unwrap_or_else(|e| {
         problems.push(format!("config file {shown}: {e}"));
-        FileConfig::default()
+        ServeSettings::default()
     })
 }
 
-/// The keys [`FileConfig`] accepts, as serde knows them (not a copied list).
-fn file_keys() -> &'static [&'static str] {
-    /// A deserializer that only learns the field names of the struct asked for.
-    struct FieldNames(&'static [&'static str]);
-
-    impl<'de> serde::Deserializer<'de> for &mut FieldNames {
-        type Error = serde::de::value::Error;
-
-        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
-            Err(serde::de::Error::custom("only field names"))
-        }
-
-        fn deserialize_struct<V: serde::de::Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Self::Error> {
-            self.0 = fields;
-            Err(serde::de::Error::custom("only field names"))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
-            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
-        }
-    }
-
-    let mut names = FieldNames(&[]);
-    let _ = FileConfig::deserialize(&mut names);
-    names.0
-}
-
-/// The effective configuration as a map, secrets masked.
-fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
+/// The effective configuration, secrets masked: every setting as layered,
+/// in the order of `--help`, and where `serve` derives a value from it (a
+/// default that depends on other settings or on the machine, a normalised
+/// form, a zero taken as one) that value instead.
+fn describe(settings: &ServeSettings, config: &ServeConfig) -> Vec<(&'static str, Value)> {
     const MASK: &str = "***";
-    let tls = config.tls.as_ref();
     let admin_token = if config.admin.token_env.is_some() {
         format!("{MASK} (from EGRESS_ADMIN_TOKEN)")
     } else if let Some(file) = &config.admin.token_file {
@@ -196,55 +151,54 @@ fn describe(config: &ServeConfig) -> Vec<(&'static str, Value)> {
         }
         None => json!("the AWS default chain (profile, web identity, container or instance credentials)"),
     };
-    let mut settings = Vec::new();
-    let mut put = |key: &'static str, value: Value| settings.push((key, value));
-    put("listen", json!(config.listen.to_string()));
-    put("data_dir", json!(config.data_dir));
-    put("upstream", json!(config.upstream.to_string()));
-    put("upstream_region", json!(config.upstream_region));
-    put("upstream_addressing", json!(config.upstream_addressing));
-    put("upstream_ca_file", json!(config.upstream_ca_file.as_ref().map(|p| p.display().to_string())));
-    put("upstream_credentials", upstream_credentials);
-    put("region", json!(config.region));
-    put("virtual_host_domains", json!(config.virtual_host_domains));
-    put("trusted_proxies", json!(config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>()));
-    put("tls_listen", json!(tls.map(|t| t.listen.to_string())));
-    put("tls_cert", json!(tls.map(|t| &t.cert)));
-    put("tls_key", json!(tls.map(|t| &t.key)));
-    put("admin_listen", json!(config.admin.listen.to_string()));
-    put("admin_token", json!(admin_token));
-    put("aws_endpoint", json!(config.admin.aws_endpoint.as_deref().unwrap_or("AWS")));
     let limits = &config.limits;
-    put("max_concurrent_requests", json!(limits.max_concurrent_requests));
     let workers = config
         .worker_threads
         .map_or_else(|| format!("{} (one per CPU but one)", default_worker_threads()), |n| n.to_string());
-    put("worker_threads", json!(workers));
-    put("header_read_timeout_secs", json!(limits.header_read_timeout.as_secs()));
-    put("idle_timeout_secs", json!(limits.idle_timeout.as_secs()));
     // What serve would derive: it raises its soft open-file limit to the hard one.
     let open_files = crate::server::descriptors::open_file_limits().hard;
-    let caps = limits.connection_caps(open_files, config.worker_threads.unwrap_or_else(default_worker_threads));
-    put(
-        "max_connections",
-        match limits.max_connections {
-            Some(n) => json!(n),
-            None => json!(format!("{} (derived from the open-file limit {open_files})", caps.total)),
-        },
-    );
-    put(
-        "max_connections_per_ip",
-        match limits.max_connections_per_ip {
-            Some(n) => json!(n.min(caps.total)),
-            None => json!(format!("{} (half of max_connections)", caps.per_address)),
-        },
-    );
-    put("body_idle_timeout_secs", json!(limits.body_idle_timeout.as_secs()));
-    put("upstream_header_timeout_secs", json!(limits.upstream_header_timeout.as_secs()));
-    put("shutdown_grace_secs", json!(limits.shutdown_grace.as_secs()));
-    put("signed_chunk_buffer_mib", json!(limits.signed_chunk_buffer_bytes / (1024 * 1024)));
-    put("denied_records_per_ip", json!(limits.denied_records_per_ip_per_minute));
-    settings
+    let caps = config.connection_caps(open_files);
+    let derived = [
+        ("upstream", json!(config.upstream.to_string())),
+        ("upstream_region", json!(config.upstream_region)),
+        ("upstream_ca_file", json!(config.upstream_ca_file.as_ref().map(|p| p.display().to_string()))),
+        ("virtual_host_domains", json!(config.virtual_host_domains)),
+        ("trusted_proxies", json!(config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>())),
+        ("aws_endpoint", json!(config.admin.aws_endpoint.as_deref().unwrap_or("AWS"))),
+        ("max_concurrent_requests", json!(limits.max_concurrent_requests)),
+        ("worker_threads", json!(workers)),
+        ("header_read_timeout_secs", json!(limits.header_read_timeout.as_secs())),
+        ("idle_timeout_secs", json!(limits.idle_timeout.as_secs())),
+        (
+            "max_connections",
+            match limits.max_connections {
+                Some(n) => json!(n),
+                None => json!(format!("{} (derived from the open-file limit {open_files})", caps.total)),
+            },
+        ),
+        (
+            "max_connections_per_ip",
+            match limits.max_connections_per_ip {
+                Some(n) => json!(n.min(caps.total)),
+                None => json!(format!("{} (half of max_connections)", caps.per_address)),
+            },
+        ),
+        ("body_idle_timeout_secs", json!(limits.body_idle_timeout.as_secs())),
+        ("upstream_header_timeout_secs", json!(limits.upstream_header_timeout.as_secs())),
+    ];
+    let mut credentials = Some(("upstream_credentials", upstream_credentials));
+    let mut shown = Vec::new();
+    for (key, value) in settings.values() {
+        match key {
+            // Where the token comes from, never the token.
+            "admin_token_file" => shown.push(("admin_token", json!(admin_token))),
+            _ => shown.push(derived.iter().find(|(k, _)| *k == key).cloned().unwrap_or((key, value))),
+        }
+        if key == "upstream_ca_file" {
+            shown.extend(credentials.take());
+        }
+    }
+    shown
 }
 
 /// Why `text` is not an `http(s)://host` URL, if it is not.
@@ -322,12 +276,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_keys_are_the_struct_fields() {
-        let keys = file_keys();
-        assert!(keys.contains(&"listen") && keys.contains(&"tls_cert") && keys.contains(&"shutdown_grace_secs"));
-    }
-
-    #[test]
     fn every_bad_key_is_reported_and_the_good_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -352,8 +300,9 @@ mod tests {
             panic!("not serve")
         };
         let serve_matches = matches.subcommand_matches("serve").unwrap();
-        let config = serve::config_with_file(*serve_args, serve_matches, FileConfig::default()).unwrap();
-        describe(&config).into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        let settings = ServeSettings::layered(serve_args.settings, serve_matches, ServeSettings::default());
+        let config = ServeConfig::from_settings(settings.clone()).unwrap();
+        describe(&settings, &config).into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
     #[test]

@@ -2,223 +2,23 @@
 //! [`ServeConfig`], then the server.
 //!
 //! Precedence, per setting: a flag, then its `EGRESS_*` variable (clap reads
-//! both), then the TOML file, then the default.
+//! both), then the TOML file, then the default
+//! ([`ServeSettings::layered`]).
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use anyhow::Context as _;
 use clap::ArgMatches;
-use clap::parser::ValueSource;
-use http::Uri;
-use serde::Deserialize;
 
-use super::default_origin;
 use crate::cli::ServeArgs;
-use crate::config::{AdminConfig, Limits, ServeConfig, TlsConfig, UpstreamTarget};
-use crate::upstream::Addressing;
-use egress_ledger::principals::SecretKey;
-
-/// The config file used when `--config` is not given, if it exists.
-pub const DEFAULT_CONFIG_FILE: &str = "egress-proxy.toml";
-
-/// The TOML file: the same settings as the flags, by the same names with
-/// `_` for `-`. Unknown keys are an error (a typo must not pass silently).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub upstream: Option<String>,
-    pub upstream_region: Option<String>,
-    pub upstream_addressing: Option<Addressing>,
-    pub upstream_ca_file: Option<PathBuf>,
-    pub region: Option<String>,
-    pub virtual_host_domains: Option<Vec<String>>,
-    pub trusted_proxies: Option<Vec<String>>,
-    pub tls_listen: Option<SocketAddr>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub admin_listen: Option<SocketAddr>,
-    pub admin_token_file: Option<PathBuf>,
-    pub aws_endpoint: Option<String>,
-    pub max_concurrent_requests: Option<usize>,
-    pub worker_threads: Option<u16>,
-    pub header_read_timeout_secs: Option<u64>,
-    pub idle_timeout_secs: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub max_connections_per_ip: Option<usize>,
-    pub body_idle_timeout_secs: Option<u64>,
-    pub upstream_header_timeout_secs: Option<u64>,
-    pub shutdown_grace_secs: Option<u64>,
-    pub signed_chunk_buffer_mib: Option<u64>,
-    pub denied_records_per_ip: Option<u32>,
-}
-
-impl FileConfig {
-    /// Reads and checks a config file.
-    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("config file {} is not valid: {}", path.display(), toml_error(&text, &e)))
-    }
-}
-
-/// A TOML error as `line N: what`, without the excerpt of the file that
-/// toml shows by default: that excerpt is the offending line, and a secret
-/// pasted into the file by mistake (`aws_secret_access_key = "…"`, an
-/// unknown key) would be echoed into the log.
-#[must_use]
-pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
-    match error.span() {
-        Some(span) => {
-            let before = text.get(..span.start).unwrap_or(text);
-            format!("line {}: {}", before.matches('\n').count() + 1, error.message())
-        }
-        None => error.message().to_owned(),
-    }
-}
+use crate::config::ServeConfig;
+use crate::config::settings::ServeSettings;
 
 /// Builds the typed configuration. `matches` are the `serve` subcommand's,
 /// to tell a value given on the command line from a default.
 pub fn config(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<ServeConfig> {
-    let file = match config_file_path(&args) {
-        Some(path) => FileConfig::load(&path)?,
-        None => FileConfig::default(),
+    let file = match args.config_file() {
+        Some(path) => ServeSettings::load(&path)?,
+        None => ServeSettings::default(),
     };
-    config_with_file(args, matches, file)
-}
-
-/// The config file `serve` reads with these arguments, if any.
-#[must_use]
-pub fn config_file_path(args: &ServeArgs) -> Option<PathBuf> {
-    args.config.clone().or_else(|| {
-        let default = PathBuf::from(DEFAULT_CONFIG_FILE);
-        default.exists().then_some(default)
-    })
-}
-
-/// [`config`] with the file already read (`config check` reads it leniently,
-/// to report every problem in it rather than the first).
-pub fn config_with_file(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> anyhow::Result<ServeConfig> {
-    // True when the user set it (flag or environment), not a clap default.
-    let given = |id: &str| matches.value_source(id).is_some_and(|s| s != ValueSource::DefaultValue);
-    macro_rules! pick {
-        ($id:literal, $cli:expr, $file:expr) => {
-            match $file {
-                Some(value) if !given($id) => value,
-                _ => $cli,
-            }
-        };
-    }
-    // A timeout in whole seconds, at least one.
-    macro_rules! timeout {
-        ($id:literal, $cli:expr, $file:expr) => {
-            Duration::from_secs(pick!($id, $cli, $file).max(1))
-        };
-    }
-
-    // No upstream is not an error: the embedded dev store stands in.
-    let upstream = match pick!("upstream", args.upstream, file.upstream.map(Some)) {
-        None => UpstreamTarget::Embedded,
-        Some(text) => {
-            let uri: Uri = text.parse().with_context(|| format!("upstream {text:?} is not a URL"))?;
-            anyhow::ensure!(
-                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some(),
-                "upstream {text:?} must be an http:// or https:// URL with a host"
-            );
-            UpstreamTarget::Endpoint(uri)
-        }
-    };
-    let tls_listen = pick!("tls_listen", args.tls_listen, file.tls_listen.map(Some));
-    let tls_cert = pick!("tls_cert", args.tls_cert, file.tls_cert.map(Some));
-    let tls_key = pick!("tls_key", args.tls_key, file.tls_key.map(Some));
-    let tls = match (tls_listen, tls_cert, tls_key) {
-        (Some(listen), Some(cert), Some(key)) => Some(TlsConfig { listen, cert, key }),
-        (None, None, None) => None,
-        _ => anyhow::bail!("TLS needs all three of tls_listen, tls_cert and tls_key"),
-    };
-    let region = pick!("region", args.region, file.region);
-    let upstream_region = pick!("upstream_region", args.upstream_region, file.upstream_region.map(Some));
-    let domains = pick!("virtual_host_domains", args.virtual_host_domains, file.virtual_host_domains);
-    let trusted = pick!("trusted_proxies", args.trusted_proxies, file.trusted_proxies);
-    let trusted_proxies = trusted
-        .iter()
-        .map(|c| c.parse::<crate::authz::source_ip::Cidr>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
-    let worker_threads = pick!("worker_threads", args.worker_threads, file.worker_threads.map(Some)).map(usize::from);
-    anyhow::ensure!(worker_threads != Some(0), "worker_threads must be at least 1");
-    let max_connections = pick!("max_connections", args.max_connections, file.max_connections.map(Some));
-    anyhow::ensure!(max_connections != Some(0), "max_connections must be at least 1");
-    let max_connections_per_ip =
-        pick!("max_connections_per_ip", args.max_connections_per_ip, file.max_connections_per_ip.map(Some));
-    anyhow::ensure!(max_connections_per_ip != Some(0), "max_connections_per_ip must be at least 1");
-    let signed_chunk_buffer_mib =
-        pick!("signed_chunk_buffer_mib", args.signed_chunk_buffer_mib, file.signed_chunk_buffer_mib);
-    anyhow::ensure!(signed_chunk_buffer_mib > 0, "signed_chunk_buffer_mib must be at least 1");
-    Ok(ServeConfig {
-        listen: pick!("listen", args.listen, file.listen),
-        data_dir: pick!("data_dir", args.dir.data_dir, file.data_dir),
-        upstream,
-        upstream_region: upstream_region.unwrap_or_else(|| region.clone()),
-        upstream_addressing: pick!("upstream_addressing", args.upstream_addressing, file.upstream_addressing),
-        // The AWS SDKs' variable, when neither flag nor file names one.
-        upstream_ca_file: pick!("upstream_ca_file", args.upstream_ca_file, file.upstream_ca_file.map(Some))
-            .or_else(|| std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from)),
-        upstream_credentials: None,
-        worker_threads,
-        region,
-        virtual_host_domains: domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
-        trusted_proxies,
-        tls,
-        limits: Limits {
-            max_concurrent_requests: pick!(
-                "max_concurrent_requests",
-                args.max_concurrent_requests,
-                file.max_concurrent_requests
-            )
-            .max(1),
-            header_read_timeout: timeout!(
-                "header_read_timeout_secs",
-                args.header_read_timeout_secs,
-                file.header_read_timeout_secs
-            ),
-            idle_timeout: timeout!("idle_timeout_secs", args.idle_timeout_secs, file.idle_timeout_secs),
-            max_connections,
-            max_connections_per_ip,
-            body_idle_timeout: timeout!(
-                "body_idle_timeout_secs",
-                args.body_idle_timeout_secs,
-                file.body_idle_timeout_secs
-            ),
-            upstream_header_timeout: timeout!(
-                "upstream_header_timeout_secs",
-                args.upstream_header_timeout_secs,
-                file.upstream_header_timeout_secs
-            ),
-            shutdown_grace: Duration::from_secs(pick!(
-                "shutdown_grace_secs",
-                args.shutdown_grace_secs,
-                file.shutdown_grace_secs
-            )),
-            signed_chunk_buffer_bytes: signed_chunk_buffer_mib.saturating_mul(1024 * 1024),
-            denied_records_per_ip_per_minute: pick!(
-                "denied_records_per_ip",
-                args.denied_records_per_ip,
-                file.denied_records_per_ip
-            ),
-            ..Limits::default()
-        },
-        origin: default_origin(),
-        admin: AdminConfig {
-            listen: pick!("admin_listen", args.admin_listen, file.admin_listen),
-            token_file: pick!("admin_token_file", args.admin_token_file, file.admin_token_file.map(Some)),
-            token_env: std::env::var("EGRESS_ADMIN_TOKEN").ok().map(SecretKey::new),
-            aws_endpoint: pick!("aws_endpoint", args.aws_endpoint, file.aws_endpoint.map(Some)),
-        },
-    })
+    ServeConfig::from_settings(ServeSettings::layered(args.settings, matches, file))
 }
 
 /// Runs the server on a multi-threaded runtime until a shutdown signal.
@@ -232,6 +32,9 @@ pub fn serve(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory as _, FromArgMatches as _};
+
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     use super::*;
     use crate::cli::{Cli, Command};
@@ -353,6 +156,31 @@ mod tests {
             let err = format!("{:#}", parse(args).unwrap_err());
             assert!(err.contains(message), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn head_stream_and_upstream_limits_come_from_flags_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "max_request_head_kib = 32\nupstream_pool_max_idle_per_host = 8\nupstream_read_buffer_kib = 64\n\
+             admin_max_connections = 16\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = parse(&["serve", "--config", path, "--upstream-pool-max-idle-per-host", "4"]).unwrap();
+        assert_eq!((config.limits.max_header_bytes, config.limits.http2_max_concurrent_streams), (32 * 1024, 256));
+        assert_eq!(
+            (config.upstream_limits.pool_max_idle_per_host, config.upstream_limits.read_buffer_bytes),
+            (4, 65_536)
+        );
+        assert_eq!(config.admin.max_connections, 16);
+        let config =
+            parse(&["serve", "--upstream-tcp-keepalive-secs", "0", "--http2-max-concurrent-streams", "8"]).unwrap();
+        assert_eq!((config.upstream_limits.tcp_keepalive, config.limits.http2_max_concurrent_streams), (None, 8));
+        let err = format!("{:#}", parse(&["serve", "--max-request-head-kib", "4"]).unwrap_err());
+        assert!(err.contains("max_request_head_kib must be at least 8"), "{err}");
     }
 
     #[test]

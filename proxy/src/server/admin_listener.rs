@@ -6,7 +6,7 @@
 //! read, before any byte has come, so a connection must deliver each
 //! request head within `--header-read-timeout-secs` of accept or of the end
 //! of its previous answer, and a silent or idle one is closed then. At most
-//! [`MAX_ADMIN_CONNECTIONS`] are open at once; more are accepted and closed
+//! `--admin-max-connections` are open at once; more are accepted and closed
 //! at once, logged at most once a minute.
 
 use std::net::SocketAddr;
@@ -19,19 +19,18 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-/// Admin connections open at once.
-pub const MAX_ADMIN_CONNECTIONS: usize = 256;
-
 /// Serves `router` on `listener` until `stop` turns true, then lets the
-/// requests in flight finish (the caller bounds that wait).
+/// requests in flight finish (the caller bounds that wait). At most
+/// `max_connections` are open at once.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     header_timeout: Duration,
+    max_connections: usize,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let mut stopped = std::pin::pin!(super::stopped(stop));
     let mut last_refusal_logged: Option<Instant> = None;
     loop {
@@ -48,7 +47,7 @@ pub async fn serve(
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             if last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_mins(1)) {
-                tracing::warn!(%remote, max = MAX_ADMIN_CONNECTIONS, "admin connection refused: too many open (logged once a minute)");
+                tracing::warn!(%remote, max = max_connections, "admin connection refused: too many open (logged once a minute)");
                 last_refusal_logged = Some(Instant::now());
             }
             continue;

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::UpstreamSigner;
 use crate::auth::sigv4::uri_encode;
+use crate::config::UpstreamLimits;
 use crate::s3::error::{ErrorCode, S3Error};
 
 /// Body of a request to the upstream.
@@ -88,16 +89,19 @@ pub struct Upstream {
     connector: HttpsConnector<HttpConnector>,
     client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
     signer: Arc<UpstreamSigner>,
+    limits: UpstreamLimits,
 }
 
 impl Upstream {
     /// A client for `endpoint` (e.g. `https://s3.us-east-1.amazonaws.com`),
-    /// trusting the system's CA certificates and those in `ca_file` (PEM).
+    /// trusting the system's CA certificates and those in `ca_file` (PEM),
+    /// its connections opened and pooled within `limits`.
     pub fn new(
         endpoint: &Uri,
         addressing: Addressing,
         signer: UpstreamSigner,
         ca_file: Option<&std::path::Path>,
+        limits: &UpstreamLimits,
     ) -> Result<Upstream, UpstreamError> {
         let scheme = endpoint.scheme_str().unwrap_or("https").to_owned();
         let authority = endpoint
@@ -109,8 +113,8 @@ impl Upstream {
         http.enforce_http(false);
         // Small GETs suffer badly from Nagle + delayed ACK.
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        http.set_keepalive(Some(Duration::from_mins(1)));
+        http.set_connect_timeout(Some(limits.connect_timeout));
+        http.set_keepalive(limits.tcp_keepalive);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(
                 crate::tls::upstream_client_config(ca_file).map_err(|e| UpstreamError::Address(e.to_string()))?,
@@ -118,8 +122,16 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = pooled_client(https.clone());
-        Ok(Upstream { scheme, authority, addressing, connector: https, client, signer: Arc::new(signer) })
+        let client = pooled_client(https.clone(), limits);
+        Ok(Upstream {
+            scheme,
+            authority,
+            addressing,
+            connector: https,
+            client,
+            signer: Arc::new(signer),
+            limits: limits.clone(),
+        })
     }
 
     /// The same upstream with a connection pool of its own, for another
@@ -133,8 +145,9 @@ impl Upstream {
             authority: self.authority.clone(),
             addressing: self.addressing,
             connector: self.connector.clone(),
-            client: pooled_client(self.connector.clone()),
+            client: pooled_client(self.connector.clone(), &self.limits),
             signer: Arc::clone(&self.signer),
+            limits: self.limits.clone(),
         }
     }
 
@@ -202,15 +215,19 @@ pub fn path_style(bucket: Option<&str>, key: Option<&str>) -> String {
     }
 }
 
-fn pooled_client(connector: HttpsConnector<HttpConnector>) -> Client<HttpsConnector<HttpConnector>, UpstreamBody> {
+fn pooled_client(
+    connector: HttpsConnector<HttpConnector>,
+    limits: &UpstreamLimits,
+) -> Client<HttpsConnector<HttpConnector>, UpstreamBody> {
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(limits.pool_idle_timeout)
+        .pool_max_idle_per_host(limits.pool_max_idle_per_host)
         // hyper lets a connection's read buffer grow to ~400 KiB on a large
         // body, and keeps it: with 1,000 connections that was ~400 MiB of
-        // RSS. 128 KiB streams a 1 GiB GET as fast as the default
-        // (`scripts/bench.sh`); 64 KiB was 15 % slower.
-        .http1_max_buf_size(128 * 1024)
+        // RSS. 128 KiB (the default setting) streams a 1 GiB GET as fast as
+        // hyper's default (`scripts/bench.sh`); 64 KiB was 15 % slower.
+        // hyper panics below 8 KiB, which the settings refuse.
+        .http1_max_buf_size(limits.read_buffer_bytes.max(8 * 1024))
         .build(connector)
 }
 
