@@ -359,6 +359,7 @@ fn end_of(i: u64, start_seq: u64) -> Entry {
         start_seq,
         status,
         bytes_sent: if outcome == Outcome::Denied { Some(0) } else { Some(i * 37 % 5000 + 1) },
+        bytes_acked: None,
         object_size: Some(5000),
         etag: None,
         upstream_request_id: None,

@@ -391,6 +391,7 @@ mod tests {
             start_seq,
             status: Some(200),
             bytes_sent: Some(1),
+            bytes_acked: None,
             object_size: None,
             etag: None,
             upstream_request_id: None,

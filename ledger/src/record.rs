@@ -232,6 +232,12 @@ pub struct EndRecord {
     /// Body bytes handed to the client connection; `None` only where nobody
     /// can know (an `interrupted` end written by recovery).
     pub bytes_sent: Option<u64>,
+    /// Of those, the bytes the client's TCP stack had acknowledged when the
+    /// response ended (capped at `bytes_sent`; the response head and TLS
+    /// framing count too). Absent where nobody can know: HTTP/2, a response
+    /// the proxy answered itself, recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_acked: Option<u64>,
     pub object_size: Option<u64>,
     pub etag: Option<String>,
     pub upstream_request_id: Option<String>,
@@ -256,6 +262,7 @@ impl EndRecord {
             start_seq,
             status: None,
             bytes_sent: None,
+            bytes_acked: None,
             object_size: None,
             etag: None,
             upstream_request_id: None,

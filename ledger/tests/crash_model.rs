@@ -120,6 +120,7 @@ impl Harness {
                         start_seq,
                         status: Some(200),
                         bytes_sent: Some(7),
+                        bytes_acked: None,
                         object_size: Some(7),
                         etag: None,
                         upstream_request_id: None,

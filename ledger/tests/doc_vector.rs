@@ -33,6 +33,7 @@ fn vector() -> (Vec<String>, Vec<String>, CheckpointSigner) {
         start_seq: 0,
         status: Some(206),
         bytes_sent: Some(1_048_576),
+        bytes_acked: None,
         object_size: Some(134_217_728),
         etag: Some("\"9b2cf535f27731c974343645a3985328\"".into()),
         upstream_request_id: Some("4442587FB7D0A2F9".into()),
@@ -95,6 +96,7 @@ fn vector() -> (Vec<String>, Vec<String>, CheckpointSigner) {
     let denied_end = Entry::End(EndRecord {
         status: Some(403),
         bytes_sent: Some(387),
+        bytes_acked: None,
         duration_ms: Some(1),
         error_code: Some("AccessDenied".into()),
         ..EndRecord::unknown("0193a7c2-6a00-7c3b-8d2e-3f5a7b9c1d2e", 5, Outcome::Denied)

@@ -113,6 +113,7 @@ fn indexes_find_events_by_principal_bucket_and_end() {
                 start_seq: s.seq,
                 status: Some(200),
                 bytes_sent: Some(i),
+                bytes_acked: None,
                 object_size: Some(i),
                 etag: None,
                 upstream_request_id: None,

@@ -4,6 +4,7 @@
 //! This crate is the data plane and the `egress-proxy` command line; the
 //! ledger lives in `egress-ledger`, the admin API in `egress-admin`.
 
+pub mod acked;
 pub mod allocator;
 pub mod auth;
 pub mod authz;

@@ -30,6 +30,9 @@ pub struct EndTemplate {
     pub stalled: crate::stall::Stalled,
     /// Bytes reserved on the principal's quotas, settled to what was sent.
     pub settle: Option<crate::authz::limits::Reservation>,
+    /// Where the response starts on its connection, for `bytes_acked`
+    /// (HTTP/1 only).
+    pub delivery: Option<crate::acked::Delivery>,
 }
 
 impl EndTemplate {
@@ -39,6 +42,7 @@ impl EndTemplate {
     pub fn finish(mut self, outcome: Outcome, bytes_sent: u64, error_code: Option<String>) {
         self.end.outcome = outcome;
         self.end.bytes_sent = Some(bytes_sent);
+        self.end.bytes_acked = self.delivery.as_ref().and_then(|d| d.bytes_acked(bytes_sent));
         if let Some(reservation) = self.settle.take() {
             reservation.settle(bytes_sent);
         }

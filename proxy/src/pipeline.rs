@@ -128,6 +128,7 @@ pub async fn handle(
     state: Arc<ProxyState>,
     peer: Peer,
     stalled: Stalled,
+    acks: Option<Arc<crate::acked::Acks>>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
@@ -239,6 +240,7 @@ pub async fn handle(
         bucket,
         stalled,
         settle: None,
+        delivery: acks.as_ref().map(crate::acked::Acks::delivery),
     };
     match forwarded {
         Ok(upstream_response) => {

@@ -301,7 +301,7 @@ struct Connection {
 impl Connection {
     /// Serves the connection `io` until it ends, is closed for asking for
     /// nothing ([`activity`]), or `stop` says to finish.
-    async fn serve<I>(self, io: I, mut stop: watch::Receiver<bool>)
+    async fn serve<I>(self, io: I, acks: Arc<crate::acked::Acks>, mut stop: watch::Receiver<bool>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -317,9 +317,12 @@ impl Connection {
             .service_fn(move |request: hyper::Request<Incoming>| {
                 let state = Arc::clone(&state);
                 let stalled = stalled.clone();
+                // One response at a time on an HTTP/1 connection: its
+                // acknowledged bytes are its own. HTTP/2 interleaves them.
+                let acks = (request.version() < http::Version::HTTP_2).then(|| Arc::clone(&acks));
                 async move {
                     Ok::<_, Infallible>(
-                        pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, request).await,
+                        pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, acks, request).await,
                     )
                 }
             });

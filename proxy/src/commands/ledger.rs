@@ -309,6 +309,7 @@ fn synthetic_end(req: &str, start_seq: u64, n: u64) -> EndRecord {
         start_seq,
         status: Some(206),
         bytes_sent: Some(8_388_608),
+        bytes_acked: None,
         object_size: Some(134_217_728),
         etag: Some("\"9b2cf535f27731c974343645a3985328\"".to_owned()),
         upstream_request_id: Some(format!("1789{n:012X}")),

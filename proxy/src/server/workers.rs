@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use super::Connection;
 use super::activity::Activity;
 use super::admission::Ticket;
+use crate::acked::AckedStream;
 use crate::config::Limits;
 use crate::pipeline::ProxyState;
 
@@ -154,13 +155,16 @@ impl Worker {
             let stop = stop.clone();
             tokio::spawn(async move {
                 let _counted = (open, ticket);
+                // Counted below TLS: what the client's kernel acknowledged.
+                let stream = AckedStream::new(stream);
+                let acks = stream.acks();
                 match acceptor {
-                    None => connection.serve(stream, stop).await,
+                    None => connection.serve(stream, acks, stop).await,
                     Some(acceptor) => {
                         // The handshake counts against the time for the first head.
                         let deadline = connection.activity.first_head_deadline();
                         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, stop).await,
+                            Ok(Ok(tls_stream)) => connection.serve(tls_stream, acks, stop).await,
                             Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                         }

@@ -10,6 +10,7 @@ mod compose;
 mod config_check;
 mod connections;
 mod crash;
+mod exact_bytes;
 mod first_run;
 mod ledger_cli;
 mod operator;

@@ -481,6 +481,7 @@ mod tests {
             start_seq,
             status: Some(200),
             bytes_sent: Some(i),
+            bytes_acked: None,
             object_size: None,
             etag: None,
             upstream_request_id: None,
