@@ -1,10 +1,13 @@
 //! Harness for the end-to-end tests: the real `egress-proxy` binary, run as
 //! a user would run it.
 //!
-//! The binary is the one `cargo build --workspace --bins` puts next to this
-//! test executable (`target/<profile>/egress-proxy`), which the harness runs
-//! once per test process before the first use (`cargo test` builds only the
-//! tested package's own binaries), or `$EGRESS_PROXY_BIN`.
+//! The binary is built by the harness itself, once per test process, with
+//! `cargo build --workspace --bins` into a target directory of its own
+//! (`<target>/e2e-bins`): `cargo test` builds only the tested package's own
+//! binaries, and a build into the test's own target directory while tests
+//! run would replace artifacts that `cargo test` still needs (its doc
+//! tests), since the two builds unify features differently.
+//! `$EGRESS_PROXY_BIN` names another binary instead.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,28 +27,24 @@ pub fn bin() -> PathBuf {
     BUILT.get_or_init(build_binaries).clone()
 }
 
-/// `cargo build --workspace --bins` into the target directory and profile
-/// of this test executable: the same command as `scripts/test.sh`'s, so
-/// that the features are unified the same way and, after it, this is a
-/// no-op.
+/// `cargo build --workspace --bins` in this test executable's profile, into
+/// `<target>/e2e-bins`; a no-op once it is up to date.
 fn build_binaries() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let target_dir = profile_dir.parent().expect("target dir");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev",
-        Some(name) => name,
-    };
+    let profile_name = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+    let profile = if profile_name == "debug" { "dev" } else { profile_name };
+    let target_dir = profile_dir.parent().expect("target dir").join("e2e-bins");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args(["build", "--quiet", "--workspace", "--bins", "--profile", profile, "--target-dir"])
-        .arg(target_dir)
+        .arg(&target_dir)
         .current_dir(repo_root())
         .output()
         .expect("run cargo");
     assert!(out.status.success(), "cargo build --workspace --bins failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let path = profile_dir.join("egress-proxy");
+    let path = target_dir.join(profile_name).join("egress-proxy");
     assert!(path.exists(), "cargo built no {}", path.display());
     path
 }
