@@ -155,12 +155,14 @@ impl RequestBodyPlan {
         let body = match self {
             RequestBodyPlan::PassThrough => idle.boxed_unsync(),
             RequestBodyPlan::DecodeSigned { mode, decoded_len } => {
-                let decoder = AwsChunkedDecoder::new(mode).with_decoded_length(decoded_len);
+                let decoder = AwsChunkedDecoder::new(mode)
+                    .with_decoded_length(decoded_len)
+                    .with_max_chunk_size(budget.max_chunk_size);
                 DecodingBody::new(idle, decoder, false, Some(decoded_len), Arc::clone(&verdict), budget.clone())
                     .boxed_unsync()
             }
             RequestBodyPlan::ReframeSigned { mode, decoded_len } => {
-                let mut decoder = AwsChunkedDecoder::new(mode);
+                let mut decoder = AwsChunkedDecoder::new(mode).with_max_chunk_size(budget.max_chunk_size);
                 if let Some(len) = decoded_len {
                     decoder = decoder.with_decoded_length(len);
                 }
@@ -242,17 +244,19 @@ where
 }
 
 /// Room for signed aws-chunked chunks held until their signature checks,
-/// all uploads together: a chunk may be 16 MiB, and without a common bound
-/// a few thousand uploads could hold tens of GiB. A chunk over
-/// [`ChunkBudget::FREE_BYTES`] waits for room before its bytes are read
-/// (its client is held back by TCP meanwhile), up to `wait`; then the
-/// upload is refused with 503 `SlowDown`.
+/// all uploads together: a chunk may be 16 MiB (`--max-aws-chunk-mib`),
+/// and without a common bound a few thousand uploads could hold tens of
+/// GiB. A chunk over [`ChunkBudget::FREE_BYTES`] waits for room before its
+/// bytes are read (its client is held back by TCP meanwhile), up to `wait`;
+/// then the upload is refused with 503 `SlowDown`. It also carries the
+/// largest chunk an aws-chunked body may have, signed or not.
 #[derive(Debug, Clone)]
 pub struct ChunkBudget {
     /// One permit per KiB.
     kib: Arc<Semaphore>,
     total_kib: u32,
     wait: Duration,
+    max_chunk_size: usize,
 }
 
 impl ChunkBudget {
@@ -267,7 +271,20 @@ impl ChunkBudget {
         let total_kib = u32::try_from(bytes / 1024)
             .unwrap_or(u32::MAX)
             .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
-        ChunkBudget { kib: Arc::new(Semaphore::new(total_kib as usize)), total_kib, wait }
+        ChunkBudget {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+            wait,
+            max_chunk_size: chunked::DEFAULT_MAX_CHUNK_SIZE,
+        }
+    }
+
+    /// The same budget, refusing aws-chunked chunks over `bytes` instead of
+    /// [`chunked::DEFAULT_MAX_CHUNK_SIZE`].
+    #[must_use]
+    pub fn with_max_chunk_size(mut self, bytes: usize) -> ChunkBudget {
+        self.max_chunk_size = bytes;
+        self
     }
 
     /// KiB of room free now.

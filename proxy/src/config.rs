@@ -49,6 +49,8 @@ pub struct Limits {
     /// verification, all uploads together; beyond it an upload waits for
     /// room up to the body idle timeout, then gets 503 `SlowDown`.
     pub signed_chunk_buffer_bytes: u64,
+    /// Largest aws-chunked chunk, signed or not.
+    pub max_aws_chunk_bytes: usize,
     /// Unauthenticated requests refused from one source address that are
     /// recorded one record each per minute; the excess is counted into a
     /// `denied_summary` note per address and minute.
@@ -252,6 +254,7 @@ impl ServeConfig {
                 upstream_header_timeout: timeout(setting!(s.upstream_header_timeout_secs)?),
                 shutdown_grace: Duration::from_secs(setting!(s.shutdown_grace_secs)?),
                 signed_chunk_buffer_bytes: setting!(s.signed_chunk_buffer_mib >= 1)?.saturating_mul(1024 * 1024),
+                max_aws_chunk_bytes: setting!(s.max_aws_chunk_mib >= 1)?.saturating_mul(1024 * 1024),
                 denied_records_per_ip_per_minute: setting!(s.denied_records_per_ip)?,
             },
             upstream_limits: UpstreamLimits {
@@ -340,6 +343,11 @@ mod tests {
         );
         assert_eq!((upstream.pool_max_idle_per_host, upstream.pool_idle_timeout), (256, Duration::from_secs(30)));
         assert_eq!((upstream.read_buffer_bytes, config.admin.max_connections), (128 * 1024, 256));
+        assert_eq!(
+            limits.max_aws_chunk_bytes,
+            crate::auth::chunked::DEFAULT_MAX_CHUNK_SIZE,
+            "the decoder's own default"
+        );
     }
 
     #[test]
@@ -350,6 +358,7 @@ mod tests {
             ("http2_max_concurrent_streams = 0", "http2_max_concurrent_streams must be at least 1"),
             ("upstream_connect_timeout_secs = 0", "upstream_connect_timeout_secs must be at least 1"),
             ("admin_max_connections = 0", "admin_max_connections must be at least 1"),
+            ("max_aws_chunk_mib = 0", "max_aws_chunk_mib must be at least 1"),
         ] {
             let settings: ServeSettings = toml::from_str(text).unwrap();
             let err = format!("{:#}", ServeConfig::from_settings(settings).unwrap_err());

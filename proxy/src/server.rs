@@ -112,7 +112,8 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
         chunk_budget: crate::body::ChunkBudget::new(
             config.limits.signed_chunk_buffer_bytes,
             config.limits.body_idle_timeout,
-        ),
+        )
+        .with_max_chunk_size(config.limits.max_aws_chunk_bytes),
         authorizer: Arc::clone(&authorizer),
     };
 

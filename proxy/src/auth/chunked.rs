@@ -15,8 +15,9 @@
 //!   verified; a bad signature stops the stream before that chunk's data;
 //! - in unsigned-trailer mode data is released as it arrives (there is
 //!   nothing to verify per chunk);
-//! - memory stays bounded: chunks over [`MAX_CHUNK_SIZE`], lines over
-//!   [`MAX_LINE_LEN`] and more than [`MAX_TRAILERS`] trailers are refused;
+//! - memory stays bounded: chunks over the largest size (by default
+//!   [`DEFAULT_MAX_CHUNK_SIZE`]), lines over [`MAX_LINE_LEN`] and more than
+//!   [`MAX_TRAILERS`] trailers are refused;
 //! - an `x-amz-checksum-crc32` trailer is checked against the decoded
 //!   payload (other checksums are passed through in [`Trailers`]), and a
 //!   declared decoded length is enforced;
@@ -36,11 +37,16 @@ use crate::auth::error::AuthError;
 use crate::auth::sigv4::ChunkSigningContext;
 use crate::sigv4::{chunk_string_to_sign, trailer_string_to_sign};
 
-/// Largest chunk we buffer (AWS SDKs send 64 KiB to 1 MiB).
-pub const MAX_CHUNK_SIZE: usize = 16 * 1024 * 1024;
-/// Longest chunk-header or trailer line, without its CRLF.
+/// Largest chunk, unless [`AwsChunkedDecoder::with_max_chunk_size`] says
+/// otherwise (`serve` does, from `--max-aws-chunk-mib`): a signed chunk is
+/// buffered whole until its signature checks. AWS SDKs send 64 KiB to 1 MiB.
+pub const DEFAULT_MAX_CHUNK_SIZE: usize = 16 * 1024 * 1024;
+/// Longest chunk-header or trailer line, without its CRLF: a size, a
+/// signature and a checksum trailer take under 100 bytes, so this is a
+/// bound on the parser, not a setting.
 pub const MAX_LINE_LEN: usize = 4 * 1024;
-/// Most trailers one body may carry (SDKs send one checksum).
+/// Most trailers one body may carry (SDKs send one checksum); a bound on
+/// the parser, not a setting.
 pub const MAX_TRAILERS: usize = 16;
 
 const TRAILER_SIGNATURE: &str = "x-amz-trailer-signature";
@@ -159,6 +165,8 @@ pub struct AwsChunkedDecoder {
     chunk_index: u64,
     decoded_len: u64,
     expected_len: Option<u64>,
+    /// Chunks over this size are refused.
+    max_chunk_size: usize,
     crc32: crc32fast::Hasher,
     trailers: Trailers,
 }
@@ -177,6 +185,7 @@ impl AwsChunkedDecoder {
             chunk_index: 0,
             decoded_len: 0,
             expected_len: None,
+            max_chunk_size: DEFAULT_MAX_CHUNK_SIZE,
             crc32: crc32fast::Hasher::new(),
             trailers: Trailers::new(),
         }
@@ -187,6 +196,13 @@ impl AwsChunkedDecoder {
     #[must_use]
     pub fn with_decoded_length(mut self, expected: u64) -> AwsChunkedDecoder {
         self.expected_len = Some(expected);
+        self
+    }
+
+    /// Refuses chunks over `bytes` instead of [`DEFAULT_MAX_CHUNK_SIZE`].
+    #[must_use]
+    pub fn with_max_chunk_size(mut self, bytes: usize) -> AwsChunkedDecoder {
+        self.max_chunk_size = bytes;
         self
     }
 
@@ -330,8 +346,11 @@ impl AwsChunkedDecoder {
         }
         let size = size.iter().fold(0_u64, |n, &d| (n << 4) | u64::from(hex_digit(d)));
         let size = match usize::try_from(size) {
-            Ok(s) if s <= MAX_CHUNK_SIZE => s,
-            _ => return Err(malformed(format!("the size {size} exceeds the limit of {MAX_CHUNK_SIZE} bytes"))),
+            Ok(s) if s <= self.max_chunk_size => s,
+            _ => {
+                let limit = self.max_chunk_size;
+                return Err(malformed(format!("the size {size} exceeds the limit of {limit} bytes")));
+            }
         };
         if self.signed_ctx().is_none() {
             return Ok((size, None));
@@ -873,6 +892,12 @@ mod tests {
             many.extend_from_slice(format!("x-t{i}:v\r\n").as_bytes());
         }
         assert!(decode(ChunkMode::UnsignedTrailer, &many).1.unwrap_err().to_string().contains("more than"));
+        // A smaller largest chunk, as `--max-aws-chunk-mib` sets it.
+        let mut small = AwsChunkedDecoder::new(ChunkMode::UnsignedTrailer).with_max_chunk_size(4);
+        let err = decode_in_pieces(&mut small, b"5\r\nhello\r\n0\r\n\r\n", &[]).1.unwrap_err();
+        assert!(err.to_string().contains("the size 5 exceeds the limit of 4 bytes"), "{err}");
+        let mut four = AwsChunkedDecoder::new(ChunkMode::UnsignedTrailer).with_max_chunk_size(4);
+        assert!(decode_in_pieces(&mut four, b"4\r\nhell\r\n0\r\n\r\n", &[]).1.is_ok());
         // Signed chunks need their signature.
         assert_eq!(decode(signed(false), b"5\r\nhello\r\n").1.unwrap_err().code(), "SignatureDoesNotMatch");
     }

@@ -208,6 +208,10 @@ settings! {
         /// room up to the body idle timeout, then gets 503 `SlowDown`.
         #[arg(long, default_value = "256")]
         pub signed_chunk_buffer_mib: Option<u64>,
+        /// MiB an aws-chunked upload chunk may take at most (a signed one is
+        /// held whole until its signature checks); larger chunks are refused.
+        #[arg(long, env = "EGRESS_MAX_AWS_CHUNK_MIB", default_value = "16")]
+        pub max_aws_chunk_mib: Option<usize>,
         /// Unauthenticated requests refused from one source address that are
         /// recorded one record each per minute; the rest are counted into a
         /// `denied_summary` note per address and minute.
