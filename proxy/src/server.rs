@@ -1,45 +1,37 @@
-//! Listeners and connections: plain and TLS, HTTP/1.1 and HTTP/2, the tower
-//! stack every request goes through, explicit limits, graceful shutdown.
-//! Connections are admitted under caps ([`admission`]), served on worker
-//! threads ([`workers`]) and closed when they ask for nothing
-//! ([`activity`]); accept keeps working at the descriptor limit
-//! ([`descriptors`]).
+//! Listeners and connections: plain and TLS, explicit limits, graceful
+//! shutdown. Connections are admitted under caps ([`admission`]), handed to
+//! worker threads ([`workers`]), served there one by one ([`connection`]:
+//! HTTP/1.1 and HTTP/2, the tower stack every request goes through) and
+//! closed when they ask for nothing ([`activity`]); accept keeps working at
+//! the descriptor limit ([`descriptors`]). The modules import each other
+//! one way only: this file starts the workers, the workers serve
+//! connections.
 
 mod activity;
 mod admin_listener;
 pub mod admission;
+mod connection;
 pub mod descriptors;
 mod workers;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use egress_ledger::Ledger;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 
 use crate::authz::Authorizer;
 use crate::authz::limits::{LimitState, UsageHistory};
-use crate::config::{Limits, ServeConfig, UpstreamTarget};
+use crate::config::{ServeConfig, UpstreamTarget};
 use crate::embedded::{EmbeddedStore, first_start};
-use crate::pipeline::{self, ProxyState};
-use crate::stall::{StallGuard, Stalled};
+use crate::pipeline::ProxyState;
 use crate::upstream::{Addressing, CredentialSource, Upstream, UpstreamSigner};
-use activity::{Activity, InFlightBody, Watched};
 use admission::Admission;
 use workers::Workers;
-
-/// An idle connection told to close (an HTTP/2 GOAWAY) has this long to go
-/// before it is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs the proxy until SIGINT or SIGTERM, then drains in-flight requests
 /// (their `end` records included) and closes the ledger.
@@ -286,99 +278,6 @@ async fn accept_tls(
     match tls {
         Some((listener, acceptor)) => (listener.accept().await.map(|(s, a)| (s, a, Some(acceptor.clone()))), listener),
         None => std::future::pending().await,
-    }
-}
-
-struct Connection {
-    state: Arc<ProxyState>,
-    requests: Arc<Semaphore>,
-    limits: Limits,
-    remote: SocketAddr,
-    /// Whether the client connection is TLS (`aws:SecureTransport`).
-    secure: bool,
-    activity: Arc<Activity>,
-}
-
-impl Connection {
-    /// Serves the connection `io` until it ends, is closed for asking for
-    /// nothing ([`activity`]), or `stop` says to finish.
-    async fn serve<I>(self, io: I, acks: Arc<crate::acked::Acks>, mut stop: watch::Receiver<bool>)
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let Connection { state, requests, limits, remote, secure, activity } = self;
-        // A client that stops reading is cut after the body idle timeout.
-        let stalled = Stalled::default();
-        let io = StallGuard::new(io, limits.body_idle_timeout, stalled.clone());
-        let io = TokioIo::new(Watched::new(io, Arc::clone(&activity)));
-        let stack = tower::ServiceBuilder::new()
-            // Caps requests in flight across all connections; the rest wait
-            // for a slot (their connection stays open, nothing is dropped).
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(requests))
-            .service_fn(move |request: hyper::Request<Incoming>| {
-                let state = Arc::clone(&state);
-                let stalled = stalled.clone();
-                // One response at a time on an HTTP/1 connection: its
-                // acknowledged bytes are its own. HTTP/2 interleaves them.
-                let acks = (request.version() < http::Version::HTTP_2).then(|| Arc::clone(&acks));
-                async move {
-                    Ok::<_, Infallible>(
-                        pipeline::handle(state, pipeline::Peer { addr: remote, secure }, stalled, acks, request).await,
-                    )
-                }
-            });
-        let in_flight = Arc::clone(&activity);
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            // In flight from here on, waiting for a slot included, until its
-            // response body is done.
-            let request_guard = in_flight.begin();
-            let stack = stack.clone();
-            async move {
-                let Ok(response) = stack.oneshot(request).await;
-                Ok::<_, Infallible>(response.map(|body| InFlightBody::new(body, request_guard)))
-            }
-        });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            // The head's time is kept by `activity` for both protocols:
-            // hyper's HTTP/1 timer starts only once the protocol is known,
-            // and runs from the end of every response, which would close
-            // idle connections at the header timeout.
-            .header_read_timeout(None)
-            // hyper panics below 8 KiB, which the settings refuse.
-            .max_buf_size(limits.max_header_bytes.max(8192));
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(limits.http2_max_concurrent_streams);
-        let connection = builder.serve_connection(io, service);
-        let expired = activity.expired();
-        tokio::pin!(connection, expired);
-        let mut stopping = false;
-        let mut closing_by = None;
-        let result = loop {
-            tokio::select! {
-                result = connection.as_mut() => break result,
-                () = &mut expired, if closing_by.is_none() => {
-                    tracing::debug!(%remote, "closing a connection that sent no request in time");
-                    connection.as_mut().graceful_shutdown();
-                    closing_by = Some(tokio::time::Instant::now() + CLOSE_GRACE);
-                }
-                () = tokio::time::sleep_until(closing_by.unwrap_or_else(tokio::time::Instant::now)), if closing_by.is_some() => {
-                    break Ok(());
-                }
-                _ = stop.wait_for(|stop| *stop), if !stopping => {
-                    connection.as_mut().graceful_shutdown();
-                    stopping = true;
-                }
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(%remote, error = %crate::upstream::client::error_chain(e.as_ref()), "connection ended with an error");
-        }
     }
 }
 

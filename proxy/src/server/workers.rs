@@ -22,9 +22,9 @@ use anyhow::Context as _;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::Connection;
 use super::activity::Activity;
 use super::admission::Ticket;
+use super::connection::Connection;
 use crate::acked::AckedStream;
 use crate::config::Limits;
 use crate::pipeline::ProxyState;
