@@ -93,6 +93,22 @@ fn end_of(proxy: &Proxy, req: &str) -> Value {
     }
 }
 
+/// An anonymous GET of the object (refused: no policy allows anonymous
+/// reads); its request id.
+fn anonymous_get(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /acked/big HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix("x-egress-request-id: "))
+        .unwrap_or_else(|| panic!("no request id in {answer}"))
+        .trim()
+        .to_owned()
+}
+
 #[test]
 fn a_client_that_reads_part_and_closes_is_recorded_with_what_its_tcp_stack_acknowledged() {
     let upstream = SeaweedFs::start();
@@ -161,6 +177,14 @@ print(json.dumps({"size": s3.head_object(Bucket="acked", Key="big")["ContentLeng
         // one run, megabytes at most).
         assert!(acked <= OBJECT as u64 && acked >= OBJECT as u64 / 2, "{what}: {end}");
     }
+
+    // An answer the proxy makes itself is recorded before it is written:
+    // no acknowledged figure rather than a misleading 0.
+    let refused = anonymous_get(proxy.addr);
+    let end = end_of(&proxy, &refused);
+    assert_eq!((&end["status"], &end["outcome"]), (&403.into(), &"denied".into()), "{end}");
+    assert!(end.get("bytes_acked").is_none(), "{end}");
+
     let verify = egress_e2e::run_in(&proxy.data_dir, &["ledger", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
 }
