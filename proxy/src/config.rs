@@ -218,6 +218,14 @@ impl ServeConfig {
             .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
         let worker_threads = s.worker_threads.map(usize::from);
         anyhow::ensure!(worker_threads != Some(0), "worker_threads must be at least 1");
+        // The flag's parser bounds it; a file's value is checked here.
+        anyhow::ensure!(worker_threads.is_none_or(|n| n <= 1024), "worker_threads must be at most 1024");
+        // tokio's semaphore, which admits them, panics above this.
+        anyhow::ensure!(
+            s.max_concurrent_requests.is_none_or(|n| n <= tokio::sync::Semaphore::MAX_PERMITS),
+            "max_concurrent_requests must be at most {}",
+            tokio::sync::Semaphore::MAX_PERMITS
+        );
         anyhow::ensure!(s.max_connections != Some(0), "max_connections must be at least 1");
         anyhow::ensure!(s.max_connections_per_ip != Some(0), "max_connections_per_ip must be at least 1");
         let keepalive = setting!(s.upstream_tcp_keepalive_secs)?;
@@ -359,6 +367,8 @@ mod tests {
             ("upstream_connect_timeout_secs = 0", "upstream_connect_timeout_secs must be at least 1"),
             ("admin_max_connections = 0", "admin_max_connections must be at least 1"),
             ("max_aws_chunk_mib = 0", "max_aws_chunk_mib must be at least 1"),
+            ("worker_threads = 2000", "worker_threads must be at most 1024"),
+            ("max_concurrent_requests = 18446744073709551615", "max_concurrent_requests must be at most"),
         ] {
             let settings: ServeSettings = toml::from_str(text).unwrap();
             let err = format!("{:#}", ServeConfig::from_settings(settings).unwrap_err());
