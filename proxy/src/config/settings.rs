@@ -147,25 +147,25 @@ settings! {
         #[arg(long, env = "EGRESS_AWS_ENDPOINT")]
         pub aws_endpoint: Option<String>,
         /// Requests processed at once over all connections; more wait their turn.
-        #[arg(long, default_value = "4096")]
+        #[arg(long, env = "EGRESS_MAX_CONCURRENT_REQUESTS", default_value = "4096")]
         pub max_concurrent_requests: Option<usize>,
         /// Threads serving S3 connections (default: one per CPU but one, at least one).
         #[arg(long, env = "EGRESS_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
         pub worker_threads: Option<u16>,
         /// Seconds a connection has from accept to send its first whole request
         /// head (TLS handshake included), and a later head from its first byte.
-        #[arg(long, default_value = "10")]
+        #[arg(long, env = "EGRESS_HEADER_READ_TIMEOUT_SECS", default_value = "10")]
         pub header_read_timeout_secs: Option<u64>,
         /// Seconds a connection with no request in flight stays open.
-        #[arg(long, default_value = "20")]
+        #[arg(long, env = "EGRESS_IDLE_TIMEOUT_SECS", default_value = "20")]
         pub idle_timeout_secs: Option<u64>,
         /// Connections open at once on the S3 listeners (default: derived from
         /// the open-file limit); more are accepted and closed at once.
-        #[arg(long)]
+        #[arg(long, env = "EGRESS_MAX_CONNECTIONS")]
         pub max_connections: Option<usize>,
         /// Connections open at once from one source address, an IPv6 /64
         /// (default: half of --max-connections); more are accepted and closed at once.
-        #[arg(long)]
+        #[arg(long, env = "EGRESS_MAX_CONNECTIONS_PER_IP")]
         pub max_connections_per_ip: Option<usize>,
         /// KiB a request head may take (the request line and headers; HTTP/1's
         /// read buffer, HTTP/2's header list); larger heads are refused. At least 8.
@@ -175,11 +175,11 @@ settings! {
         #[arg(long, env = "EGRESS_HTTP2_MAX_CONCURRENT_STREAMS", default_value = "256")]
         pub http2_max_concurrent_streams: Option<u32>,
         /// Seconds a request or response body may move no byte before it is cut.
-        #[arg(long, default_value = "60")]
+        #[arg(long, env = "EGRESS_BODY_IDLE_TIMEOUT_SECS", default_value = "60")]
         pub body_idle_timeout_secs: Option<u64>,
         /// Seconds the upstream has to start answering a request without a body
         /// (GET, HEAD, DELETE, listings) before the client gets 504.
-        #[arg(long, default_value = "60")]
+        #[arg(long, env = "EGRESS_UPSTREAM_HEADER_TIMEOUT_SECS", default_value = "60")]
         pub upstream_header_timeout_secs: Option<u64>,
         /// Seconds opening a TCP connection to the upstream may take (shared
         /// among the addresses its name resolves to); past it the request gets 502.
@@ -201,12 +201,12 @@ settings! {
         #[arg(long, env = "EGRESS_UPSTREAM_READ_BUFFER_KIB", default_value = "128")]
         pub upstream_read_buffer_kib: Option<usize>,
         /// Seconds shutdown waits for requests in flight.
-        #[arg(long, default_value = "30")]
+        #[arg(long, env = "EGRESS_SHUTDOWN_GRACE_SECS", default_value = "30")]
         pub shutdown_grace_secs: Option<u64>,
         /// MiB of signed aws-chunked upload chunks held for signature
         /// verification, all uploads together; beyond it an upload waits for
         /// room up to the body idle timeout, then gets 503 `SlowDown`.
-        #[arg(long, default_value = "256")]
+        #[arg(long, env = "EGRESS_SIGNED_CHUNK_BUFFER_MIB", default_value = "256")]
         pub signed_chunk_buffer_mib: Option<u64>,
         /// MiB an aws-chunked upload chunk may take at most (a signed one is
         /// held whole until its signature checks); larger chunks are refused.
@@ -215,7 +215,7 @@ settings! {
         /// Unauthenticated requests refused from one source address that are
         /// recorded one record each per minute; the rest are counted into a
         /// `denied_summary` note per address and minute.
-        #[arg(long, default_value = "120")]
+        #[arg(long, env = "EGRESS_DENIED_RECORDS_PER_IP", default_value = "120")]
         pub denied_records_per_ip: Option<u32>,
     }
 }
