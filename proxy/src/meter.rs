@@ -30,19 +30,20 @@ pub struct EndTemplate {
     pub stalled: crate::stall::Stalled,
     /// Bytes reserved on the principal's quotas, settled to what was sent.
     pub settle: Option<crate::authz::limits::Reservation>,
-    /// Where the response starts on its connection, for `bytes_acked`
-    /// (HTTP/1 only).
+    /// Where the response starts on its connection (HTTP/1 only): a
+    /// metered body reads `bytes_acked` from it when it ends.
     pub delivery: Option<crate::acked::Delivery>,
 }
 
 impl EndTemplate {
-    /// Sends the end record with `outcome` and `bytes_sent`. The append is
-    /// queued to the writer at once; the writer commits it in order, before
-    /// any later close.
-    pub fn finish(mut self, outcome: Outcome, bytes_sent: u64, error_code: Option<String>) {
+    /// Sends the end record with `outcome`, `bytes_sent` and `bytes_acked`
+    /// (only a body that was written has any). The append is queued to the
+    /// writer at once; the writer commits it in order, before any later
+    /// close.
+    pub fn finish(mut self, outcome: Outcome, bytes_sent: u64, bytes_acked: Option<u64>, error_code: Option<String>) {
         self.end.outcome = outcome;
         self.end.bytes_sent = Some(bytes_sent);
-        self.end.bytes_acked = self.delivery.as_ref().and_then(|d| d.bytes_acked(bytes_sent));
+        self.end.bytes_acked = bytes_acked;
         if let Some(reservation) = self.settle.take() {
             reservation.settle(bytes_sent);
         }
@@ -116,7 +117,8 @@ impl<B> MeteredBody<B> {
     fn finish(&mut self, outcome: Outcome, error_code: Option<String>) {
         if let Some(template) = self.template.take() {
             let error_code = error_code.or_else(|| self.error_body.as_deref().and_then(crate::s3::error::code_in));
-            template.finish(outcome, self.sent, error_code);
+            let acked = template.delivery.as_ref().and_then(|d| d.bytes_acked(self.sent));
+            template.finish(outcome, self.sent, acked, error_code);
         }
     }
 }

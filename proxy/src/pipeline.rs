@@ -497,11 +497,9 @@ fn respond_error(
     let response = error_response(error, req_id, head);
     tracing::info!(req = req_id, code = error.code.as_str(), outcome = outcome.as_str(), reason = %error.message, "request refused");
     template.end.status = Some(error.status.as_u16());
-    // Recorded before the answer is written: nothing of it can have been
-    // acknowledged yet, so no `bytes_acked` rather than a misleading 0.
-    template.delivery = None;
     let sent = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
-    template.finish(outcome, sent, Some(error.code.as_str().to_owned()));
+    // Recorded before the answer is written: no `bytes_acked`.
+    template.finish(outcome, sent, None, Some(error.code.as_str().to_owned()));
     response
 }
 
