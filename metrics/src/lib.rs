@@ -78,7 +78,9 @@ impl Histogram {
 /// Everything `/metrics` shows.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// By operation, then status (nested, so that counting an operation
+    /// seen before allocates nothing).
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     bytes_out: Mutex<BTreeMap<String, u64>>,
     /// Time for a `start` record to become durable.
     pub ledger_append: Histogram,
@@ -94,20 +96,21 @@ impl Metrics {
     /// A request ended: its operation, the status sent (0 if none), its
     /// bucket and the body bytes that left.
     pub fn request_finished(&self, operation: &str, status: u16, bucket: Option<&str>, bytes: u64) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry((operation.to_owned(), status))
-            .or_default() += 1;
+        let mut requests = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_status = match requests.get_mut(operation) {
+            Some(by_status) => by_status,
+            None => requests.entry(operation.to_owned()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
+        drop(requests);
         if let Some(bucket) = bucket {
             let mut bytes_out = self.bytes_out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let label = if bytes_out.contains_key(bucket) || bytes_out.len() < MAX_BUCKET_LABELS {
-                bucket
+            if let Some(n) = bytes_out.get_mut(bucket) {
+                *n += bytes;
             } else {
-                OTHER_BUCKETS
-            };
-            *bytes_out.entry(label.to_owned()).or_default() += bytes;
+                let label = if bytes_out.len() < MAX_BUCKET_LABELS { bucket } else { OTHER_BUCKETS };
+                *bytes_out.entry(label.to_owned()).or_default() += bytes;
+            }
         }
     }
 
@@ -118,7 +121,10 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP egress_requests_total Requests answered, by S3 operation and HTTP status.\n");
         out.push_str("# TYPE egress_requests_total counter\n");
-        for ((operation, status), n) in self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        let requests = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((operation, status), n) in
+            requests.iter().flat_map(|(operation, by_status)| by_status.iter().map(move |(s, n)| ((operation, s), n)))
+        {
             let _ =
                 writeln!(out, "egress_requests_total{{operation=\"{}\",status=\"{status}\"}} {n}", escape(operation));
         }
