@@ -1,0 +1,1 @@
+//! S3 server access logs: the line parser and the log object key layouts.

@@ -1,0 +1,1 @@
+//! CloudTrail log files (S3 data events) and their digest files.
