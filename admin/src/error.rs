@@ -99,3 +99,9 @@ impl From<egress_ledger::AppendError> for ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string())
     }
 }
+
+impl From<egress_ledger::cursor::ReadError> for ApiError {
+    fn from(e: egress_ledger::cursor::ReadError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}

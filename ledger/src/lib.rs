@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod checkpoint;
+pub mod cursor;
 pub mod export;
 pub mod index;
 pub mod issuing;

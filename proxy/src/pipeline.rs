@@ -213,12 +213,12 @@ pub async fn handle(
         Verdict::Unauthenticated(error) | Verdict::Refused(error) => (record.await, Err((error, Outcome::Denied))),
         Verdict::Forward(request, authenticated, grant) if read_only && state.ledger.writable() => {
             granted = Some(grant);
-            tokio::join!(record, forward(&state, parts, body, &request, &authenticated))
+            tokio::join!(record, forward(&state, parts, body, &request, &authenticated, &req_id))
         }
         Verdict::Forward(request, authenticated, grant) => {
             granted = Some(grant);
             match record.await {
-                Ok(appended) => (Ok(appended), forward(&state, parts, body, &request, &authenticated).await),
+                Ok(appended) => (Ok(appended), forward(&state, parts, body, &request, &authenticated, &req_id).await),
                 Err(e) => (Err(e), Err((S3Error::ledger_unavailable(), Outcome::Denied))),
             }
         }
@@ -373,11 +373,12 @@ async fn forward(
     body: Incoming,
     request: &S3Request,
     authenticated: &Authenticated,
+    req_id: &str,
 ) -> Result<Response<UpstreamResponseBody>, (S3Error, Outcome)> {
-    let query = request.query.to_forward();
+    let query = request.query.to_forward_tagged(req_id);
     let uri = state
         .upstream
-        .uri(request.target.bucket.as_deref(), request.target.key.as_deref(), query.as_deref())
+        .uri(request.target.bucket.as_deref(), request.target.key.as_deref(), Some(&query))
         .map_err(|e| (e.to_s3(), Outcome::UpstreamError))?;
 
     let mut headers = request.forward_headers(&parts.headers);
@@ -421,6 +422,10 @@ fn pass_back(
     head: bool,
 ) -> Response<ResponseBody> {
     let (parts, body) = upstream.into_parts();
+    // Kept even when a limit refuses the answer below: the upstream served
+    // this request, and reconciliation matches its access log line by them.
+    template.end.upstream_request_id = header_str(&parts.headers, "x-amz-request-id");
+    template.end.upstream_id2 = header_str(&parts.headers, "x-amz-id-2");
     if let Some(granted) = granted {
         // The quota must cover the whole body before its first byte: a
         // HEAD or a 304 sends none.
@@ -442,8 +447,6 @@ fn pass_back(
     let end = &mut template.end;
     end.status = Some(parts.status.as_u16());
     end.etag = header_str(&parts.headers, header::ETAG);
-    end.upstream_request_id = header_str(&parts.headers, "x-amz-request-id");
-    end.upstream_id2 = header_str(&parts.headers, "x-amz-id-2");
     end.object_size = if object_read { object_size(parts.status, &parts.headers) } else { None };
 
     let paced = granted.and_then(Granted::bandwidth);

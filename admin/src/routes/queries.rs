@@ -5,7 +5,6 @@
 //! Everything that reads the segments or sled runs on the blocking pool.
 
 pub mod search;
-mod segments;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -420,8 +419,8 @@ async fn export(
     let mut cursor = super::blocking("query", move || {
         let store = ledger.store().ok_or_else(|| ApiError::internal("the ledger was opened without its index"))?;
         let dirs = ledger.data_dir().ok_or_else(|| ApiError::internal("the ledger has no data dir"))?;
-        let reader = segments::open_reader(&dirs.ledger())?;
-        Ok(segments::LineCursor::open_at(&reader, &store.index, from)?)
+        let reader = egress_ledger::cursor::open_reader(&dirs.ledger())?;
+        Ok(egress_ledger::cursor::LineCursor::open_at(&reader, &store.index, from)?)
     })
     .await?;
 
@@ -429,7 +428,7 @@ async fn export(
     // client, and stops when the client goes away.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let mut line = segments::CursorLine::default();
+        let mut line = egress_ledger::cursor::CursorLine::default();
         let mut chunk = Vec::with_capacity(EXPORT_CHUNK + 4096);
         loop {
             match cursor.next_line(&mut line) {

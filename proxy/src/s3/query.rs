@@ -30,6 +30,22 @@ use http::{HeaderName, HeaderValue};
 use crate::auth::sigv4::{QueryAuth, query_auth_kind};
 use crate::auth::{self, AUTH_QUERY_PARAMS};
 
+/// The parameter naming the proxy's request in every upstream request
+/// ([`Query::to_forward_tagged`]); reconciliation reads it back from S3's
+/// access logs (`docs/RECONCILIATION.md`).
+pub const TAG_PARAM: &str = "x-egress-req";
+
+fn push_param(out: &mut String, name: &str, value: Option<&str>) {
+    if !out.is_empty() {
+        out.push('&');
+    }
+    out.push_str(&uri_encode(name, true));
+    if let Some(value) = value {
+        out.push('=');
+        out.push_str(&uri_encode(value, true));
+    }
+}
+
 /// What a known parameter does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -252,21 +268,26 @@ impl Query {
     /// unreserved set), in the order sent; `None` if there are none.
     #[must_use]
     pub fn to_forward(&self) -> Option<String> {
-        if self.params.is_empty() {
-            return None;
-        }
         let mut out = String::new();
-        for (i, param) in self.params.iter().enumerate() {
-            if i > 0 {
-                out.push('&');
-            }
-            out.push_str(&uri_encode(&param.name, true));
-            if let Some(value) = &param.value {
-                out.push('=');
-                out.push_str(&uri_encode(value, true));
-            }
+        for param in &self.params {
+            push_param(&mut out, &param.name, param.value.as_deref());
         }
-        Some(out)
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// [`Query::to_forward`] with the proxy's request id added as the last
+    /// parameter, [`TAG_PARAM`]`=req`, so that the upstream's access log
+    /// names the ledger request (S3 ignores `x-` parameters and logs them in
+    /// the Request-URI). A client's own parameter of that name is dropped:
+    /// only the proxy names its requests.
+    #[must_use]
+    pub fn to_forward_tagged(&self, req: &str) -> String {
+        let mut out = String::new();
+        for param in self.params.iter().filter(|p| p.name != TAG_PARAM) {
+            push_param(&mut out, &param.name, param.value.as_deref());
+        }
+        push_param(&mut out, TAG_PARAM, Some(req));
+        out
     }
 }
 
@@ -279,6 +300,8 @@ mod tests {
         let q = Query::parse(Some("version%49d=V%2B1&x-id=GetObject")).unwrap();
         assert_eq!(q.get("versionId"), Some("V+1"));
         assert_eq!(q.to_forward().as_deref(), Some("versionId=V%2B1&x-id=GetObject"));
+        let q = Query::parse(Some("x-egress-req=forged&prefix=a+b&uploads")).unwrap();
+        assert_eq!(q.to_forward_tagged("r-1"), "prefix=a%20b&uploads&x-egress-req=r-1");
         let q = Query::parse(Some("prefix=a+b&uploads")).unwrap();
         assert_eq!(q.get("prefix"), Some("a b"));
         assert_eq!(q.get("uploads"), Some(""));

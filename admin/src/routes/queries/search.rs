@@ -20,9 +20,9 @@ use egress_ledger::index::{BLOCK, EventIndex};
 use egress_ledger::record::{Entry, decode_line, parse_ts_micros};
 use egress_ledger::{EndRecord, Ledger, Outcome, StartRecord};
 
-use super::segments::{CursorLine, LineCursor, ReadError};
 use super::{EgressEvent, GroupBy, SummaryGroup};
 use crate::ApiError;
+use egress_ledger::cursor::{CursorLine, LineCursor, ReadError};
 
 /// Most index blocks one page of results may read before it answers.
 pub const BLOCKS_PER_PAGE: usize = 64;
@@ -127,7 +127,7 @@ impl<'a> Snapshot<'a> {
         let dirs = ledger.data_dir().ok_or_else(|| ApiError::internal("the ledger was opened without a data dir"))?;
         let index = store.index.as_ref();
         let indexed_next = index.indexed_next().map_err(ReadError::from)?;
-        let reader = super::segments::open_reader(&dirs.ledger())?;
+        let reader = egress_ledger::cursor::open_reader(&dirs.ledger())?;
         let mut snapshot = Snapshot {
             index,
             reader,

@@ -1,6 +1,7 @@
 //! Reading ledger lines from a position in the segments, found through the
 //! block index: [`LedgerReader::for_each_line`] reads whole segments (up to
-//! 64 MiB), which a query touching a few blocks cannot afford.
+//! 64 MiB), which a query touching a few blocks cannot afford, and a scan
+//! over millions of lines need not hold.
 //!
 //! A [`LineCursor`] starts at an anchor at or before the wanted seq (the
 //! first line of its block, a segment start, or the last anchor of the last
@@ -12,10 +13,10 @@ use std::fs::File;
 use std::io::{self, BufRead as _, BufReader, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use egress_ledger::index::{Anchor, BLOCK, EventIndex, IndexError};
-use egress_ledger::reader::LedgerReader;
-use egress_ledger::record::decode_header;
-use egress_ledger::segment::segment_name;
+use crate::index::{Anchor, BLOCK, EventIndex, IndexError};
+use crate::reader::LedgerReader;
+use crate::record::decode_header;
+use crate::segment::segment_name;
 
 /// Why reading lines failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +32,6 @@ pub enum ReadError {
 impl From<sled::Error> for ReadError {
     fn from(e: sled::Error) -> ReadError {
         ReadError::Index(IndexError::Store(e))
-    }
-}
-
-impl From<ReadError> for crate::ApiError {
-    fn from(e: ReadError) -> crate::ApiError {
-        crate::ApiError::internal(e.to_string())
     }
 }
 
