@@ -15,6 +15,15 @@ pub enum LogSource {
 impl LogSource {
     pub const ALL: [LogSource; 2] = [LogSource::AccessLog, LogSource::Cloudtrail];
 
+    /// Position in per-source arrays (`[T; 2]`), in [`LogSource::ALL`] order.
+    #[must_use]
+    pub fn index(self) -> usize {
+        match self {
+            LogSource::AccessLog => 0,
+            LogSource::Cloudtrail => 1,
+        }
+    }
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {

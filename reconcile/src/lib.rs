@@ -15,5 +15,9 @@
 pub mod access_log;
 pub mod aws_read;
 pub mod cloudtrail;
+pub mod ledger_reads;
+pub mod matching;
+pub mod report;
+pub mod store;
 
 pub use aws_read::{AwsRead, LogSource};

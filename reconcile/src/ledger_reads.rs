@@ -1,0 +1,400 @@
+//! The ledger's side of the join: every `GetObject` that started in the
+//! window, reduced to what matching needs, with its `end`.
+//!
+//! Read once, forward, with a [`LineCursor`] from the index block at or
+//! before the window's start; the scan stops past the window once every
+//! read in it has its end. What a report shows of a read beyond these few
+//! numbers (key, request id, principal) is read again by seq for the
+//! entries it lists ([`LedgerReads::details`]), so memory grows with the
+//! reads in the window (about 100 bytes each), never with their keys.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use egress_ledger::cursor::{CursorLine, LineCursor, ReadError};
+use egress_ledger::index::{BLOCK, EventIndex};
+use egress_ledger::reader::LedgerReader;
+use egress_ledger::record::parse_ts_micros;
+use egress_ledger::{Entry, Outcome};
+use serde::{Deserialize, Serialize};
+
+/// The operation whose reads AWS logs as `REST.GET.OBJECT` / `GetObject`.
+const GET_OBJECT: &str = "GetObject";
+
+/// A half-open time range, microseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub since: u64,
+    pub until: u64,
+}
+
+impl Window {
+    #[must_use]
+    pub fn contains(&self, micros: u64) -> bool {
+        (self.since..self.until).contains(&micros)
+    }
+
+    /// The window widened by `pad` on both sides.
+    #[must_use]
+    pub fn padded(&self, pad: u64) -> Window {
+        Window { since: self.since.saturating_sub(pad), until: self.until.saturating_add(pad) }
+    }
+}
+
+/// A small index into [`Names`].
+pub type NameId = u32;
+
+/// Principal and bucket names, each stored once.
+#[derive(Debug, Default)]
+pub struct Names {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, NameId>,
+}
+
+impl Names {
+    pub fn intern(&mut self, name: &str) -> NameId {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = NameId::try_from(self.names.len()).unwrap_or(NameId::MAX);
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    #[must_use]
+    pub fn get(&self, id: NameId) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+}
+
+/// One ledger `GetObject`, as matching sees it.
+#[derive(Debug, Clone)]
+pub struct LedgerRead {
+    pub start_seq: u64,
+    pub end_seq: Option<u64>,
+    /// The start's `ts`.
+    pub time_micros: u64,
+    pub principal: NameId,
+    pub bucket: NameId,
+    /// Hash of (bucket, key), for the last-resort rule.
+    pub object: u64,
+    pub bytes_sent: Option<u64>,
+    pub status: Option<u16>,
+    /// `None` while the read has no `end` (still in flight).
+    pub outcome: Option<Outcome>,
+    /// The end names the upstream's request id.
+    pub has_upstream_id: bool,
+    /// Per [`egress_ledger`]-independent source index: matched already.
+    pub matched: [bool; 2],
+}
+
+impl LedgerRead {
+    /// Whether the request reached the upstream, so that AWS logs it: the
+    /// upstream answered (its request id is recorded) or bytes flowed.
+    #[must_use]
+    pub fn reached_upstream(&self) -> bool {
+        self.has_upstream_id || matches!(self.outcome, Some(Outcome::Complete | Outcome::ClientAbort))
+    }
+
+    /// Refused by a limit after the upstream's answer had begun: the
+    /// upstream sent (some of) the object to the proxy, none of it left.
+    #[must_use]
+    pub fn refused_after_head(&self) -> bool {
+        self.outcome == Some(Outcome::Denied) && self.has_upstream_id
+    }
+}
+
+/// What the report says of one ledger read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LedgerEvidence {
+    /// Seq of the `start` record.
+    pub seq: u64,
+    /// Seq of the `end` record, if written.
+    pub end_seq: Option<u64>,
+    pub req: String,
+    /// The start's `ts` (RFC 3339).
+    pub time: String,
+    pub principal: Option<String>,
+    pub access_key_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub range: Option<String>,
+    pub status: Option<u16>,
+    pub bytes_sent: Option<u64>,
+    /// The end's outcome (`complete`, `client_abort`, ...); absent while
+    /// the read is in flight.
+    #[schema(value_type = Option<String>)]
+    pub outcome: Option<Outcome>,
+    pub upstream_request_id: Option<String>,
+}
+
+/// The ledger reads of a window and the ways to find one.
+#[derive(Debug, Default)]
+pub struct LedgerReads {
+    pub reads: Vec<LedgerRead>,
+    pub names: Names,
+    /// Our request ids (uuids) -> read.
+    by_req: HashMap<u128, u32>,
+    /// Request ids that are not uuids (older ledgers, tests) -> read.
+    by_other_req: HashMap<Box<str>, u32>,
+    by_upstream_id: HashMap<Box<str>, u32>,
+    /// (bucket, key) -> reads without an upstream request id.
+    by_object: HashMap<u64, Vec<u32>>,
+    /// Ledger lines read to build this.
+    pub lines_read: u64,
+}
+
+#[derive(Deserialize)]
+struct Lean<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    req: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    operation: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    principal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    bucket: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
+    #[serde(default)]
+    start_seq: Option<u64>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    bytes_sent: Option<u64>,
+    #[serde(default)]
+    outcome: Option<Outcome>,
+    #[serde(borrow, default)]
+    upstream_request_id: Option<Cow<'a, str>>,
+}
+
+/// FNV-1a over bucket, a NUL and key: only ever compared for equality
+/// between a ledger read and an AWS record, then confirmed by the rest of
+/// the rule (time, bytes).
+#[must_use]
+pub fn object_hash(bucket: &str, key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bucket.bytes().chain(std::iter::once(0)).chain(key.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A uuid's 128 bits, from its 36-character text; `None` for anything else.
+fn uuid_bits(s: &str) -> Option<u128> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 36 {
+        return None;
+    }
+    let mut out: u128 = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if b != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        out = (out << 4) | u128::from(digit);
+    }
+    Some(out)
+}
+
+impl LedgerReads {
+    /// Reads every `GetObject` whose start is in `window`, and its end.
+    pub fn load(reader: &LedgerReader, index: &EventIndex, window: Window) -> Result<LedgerReads, ReadError> {
+        let first_block = index.blocks_in_time(window.since, window.until)?.into_iter().min().unwrap_or(0);
+        let mut cursor = LineCursor::open_at(reader, index, first_block * BLOCK)?;
+        let mut out = LedgerReads::default();
+        // Start seq -> read, for reads whose end is not met yet.
+        let mut open: HashMap<u64, u32> = HashMap::new();
+        let mut line = CursorLine::default();
+        while cursor.next_line(&mut line)? {
+            if line.seq < first_block * BLOCK {
+                continue;
+            }
+            out.lines_read += 1;
+            let lean: Lean<'_> = serde_json::from_slice(&line.bytes).map_err(|e| ReadError::Damaged {
+                segment: format!("seq {}", line.seq),
+                offset: 0,
+                why: e.to_string(),
+            })?;
+            match lean.kind.as_ref() {
+                "start" => {
+                    let ts = parse_ts_micros(&lean.ts).unwrap_or(0);
+                    if ts >= window.until && open.is_empty() {
+                        break;
+                    }
+                    if window.contains(ts) && lean.operation.as_deref() == Some(GET_OBJECT) {
+                        let i = out.push_start(&lean, ts);
+                        open.insert(lean.seq, i);
+                    }
+                }
+                "end" => {
+                    let Some(i) = lean.start_seq.and_then(|s| open.remove(&s)) else { continue };
+                    out.set_end(i, &lean);
+                }
+                _ => {
+                    if open.is_empty() && parse_ts_micros(&lean.ts).is_some_and(|ts| ts >= window.until) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn push_start(&mut self, start: &Lean<'_>, ts: u64) -> u32 {
+        let i = u32::try_from(self.reads.len()).unwrap_or(u32::MAX);
+        let principal = self.names.intern(start.principal.as_deref().unwrap_or("-"));
+        let bucket_name = start.bucket.as_deref().unwrap_or("");
+        let bucket = self.names.intern(bucket_name);
+        self.reads.push(LedgerRead {
+            start_seq: start.seq,
+            end_seq: None,
+            time_micros: ts,
+            principal,
+            bucket,
+            object: object_hash(bucket_name, start.key.as_deref().unwrap_or("")),
+            bytes_sent: None,
+            status: None,
+            outcome: None,
+            has_upstream_id: false,
+            matched: [false; 2],
+        });
+        if let Some(req) = start.req.as_deref() {
+            match uuid_bits(req) {
+                Some(bits) => {
+                    self.by_req.insert(bits, i);
+                }
+                None => {
+                    self.by_other_req.insert(req.into(), i);
+                }
+            }
+        }
+        i
+    }
+
+    fn set_end(&mut self, i: u32, end: &Lean<'_>) {
+        let Some(read) = self.reads.get_mut(i as usize) else { return };
+        read.end_seq = Some(end.seq);
+        read.bytes_sent = end.bytes_sent;
+        read.status = end.status;
+        read.outcome = end.outcome;
+        match end.upstream_request_id.as_deref() {
+            Some(id) if !id.is_empty() => {
+                read.has_upstream_id = true;
+                self.by_upstream_id.insert(id.into(), i);
+            }
+            _ => self.by_object.entry(read.object).or_default().push(i),
+        }
+    }
+
+    /// The read whose end names this upstream request id.
+    #[must_use]
+    pub fn by_upstream_id(&self, request_id: &str) -> Option<u32> {
+        self.by_upstream_id.get(request_id).copied()
+    }
+
+    /// The read with this `req` (the proxy's request id).
+    #[must_use]
+    pub fn by_req(&self, req: &str) -> Option<u32> {
+        match uuid_bits(req) {
+            Some(bits) => self.by_req.get(&bits).copied(),
+            None => self.by_other_req.get(req).copied(),
+        }
+    }
+
+    /// Reads of this object that have no upstream request id.
+    #[must_use]
+    pub fn without_upstream_id(&self, bucket: &str, key: &str) -> &[u32] {
+        self.by_object.get(&object_hash(bucket, key)).map_or(&[], Vec::as_slice)
+    }
+
+    #[must_use]
+    pub fn get(&self, i: u32) -> &LedgerRead {
+        &self.reads[i as usize]
+    }
+
+    pub fn get_mut(&mut self, i: u32) -> &mut LedgerRead {
+        &mut self.reads[i as usize]
+    }
+
+    /// The full evidence of one read, read again from the segments.
+    pub fn details(
+        reader: &LedgerReader,
+        index: &EventIndex,
+        read: &LedgerRead,
+    ) -> Result<LedgerEvidence, ReadError> {
+        let mut evidence = LedgerEvidence {
+            seq: read.start_seq,
+            end_seq: read.end_seq,
+            req: String::new(),
+            time: String::new(),
+            principal: None,
+            access_key_id: None,
+            source_ip: None,
+            bucket: None,
+            key: None,
+            range: None,
+            status: read.status,
+            bytes_sent: read.bytes_sent,
+            outcome: read.outcome,
+            upstream_request_id: None,
+        };
+        let mut line = CursorLine::default();
+        if LineCursor::open_at(reader, index, read.start_seq)?.find(read.start_seq, &mut line)?
+            && let Ok(decoded) = egress_ledger::record::decode_line(&line.bytes)
+        {
+            evidence.time = decoded.ts;
+            if let Entry::Start(start) = decoded.entry {
+                evidence.req = start.req;
+                evidence.principal = start.principal;
+                evidence.access_key_id = start.access_key_id;
+                evidence.source_ip = start.source_ip;
+                evidence.bucket = start.bucket;
+                evidence.key = start.key;
+                evidence.range = start.range;
+            }
+        }
+        if let Some(end_seq) = read.end_seq
+            && LineCursor::open_at(reader, index, end_seq)?.find(end_seq, &mut line)?
+            && let Ok(decoded) = egress_ledger::record::decode_line(&line.bytes)
+            && let Entry::End(end) = decoded.entry
+        {
+            evidence.upstream_request_id = end.upstream_request_id;
+        }
+        Ok(evidence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_pack_into_128_bits_and_nothing_else_does() {
+        assert_eq!(uuid_bits("0190a5f2-0000-7000-8000-000000000001"), Some(0x0190_a5f2_0000_7000_8000_0000_0000_0001));
+        assert_eq!(uuid_bits("0190A5F2-0000-7000-8000-000000000001"), None);
+        assert_eq!(uuid_bits("0190a5f2x0000-7000-8000-000000000001"), None);
+        assert_eq!(uuid_bits("r1"), None);
+    }
+
+    #[test]
+    fn object_hash_separates_bucket_from_key() {
+        assert_ne!(object_hash("ab", "c"), object_hash("a", "bc"));
+        assert_eq!(object_hash("a", "b"), object_hash("a", "b"));
+    }
+}

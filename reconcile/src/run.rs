@@ -1,0 +1,494 @@
+//! One reconciliation run: list the log files of the window, read and
+//! check them one at a time, join their reads with the ledger's, and write
+//! the report.
+//!
+//! Memory: the ledger side of the window (about 100 bytes a read), one log
+//! file at a time (at most [`MAX_LOG_OBJECT_BYTES`], CloudTrail files at
+//! most [`MAX_CLOUDTRAIL_UNCOMPRESSED`] once inflated), and the capped
+//! findings. A day of logs is never held.
+
+use std::collections::{BTreeMap, HashMap};
+
+use egress_ledger::Ledger;
+use egress_ledger::cursor::ReadError;
+use egress_ledger::reader::LedgerReader;
+
+use crate::access_log;
+use crate::aws_read::LogSource;
+use crate::cloudtrail;
+use crate::ledger_reads::{LedgerReads, Window};
+use crate::matching::{Join, Joined, ProxyIdentity, Settings};
+use crate::report::{
+    BytesMismatch, DeliveryWindows, FileProblem, MAX_ENTRIES, Malformed, MatchedGroup, MissingFromAws, Report,
+    ReportWindow, RunStatus, SourceSummary, now_micros, rfc3339,
+};
+use crate::store::{LogStore, StoreError};
+
+/// Largest log object a run reads (access logs are usually kilobytes).
+pub const MAX_LOG_OBJECT_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest CloudTrail file once decompressed.
+pub const MAX_CLOUDTRAIL_UNCOMPRESSED: u64 = 512 * 1024 * 1024;
+/// How far apart in time the fallback rule lets a ledger read and a record be.
+pub const FALLBACK_TOLERANCE_MICROS: u64 = 5 * 60 * 1_000_000;
+
+const HOUR: u64 = 3_600_000_000;
+const DAY: u64 = 24 * HOUR;
+
+/// What one run reads and how it judges.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: String,
+    /// The provisioning spec's name, for the report.
+    pub spec: String,
+    pub data_bucket: String,
+    pub log_bucket: String,
+    /// The access logs' target prefix in the log bucket.
+    pub access_log_prefix: String,
+    /// CloudTrail's key prefix in the log bucket (empty: the trail has none).
+    pub cloudtrail_prefix: String,
+    pub account: String,
+    pub region: String,
+    pub window: Window,
+    pub delivery: DeliveryWindows,
+    pub proxy: ProxyIdentity,
+    /// "Now" for the delivery windows (tests move it).
+    pub now: u64,
+}
+
+impl Plan {
+    fn delivery_micros(&self) -> [u64; 2] {
+        [self.delivery.access_log_secs * 1_000_000, self.delivery.cloudtrail_secs * 1_000_000]
+    }
+
+    fn report_window(&self) -> ReportWindow {
+        ReportWindow { since: rfc3339(self.window.since), until: rfc3339(self.window.until) }
+    }
+}
+
+/// Why a run could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("reading the ledger: {0}")]
+    Ledger(#[from] ReadError),
+    #[error("the ledger was opened without its data dir or index")]
+    NoIndex,
+    #[error("listing s3://{bucket}/{prefix}: {error}")]
+    List { bucket: String, prefix: String, error: StoreError },
+    #[error("the ledger task failed: {0}")]
+    Task(String),
+}
+
+/// Per source while reading.
+#[derive(Debug, Default)]
+struct Reading {
+    summary: SourceSummary,
+    /// `(first, last)` record time of every file read, for coverage.
+    spans: Vec<(u64, u64)>,
+    problems: bool,
+}
+
+impl Reading {
+    fn malformed(&mut self, object: &str, position: u64, error: String) {
+        self.summary.malformed_count += 1;
+        if self.summary.malformed.len() < MAX_ENTRIES {
+            self.summary.malformed.push(Malformed { object: object.to_owned(), position, error });
+        }
+    }
+
+    fn unusable(&mut self, object: &str, problem: String) {
+        self.problems = true;
+        if self.summary.unusable_files.len() < MAX_ENTRIES {
+            self.summary.unusable_files.push(FileProblem { object: object.to_owned(), problem });
+        }
+    }
+}
+
+/// Runs `plan` against the ledger and the logs in `store`; a run that
+/// cannot list the logs is a [`RunStatus::Failed`] report, never an empty one.
+pub async fn run(ledger: &Ledger, store: &impl LogStore, plan: &Plan) -> Report {
+    let started = now_micros();
+    match run_inner(ledger, store, plan, started).await {
+        Ok(report) => report,
+        Err(e) => {
+            let mut report = Report::failed(
+                plan.id.clone(),
+                plan.spec.clone(),
+                plan.report_window(),
+                plan.delivery,
+                e.to_string(),
+            );
+            report.started_at = rfc3339(started);
+            report
+        }
+    }
+}
+
+async fn run_inner(ledger: &Ledger, store: &impl LogStore, plan: &Plan, started: u64) -> Result<Report, RunError> {
+    let (reader, index) = ledger_parts(ledger)?;
+    let padded = plan.window.padded(FALLBACK_TOLERANCE_MICROS);
+    let reads = {
+        let (reader, index) = (reader.clone(), std::sync::Arc::clone(&index));
+        tokio::task::spawn_blocking(move || LedgerReads::load(&reader, &index, padded))
+            .await
+            .map_err(|e| RunError::Task(e.to_string()))??
+    };
+    let settings = Settings {
+        window: plan.window,
+        tolerance: FALLBACK_TOLERANCE_MICROS,
+        delivery: plan.delivery_micros(),
+        now: plan.now,
+        proxy: plan.proxy.clone(),
+    };
+    let mut join = Join::new(reads, settings);
+    let mut access = Reading::default();
+    let mut trail = Reading::default();
+    read_access_logs(store, plan, &mut join, &mut access).await?;
+    read_cloudtrail(store, plan, &mut join, &mut trail).await?;
+
+    let active = [access.summary.files_read > 0, trail.summary.files_read > 0];
+    let (joined, reads) = join.finish(active);
+    let report = tokio::task::spawn_blocking({
+        let plan = plan.clone();
+        move || assemble(&plan, started, joined, &reads, &reader, &index, [access, trail])
+    })
+    .await
+    .map_err(|e| RunError::Task(e.to_string()))??;
+    Ok(report)
+}
+
+fn ledger_parts(ledger: &Ledger) -> Result<(LedgerReader, std::sync::Arc<egress_ledger::index::EventIndex>), RunError> {
+    let store = ledger.store().ok_or(RunError::NoIndex)?;
+    let dirs = ledger.data_dir().ok_or(RunError::NoIndex)?;
+    let reader = egress_ledger::cursor::open_reader(&dirs.ledger())?;
+    Ok((reader, std::sync::Arc::clone(&store.index)))
+}
+
+/// Every key under `prefix` after `start_after`, page by page, until
+/// `stop` says a key is past what the run needs.
+async fn list_all(
+    store: &impl LogStore,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    mut stop: impl FnMut(&str) -> bool,
+) -> Result<Vec<String>, RunError> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store.list(prefix, start_after, token).await.map_err(|error| RunError::List {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            error,
+        })?;
+        for key in page.keys {
+            if stop(&key) {
+                return Ok(keys);
+            }
+            keys.push(key);
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
+async fn read_access_logs(
+    store: &impl LogStore,
+    plan: &Plan,
+    join: &mut Join,
+    reading: &mut Reading,
+) -> Result<(), RunError> {
+    let window = plan.window;
+    let last_delivery = window.until.saturating_add(plan.delivery_micros()[0]);
+    // Simple layout: names carry the delivery time, which is after the
+    // records' own; list from the window's start.
+    let prefix = &plan.access_log_prefix;
+    let start_after = access_log::simple_start_after(prefix, window.since.saturating_sub(HOUR));
+    let mut keys = list_all(store, &plan.log_bucket, prefix, Some(&start_after), |key| {
+        access_log::parse_log_key(prefix, key)
+            .is_some_and(|k| k.layout == access_log::KeyLayout::Simple && k.time_micros > last_delivery)
+    })
+    .await?;
+    keys.retain(|key| access_log::parse_log_key(prefix, key).is_some_and(|k| k.layout == access_log::KeyLayout::Simple));
+    reading.summary.locations.push(format!("{}{prefix}", store.location()));
+    // Date-partitioned layout: one prefix per day (by event or delivery
+    // time, as the bucket's logging says), from the day before the window.
+    for day in access_log::partitioned_day_prefixes(
+        prefix,
+        &plan.account,
+        &plan.region,
+        &plan.data_bucket,
+        window.since.saturating_sub(DAY),
+        last_delivery,
+    ) {
+        keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| false).await?);
+    }
+    for key in keys {
+        let bytes = match store.get(&key, MAX_LOG_OBJECT_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                reading.unusable(&key, e.to_string());
+                continue;
+            }
+        };
+        reading.summary.files_read += 1;
+        let mut span: Option<(u64, u64)> = None;
+        for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            if raw.is_empty() || raw == b"\r" {
+                continue;
+            }
+            reading.summary.records += 1;
+            let position = n as u64 + 1;
+            let Ok(text) = std::str::from_utf8(raw) else {
+                reading.malformed(&key, position, "not UTF-8".to_owned());
+                continue;
+            };
+            let line = match access_log::parse_line(text.trim_end_matches('\r')) {
+                Ok(line) => line,
+                Err(e) => {
+                    reading.malformed(&key, position, e.to_string());
+                    continue;
+                }
+            };
+            let Some(read) = line.object_read() else {
+                reading.summary.other_records += 1;
+                continue;
+            };
+            span = Some(span.map_or((read.time_micros, read.time_micros), |(a, b)| {
+                (a.min(read.time_micros), b.max(read.time_micros))
+            }));
+            if join.in_window(&read) {
+                reading.summary.reads_in_window += 1;
+            } else {
+                reading.summary.reads_outside_window += 1;
+            }
+            join.observe(read);
+        }
+        if let Some(span) = span {
+            reading.spans.push(span);
+        }
+    }
+    Ok(())
+}
+
+async fn read_cloudtrail(
+    store: &impl LogStore,
+    plan: &Plan,
+    join: &mut Join,
+    reading: &mut Reading,
+) -> Result<(), RunError> {
+    let window = plan.window;
+    let last_delivery = window.until.saturating_add(plan.delivery_micros()[1]);
+    let mut digest_keys = Vec::new();
+    for day in cloudtrail::digest_day_prefixes(
+        &plan.cloudtrail_prefix,
+        &plan.account,
+        &plan.region,
+        window.since,
+        last_delivery.saturating_add(2 * HOUR),
+    ) {
+        digest_keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| false).await?);
+    }
+    let mut log_keys = Vec::new();
+    for day in
+        cloudtrail::log_day_prefixes(&plan.cloudtrail_prefix, &plan.account, &plan.region, window.since, last_delivery)
+    {
+        reading.summary.locations.push(format!("{}{day}", store.location()));
+        log_keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| false).await?);
+    }
+    // The digests first: a log file is trusted only once its hash is checked.
+    let mut digests = cloudtrail::DigestSet::default();
+    for key in &digest_keys {
+        match fetch_gunzipped(store, key).await {
+            Ok(bytes) => {
+                reading.summary.digests_read += 1;
+                if let Err(e) = digests.add(key, &bytes) {
+                    reading.unusable(key, format!("digest does not parse: {e}"));
+                }
+            }
+            Err(problem) => reading.unusable(key, problem),
+        }
+    }
+    // The digest before the first one read, so that its link is checked too.
+    for key in digests.previous_outside() {
+        if let Ok(bytes) = fetch_gunzipped(store, &key).await {
+            let _ = digests.add(&key, &bytes);
+        }
+    }
+    for failure in digests.chain_failures() {
+        reading.problems = true;
+        reading.summary.integrity_failures.push(FileProblem { object: failure.object, problem: failure.problem });
+    }
+    let mut seen = Vec::with_capacity(log_keys.len());
+    for key in log_keys {
+        let bytes = match fetch_gunzipped(store, &key).await {
+            Ok(bytes) => bytes,
+            Err(problem) => {
+                reading.unusable(&key, problem);
+                continue;
+            }
+        };
+        seen.push(key.clone());
+        match digests.check_log_file(&key, &bytes) {
+            cloudtrail::FileCheck::Verified => {}
+            cloudtrail::FileCheck::NotInDigest => reading.summary.unverified_files.push(key.clone()),
+            cloudtrail::FileCheck::Failed(problem) => {
+                reading.unusable(&key, problem);
+                continue;
+            }
+        }
+        reading.summary.files_read += 1;
+        let parsed = match cloudtrail::parse_log_file(&bytes) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                reading.unusable(&key, format!("does not parse: {e}"));
+                continue;
+            }
+        };
+        reading.summary.records += parsed.records as u64;
+        reading.summary.other_records += parsed.skipped as u64;
+        for (position, error) in parsed.malformed {
+            reading.malformed(&key, position as u64, error);
+        }
+        if let (Some(first), Some(last)) = (parsed.oldest_micros, parsed.newest_micros) {
+            reading.spans.push((first, last));
+        }
+        for read in parsed.reads {
+            if join.in_window(&read) {
+                reading.summary.reads_in_window += 1;
+            } else {
+                reading.summary.reads_outside_window += 1;
+            }
+            join.observe(read);
+        }
+    }
+    for missing in digests.missing_files(&seen, &plan.log_bucket) {
+        reading.problems = true;
+        reading.summary.integrity_failures.push(FileProblem { object: missing.object, problem: missing.problem });
+    }
+    Ok(())
+}
+
+async fn fetch_gunzipped(store: &impl LogStore, key: &str) -> Result<Vec<u8>, String> {
+    let compressed = store.get(key, MAX_LOG_OBJECT_BYTES).await.map_err(|e| e.to_string())?;
+    cloudtrail::gunzip(&compressed, MAX_CLOUDTRAIL_UNCOMPRESSED).map_err(|e| e.to_string())
+}
+
+/// Share of `window` inside the union of `spans`.
+#[allow(clippy::cast_precision_loss)] // microsecond spans far below 2^52
+fn coverage(window: Window, spans: &mut [(u64, u64)]) -> f64 {
+    if window.until <= window.since {
+        return 0.0;
+    }
+    spans.sort_unstable();
+    let mut covered = 0u64;
+    let mut reach = window.since;
+    for &(first, last) in spans.iter() {
+        let (a, b) = (first.max(reach), last.saturating_add(1).min(window.until));
+        if b > a {
+            covered += b - a;
+            reach = b;
+        }
+    }
+    covered as f64 / (window.until - window.since) as f64
+}
+
+fn assemble(
+    plan: &Plan,
+    started: u64,
+    joined: Joined,
+    reads: &LedgerReads,
+    reader: &LedgerReader,
+    index: &egress_ledger::index::EventIndex,
+    readings: [Reading; 2],
+) -> Result<Report, RunError> {
+    let details = |i: u32| LedgerReads::details(reader, index, reads.get(i));
+    let mut missing_from_aws = Vec::with_capacity(joined.missing.len());
+    for (i, missing_in) in joined.missing {
+        missing_from_aws.push(MissingFromAws { ledger: details(i)?, missing_in });
+    }
+    let mut bytes_mismatch = Vec::with_capacity(joined.mismatches.len());
+    for (i, aws, rule) in joined.mismatches {
+        let ledger = details(i)?;
+        bytes_mismatch.push(BytesMismatch {
+            ledger_bytes: ledger.bytes_sent,
+            aws_bytes: aws.bytes_sent,
+            ledger,
+            aws,
+            rule,
+        });
+    }
+    let matched = joined
+        .groups
+        .into_iter()
+        .map(|(principal, bucket, n)| MatchedGroup { principal, bucket, access_log: n[0], cloudtrail: n[1] })
+        .collect();
+    let mut sources = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut partial = false;
+    for (source, mut reading) in LogSource::ALL.into_iter().zip(readings) {
+        let s = source.index();
+        let summary = &mut reading.summary;
+        summary.coverage = coverage(plan.window, &mut reading.spans);
+        summary.first_record = reading.spans.iter().map(|s| s.0).min().map(rfc3339);
+        summary.last_record = reading.spans.iter().map(|s| s.1).max().map(rfc3339);
+        summary.pending = joined.pending[s];
+        summary.missing = joined.missing_per_source[s];
+        summary.duplicates = joined.duplicates[s];
+        summary.matched_by_rule = joined.rules[s].clone();
+        summary.reads_outside_window = joined.outside[s];
+        if summary.files_read == 0 {
+            warnings.push(format!(
+                "no {} file was read for this window: its reads are unconfirmed (is {} delivering to {}?)",
+                source.as_str(),
+                match source {
+                    LogSource::AccessLog => "server access logging",
+                    LogSource::Cloudtrail => "the trail (with S3 data events)",
+                },
+                summary.locations.first().map_or("the log bucket", String::as_str),
+            ));
+        }
+        partial |= reading.problems || summary.malformed_count > 0;
+        sources.insert(source, reading.summary);
+    }
+    let status = if partial { RunStatus::Partial } else { RunStatus::Complete };
+    let error = partial.then(|| {
+        "some log files or lines could not be used (see sources.*.unusable_files, integrity_failures, malformed): \
+         reads recorded only there are not known"
+            .to_owned()
+    });
+    let _ = HashMap::<(), ()>::new;
+    Ok(Report {
+        id: plan.id.clone(),
+        spec: plan.spec.clone(),
+        status,
+        error,
+        started_at: rfc3339(started),
+        finished_at: rfc3339(now_micros()),
+        window: plan.report_window(),
+        delivery_windows: plan.delivery,
+        counts: joined.counts,
+        sources,
+        bypass: joined.bypass,
+        unaccounted_attempts: joined.unaccounted_attempts,
+        missing_from_aws,
+        bytes_mismatch,
+        matched,
+        warnings,
+        ledger_seq: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_is_the_union_of_file_spans_inside_the_window() {
+        let w = Window { since: 100, until: 200 };
+        assert!((coverage(w, &mut [(0, 1000)]) - 1.0).abs() < 1e-9);
+        assert!((coverage(w, &mut [(150, 159), (100, 109), (105, 114)]) - 0.25).abs() < 1e-9);
+        assert!(coverage(w, &mut []).abs() < 1e-9);
+    }
+}
