@@ -12,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod openapi;
 pub mod provisioning;
+pub mod reconciliation;
 pub mod routes;
 pub mod token;
 pub mod usage;
@@ -36,6 +37,8 @@ pub struct AdminState {
     pub grants: Arc<access::GrantsCache>,
     /// The data plane's usage counters.
     pub usage: Arc<dyn usage::UsageSource>,
+    /// Reconciliation runs and their kept reports.
+    pub reconciler: Arc<reconciliation::Reconciler>,
 }
 
 /// The whole admin API: `/healthz` and `/readyz` open, everything else

@@ -167,6 +167,23 @@ impl Provisioner {
         Aws { s3: aws_sdk_s3::Client::from_conf(s3), cloudtrail: aws_sdk_cloudtrail::Client::from_conf(cloudtrail) }
     }
 
+    /// An S3 client for `region` on this AWS configuration (reconciliation
+    /// reads the log bucket with it).
+    #[must_use]
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        self.aws(region).s3
+    }
+
+    /// The names of the stored specs, in order.
+    pub fn names(&self) -> Result<Vec<String>, ProvisioningError> {
+        let mut names = Vec::new();
+        for item in self.specs.iter() {
+            let (key, _) = item?;
+            names.push(String::from_utf8_lossy(&key).into_owned());
+        }
+        Ok(names)
+    }
+
     /// The stored spec called `name`.
     pub fn spec(&self, name: &str) -> Result<ProvisioningSpec, ProvisioningError> {
         let bytes = self.specs.get(name.as_bytes())?.ok_or_else(|| ProvisioningError::NotFound(name.to_owned()))?;

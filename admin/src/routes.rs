@@ -6,6 +6,7 @@ pub mod policies;
 pub mod principals;
 pub mod provisioning;
 pub mod queries;
+pub mod reconciliations;
 
 use axum::middleware;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +29,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(policies::router())
         .merge(provisioning::router())
         .merge(queries::router())
+        .merge(reconciliations::router())
         .split_for_parts();
     let spec = axum::Json(api.clone());
     let protected = protected

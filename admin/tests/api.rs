@@ -40,13 +40,20 @@ impl Harness {
         config.writer.segment_max_bytes = 256 * 1024;
         let (ledger, _) = Ledger::open(&config).unwrap();
         let tree = ledger.store().unwrap().tree("provisioning").unwrap();
-        let provisioner = Provisioner::new(None, "us-east-1".into(), tree).await;
+        let provisioner = Arc::new(Provisioner::new(None, "us-east-1".into(), tree).await);
         let metrics = Arc::new(Metrics::default());
         let state = AdminState {
             ledger: ledger.clone(),
             token: Arc::new(AdminToken::new(TOKEN).unwrap()),
             metrics: Arc::clone(&metrics),
-            provisioner: Arc::new(provisioner),
+            provisioner: Arc::clone(&provisioner),
+            reconciler: Arc::new(egress_admin::reconciliation::Reconciler::new(
+                ledger.clone(),
+                Arc::clone(&provisioner),
+                ledger.clone().store().unwrap().tree("reconciliations").unwrap(),
+                egress_reconcile::report::DeliveryWindows::default(),
+                Vec::new(),
+            )),
             grants: Arc::new(egress_admin::access::GrantsCache::new(ledger.store().unwrap().access.clone())),
             usage: Arc::new(egress_admin::usage::NoDataPlane),
         };

@@ -108,13 +108,20 @@ impl Api {
         let (ledger, _) =
             egress_ledger::Ledger::open(&egress_ledger::LedgerConfig::new(dir.path(), "t")).expect("open ledger");
         let specs = ledger.store().expect("a store").tree("provisioning").expect("tree");
-        let provisioner = Provisioner::with_sdk_config(sdk_config(endpoint).await, specs);
+        let provisioner = Arc::new(Provisioner::with_sdk_config(sdk_config(endpoint).await, specs));
         let grants = Arc::new(egress_admin::access::GrantsCache::new(ledger.store().expect("a store").access.clone()));
         let state = AdminState {
-            ledger,
+            ledger: ledger.clone(),
             token: Arc::new(AdminToken::new(TOKEN).expect("token")),
             metrics: Arc::new(Metrics::default()),
-            provisioner: Arc::new(provisioner),
+            provisioner: Arc::clone(&provisioner),
+            reconciler: Arc::new(egress_admin::reconciliation::Reconciler::new(
+                ledger.clone(),
+                Arc::clone(&provisioner),
+                ledger.clone().store().unwrap().tree("reconciliations").unwrap(),
+                egress_reconcile::report::DeliveryWindows::default(),
+                Vec::new(),
+            )),
             grants,
             usage: Arc::new(egress_admin::usage::NoDataPlane),
         };

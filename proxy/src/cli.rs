@@ -67,6 +67,46 @@ pub enum Command {
     /// Check a configuration without starting anything.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Match the ledger's object reads against the log bucket's S3 server
+    /// access logs and CloudTrail files: did anything read the data without
+    /// going through the proxy? (docs/RECONCILIATION.md)
+    ///
+    /// Exit codes: 0 complete, no bypass; 2 bypass reads found; 3 the logs
+    /// could not be read (nothing is known); 4 partial (some files or lines
+    /// unusable), no bypass in what was read.
+    Reconcile(Box<ReconcileArgs>),
+}
+
+/// `egress-proxy reconcile`.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// Start of the window: RFC 3339, or a duration before now (`24h`).
+    #[arg(long)]
+    pub since: String,
+    /// End of the window (exclusive), same forms; default now.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The provisioning spec whose log bucket is read (default: the only one).
+    #[arg(long)]
+    pub spec: Option<String>,
+    /// Print the whole report as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Endpoint of every AWS client (an emulator such as moto); default AWS.
+    #[arg(long, env = "EGRESS_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+    /// Region the AWS credential chain looks things up in (each spec names its own).
+    #[arg(long, env = "EGRESS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// How long S3 may take to deliver an access log record before a proxy
+    /// read it lacks is `missing_from_aws`.
+    #[arg(long, env = "EGRESS_ACCESS_LOG_DELIVERY", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub access_log_delivery: std::time::Duration,
+    /// The same for CloudTrail.
+    #[arg(long, env = "EGRESS_CLOUDTRAIL_DELIVERY", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub cloudtrail_delivery: std::time::Duration,
+    #[command(flatten)]
+    pub dir: DataDirArg,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ pub mod config_check;
 pub mod ledger;
 pub mod policy;
 pub mod principal;
+pub mod reconcile;
 pub mod serve;
 
 use std::path::Path;

@@ -182,6 +182,18 @@ pub struct AdminConfig {
     pub aws_endpoint: Option<String>,
     /// Connections open at once on the admin listener.
     pub max_connections: usize,
+    /// How often `serve` reconciles on its own (`None`: only when asked).
+    pub reconcile_every: Option<Duration>,
+    /// How long each log source may take to deliver a record.
+    pub delivery: egress_reconcile::report::DeliveryWindows,
+}
+
+/// A duration setting (`15m`, `24h`) of at least `min`.
+fn duration_setting(name: &str, text: &str, min: Duration) -> anyhow::Result<Duration> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| anyhow::anyhow!("{name} {text:?} is not a duration such as 15m or 24h ({e})"))?;
+    anyhow::ensure!(d >= min, "{name} {text:?} must be at least {}", humantime::format_duration(min));
+    Ok(d)
 }
 
 impl ServeConfig {
@@ -279,6 +291,25 @@ impl ServeConfig {
                 token_env: std::env::var("EGRESS_ADMIN_TOKEN").ok().map(SecretKey::new),
                 aws_endpoint: s.aws_endpoint,
                 max_connections: setting!(s.admin_max_connections >= 1)?,
+                reconcile_every: s
+                    .reconcile_every
+                    .as_deref()
+                    .map(|every| duration_setting("reconcile_every", every, Duration::from_secs(60)))
+                    .transpose()?,
+                delivery: egress_reconcile::report::DeliveryWindows {
+                    access_log_secs: duration_setting(
+                        "access_log_delivery",
+                        s.access_log_delivery.as_deref().unwrap_or("24h"),
+                        Duration::ZERO,
+                    )?
+                    .as_secs(),
+                    cloudtrail_secs: duration_setting(
+                        "cloudtrail_delivery",
+                        s.cloudtrail_delivery.as_deref().unwrap_or("1h"),
+                        Duration::ZERO,
+                    )?
+                    .as_secs(),
+                },
             },
         })
     }

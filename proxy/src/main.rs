@@ -5,7 +5,7 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 use egress_proxy::cli::{
     Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, LogFormat, PolicyCommand, PrincipalCommand,
 };
-use egress_proxy::commands::{config_check, ledger, policy, principal, serve};
+use egress_proxy::commands::{config_check, ledger, policy, principal, reconcile, serve};
 
 // mimalloc, tuned to give memory back at once (`egress_proxy::allocator`).
 #[global_allocator]
@@ -96,6 +96,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
                 policy::simulate(&dir.data_dir, &principal, &action, &resource, &context)
             }
         },
+        Command::Reconcile(args) => reconcile::reconcile(&args),
         Command::Config(ConfigCommand::Check(args)) => {
             let check_matches = matches.subcommand_matches("config").and_then(|m| m.subcommand_matches("check"));
             config_check::check(*args, check_matches.unwrap_or(matches))

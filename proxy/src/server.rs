@@ -248,11 +248,24 @@ async fn start_admin(
         store.tree("provisioning")?,
     )
     .await;
+    let provisioner = Arc::new(provisioner);
+    let reconciler = Arc::new(egress_admin::reconciliation::Reconciler::new(
+        ledger.clone(),
+        Arc::clone(&provisioner),
+        store.tree("reconciliations")?,
+        admin.delivery,
+        Vec::new(),
+    ));
+    if let Some(every) = admin.reconcile_every {
+        tracing::info!(every = %humantime::format_duration(every), "reconciling on a schedule");
+        tokio::spawn(Arc::clone(&reconciler).schedule(every, stopped(stop.clone())));
+    }
     let router = egress_admin::router(egress_admin::AdminState {
         ledger,
         token: Arc::new(token),
         metrics,
-        provisioner: Arc::new(provisioner),
+        provisioner,
+        reconciler,
         grants: Arc::clone(&authorizer.grants),
         usage: Arc::clone(&authorizer.limits) as Arc<dyn egress_admin::usage::UsageSource>,
     });

@@ -333,11 +333,7 @@ impl LedgerReads {
     }
 
     /// The full evidence of one read, read again from the segments.
-    pub fn details(
-        reader: &LedgerReader,
-        index: &EventIndex,
-        read: &LedgerRead,
-    ) -> Result<LedgerEvidence, ReadError> {
+    pub fn details(reader: &LedgerReader, index: &EventIndex, read: &LedgerRead) -> Result<LedgerEvidence, ReadError> {
         let mut evidence = LedgerEvidence {
             seq: read.start_seq,
             end_seq: read.end_seq,

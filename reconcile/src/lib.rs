@@ -18,6 +18,7 @@ pub mod cloudtrail;
 pub mod ledger_reads;
 pub mod matching;
 pub mod report;
+pub mod run;
 pub mod store;
 
 pub use aws_read::{AwsRead, LogSource};

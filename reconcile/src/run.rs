@@ -110,13 +110,8 @@ pub async fn run(ledger: &Ledger, store: &impl LogStore, plan: &Plan) -> Report 
     match run_inner(ledger, store, plan, started).await {
         Ok(report) => report,
         Err(e) => {
-            let mut report = Report::failed(
-                plan.id.clone(),
-                plan.spec.clone(),
-                plan.report_window(),
-                plan.delivery,
-                e.to_string(),
-            );
+            let mut report =
+                Report::failed(plan.id.clone(), plan.spec.clone(), plan.report_window(), plan.delivery, e.to_string());
             report.started_at = rfc3339(started);
             report
         }
@@ -207,10 +202,12 @@ async fn read_access_logs(
     let start_after = access_log::simple_start_after(prefix, window.since.saturating_sub(HOUR));
     let mut keys = list_all(store, &plan.log_bucket, prefix, Some(&start_after), |key| {
         access_log::parse_log_key(prefix, key)
-            .is_some_and(|k| k.layout == access_log::KeyLayout::Simple && k.time_micros > last_delivery)
+            .is_some_and(|k| matches!(k.layout, access_log::KeyLayout::Simple) && k.name_time_micros > last_delivery)
     })
     .await?;
-    keys.retain(|key| access_log::parse_log_key(prefix, key).is_some_and(|k| k.layout == access_log::KeyLayout::Simple));
+    keys.retain(|key| {
+        access_log::parse_log_key(prefix, key).is_some_and(|k| matches!(k.layout, access_log::KeyLayout::Simple))
+    });
     reading.summary.locations.push(format!("{}{prefix}", store.location()));
     // Date-partitioned layout: one prefix per day (by event or delivery
     // time, as the bucket's logging says), from the day before the window.
@@ -278,94 +275,139 @@ async fn read_cloudtrail(
     join: &mut Join,
     reading: &mut Reading,
 ) -> Result<(), RunError> {
+    use cloudtrail::digest::{Digest, DigestVerdict, FoundDigest, FoundLogFile, SHA_256, check_integrity, sha256};
     let window = plan.window;
     let last_delivery = window.until.saturating_add(plan.delivery_micros()[1]);
-    let mut digest_keys = Vec::new();
-    for day in cloudtrail::digest_day_prefixes(
-        &plan.cloudtrail_prefix,
-        &plan.account,
-        &plan.region,
-        window.since,
-        last_delivery.saturating_add(2 * HOUR),
-    ) {
-        digest_keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| false).await?);
-    }
-    let mut log_keys = Vec::new();
-    for day in
-        cloudtrail::log_day_prefixes(&plan.cloudtrail_prefix, &plan.account, &plan.region, window.since, last_delivery)
+    let (prefix, account, region) = (&plan.cloudtrail_prefix, &plan.account, &plan.region);
+    // Digests come hourly and cover the hour before: list a little past
+    // the last delivery.
+    let mut digests: Vec<(String, Vec<u8>)> = Vec::new();
+    for day in cloudtrail::layout::digest_day_prefixes(prefix, account, region, window.since, last_delivery + 2 * HOUR)
     {
-        reading.summary.locations.push(format!("{}{day}", store.location()));
-        log_keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| false).await?);
-    }
-    // The digests first: a log file is trusted only once its hash is checked.
-    let mut digests = cloudtrail::DigestSet::default();
-    for key in &digest_keys {
-        match fetch_gunzipped(store, key).await {
-            Ok(bytes) => {
-                reading.summary.digests_read += 1;
-                if let Err(e) = digests.add(key, &bytes) {
-                    reading.unusable(key, format!("digest does not parse: {e}"));
-                }
+        for key in list_all(store, &plan.log_bucket, &day, None, |_| false).await? {
+            match fetch_gunzipped(store, &key).await {
+                Ok(bytes) => digests.push((key, bytes)),
+                Err(problem) => reading.unusable(&key, problem),
             }
-            Err(problem) => reading.unusable(key, problem),
+        }
+    }
+    reading.summary.digests_read = digests.len() as u64;
+    // What each digest says of each log file: the hash it must have.
+    let mut expected: HashMap<String, (String, String, String)> = HashMap::new();
+    let mut previous_outside = Vec::new();
+    for (key, bytes) in &digests {
+        let Ok(digest) = Digest::parse(bytes) else { continue };
+        for file in digest.log_files {
+            expected.insert(file.s3_object, (key.clone(), file.hash_value.to_ascii_lowercase(), file.hash_algorithm));
+        }
+        if let Some(previous) = digest.previous_digest_s3_object
+            && !digests.iter().any(|(k, _)| *k == previous)
+        {
+            previous_outside.push(previous);
         }
     }
     // The digest before the first one read, so that its link is checked too.
-    for key in digests.previous_outside() {
+    for key in previous_outside {
         if let Ok(bytes) = fetch_gunzipped(store, &key).await {
-            let _ = digests.add(&key, &bytes);
+            digests.push((key, bytes));
         }
     }
-    for failure in digests.chain_failures() {
-        reading.problems = true;
-        reading.summary.integrity_failures.push(FileProblem { object: failure.object, problem: failure.problem });
+    let days = cloudtrail::layout::log_day_prefixes(prefix, account, region, window.since, last_delivery);
+    let mut found: Vec<(String, [u8; 32])> = Vec::new();
+    for day in &days {
+        reading.summary.locations.push(format!("{}{day}", store.location()));
+        for key in list_all(store, &plan.log_bucket, day, None, |_| false).await? {
+            let bytes = match fetch_gunzipped(store, &key).await {
+                Ok(bytes) => bytes,
+                Err(problem) => {
+                    reading.unusable(&key, problem);
+                    continue;
+                }
+            };
+            let hash = sha256(&bytes);
+            found.push((key.clone(), hash));
+            // A log file is trusted only once its hash is checked.
+            match expected.get(&key) {
+                Some((digest, _, algorithm)) if algorithm != SHA_256 => {
+                    reading.unusable(&key, format!("digest {digest} hashes it with {algorithm:?}, not SHA-256"));
+                    continue;
+                }
+                Some((digest, want, _)) if *want != hex::encode(hash) => {
+                    reading.unusable(
+                        &key,
+                        format!(
+                            "SHA-256 {} differs from {want} in digest {digest}: changed after delivery",
+                            hex::encode(hash)
+                        ),
+                    );
+                    continue;
+                }
+                Some(_) => {}
+                None => reading.summary.unverified_files.push(key.clone()),
+            }
+            reading.summary.files_read += 1;
+            let mut outcome = (0u64, 0u64);
+            let summary = cloudtrail::events::for_each_read(&bytes, |read| {
+                if join.in_window(&read) {
+                    outcome.0 += 1;
+                } else {
+                    outcome.1 += 1;
+                }
+                join.observe(read);
+            });
+            reading.summary.reads_in_window += outcome.0;
+            match summary {
+                Ok(summary) => {
+                    reading.summary.records += summary.records as u64;
+                    reading.summary.other_records += summary.skipped as u64;
+                    for n in 0..summary.malformed {
+                        reading.malformed(
+                            &key,
+                            n as u64 + 1,
+                            "a GetObject record without requestID, bucket or key".to_owned(),
+                        );
+                    }
+                    if let (Some(first), Some(last)) = (summary.oldest_event_micros, summary.newest_event_micros) {
+                        reading.spans.push((first, last));
+                    }
+                }
+                Err(e) => reading.unusable(&key, format!("does not parse: {e}")),
+            }
+        }
     }
-    let mut seen = Vec::with_capacity(log_keys.len());
-    for key in log_keys {
-        let bytes = match fetch_gunzipped(store, &key).await {
-            Ok(bytes) => bytes,
-            Err(problem) => {
-                reading.unusable(&key, problem);
-                continue;
+    // The chain between digests, and files they list that are gone.
+    let found_digests: Vec<FoundDigest<'_>> =
+        digests.iter().map(|(key, bytes)| FoundDigest { key, uncompressed: bytes }).collect();
+    let found_files: Vec<FoundLogFile<'_>> =
+        found.iter().map(|(key, hash)| FoundLogFile { key, sha256: *hash }).collect();
+    let integrity = check_integrity(&found_digests, &found_files);
+    for check in integrity.digests {
+        let problem = match check.verdict {
+            DigestVerdict::ChainBroken { previous, expected, actual } => Some(format!(
+                "links to {previous} by SHA-256 {expected}, but that digest's is {actual}: one of them was changed"
+            )),
+            DigestVerdict::UnsupportedAlgorithm { previous, algorithm } => {
+                Some(format!("links to {previous} with {algorithm:?}, not SHA-256: the link is not checked"))
             }
-        };
-        seen.push(key.clone());
-        match digests.check_log_file(&key, &bytes) {
-            cloudtrail::FileCheck::Verified => {}
-            cloudtrail::FileCheck::NotInDigest => reading.summary.unverified_files.push(key.clone()),
-            cloudtrail::FileCheck::Failed(problem) => {
-                reading.unusable(&key, problem);
-                continue;
-            }
+            DigestVerdict::Unreadable { reason } => Some(format!("not a digest file: {reason}")),
+            DigestVerdict::Linked { .. } | DigestVerdict::PreviousNotGiven { .. } | DigestVerdict::Starting => None,
         }
-        reading.summary.files_read += 1;
-        let parsed = match cloudtrail::parse_log_file(&bytes) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                reading.unusable(&key, format!("does not parse: {e}"));
-                continue;
-            }
-        };
-        reading.summary.records += parsed.records as u64;
-        reading.summary.other_records += parsed.skipped as u64;
-        for (position, error) in parsed.malformed {
-            reading.malformed(&key, position as u64, error);
-        }
-        if let (Some(first), Some(last)) = (parsed.oldest_micros, parsed.newest_micros) {
-            reading.spans.push((first, last));
-        }
-        for read in parsed.reads {
-            if join.in_window(&read) {
-                reading.summary.reads_in_window += 1;
-            } else {
-                reading.summary.reads_outside_window += 1;
-            }
-            join.observe(read);
+        .or_else(|| check.recorded_key.map(|k| format!("says it was delivered to {k}: moved or copied")));
+        if let Some(problem) = problem {
+            reading.problems = true;
+            reading.summary.integrity_failures.push(FileProblem { object: check.key, problem });
         }
     }
-    for missing in digests.missing_files(&seen, &plan.log_bucket) {
-        reading.problems = true;
-        reading.summary.integrity_failures.push(FileProblem { object: missing.object, problem: missing.problem });
+    for missing in integrity.missing {
+        // Only where this run listed: a digest also lists files of the
+        // day before the window.
+        if days.iter().any(|day| missing.object.starts_with(day.as_str())) {
+            reading.problems = true;
+            reading.summary.integrity_failures.push(FileProblem {
+                problem: format!("listed by digest {} but not in the bucket: deleted after delivery", missing.digest),
+                object: missing.object,
+            });
+        }
     }
     Ok(())
 }
@@ -458,7 +500,6 @@ fn assemble(
          reads recorded only there are not known"
             .to_owned()
     });
-    let _ = HashMap::<(), ()>::new;
     Ok(Report {
         id: plan.id.clone(),
         spec: plan.spec.clone(),

@@ -87,7 +87,8 @@ impl LogStore for S3LogStore {
         }
         let out = request.send().await.map_err(|e| sdk_error(&e))?;
         let keys = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
-        let next = if out.is_truncated() == Some(true) { out.next_continuation_token().map(str::to_owned) } else { None };
+        let next =
+            if out.is_truncated() == Some(true) { out.next_continuation_token().map(str::to_owned) } else { None };
         Ok(Page { keys, next })
     }
 
@@ -129,13 +130,8 @@ impl LogStore for MemoryLogStore {
         }
         // Pages of two keys, to exercise paging.
         let after = token.as_deref().or(start_after).unwrap_or("");
-        let keys: Vec<String> = self
-            .objects
-            .keys()
-            .filter(|k| k.starts_with(prefix) && k.as_str() > after)
-            .take(3)
-            .cloned()
-            .collect();
+        let keys: Vec<String> =
+            self.objects.keys().filter(|k| k.starts_with(prefix) && k.as_str() > after).take(3).cloned().collect();
         let next = (keys.len() == 3).then(|| keys[1].clone());
         Ok(Page { keys: keys.into_iter().take(2).collect(), next })
     }

@@ -67,12 +67,19 @@ mod tests {
     async fn app(dir: &std::path::Path) -> (Ledger, axum::Router) {
         let (ledger, _) = Ledger::open(&LedgerConfig::new(dir, "egress-health-test")).unwrap();
         let tree = ledger.store().unwrap().tree("provisioning").unwrap();
-        let provisioner = crate::provisioning::Provisioner::new(None, "us-east-1".into(), tree).await;
+        let provisioner = Arc::new(crate::provisioning::Provisioner::new(None, "us-east-1".into(), tree).await);
         let state = AdminState {
             ledger: ledger.clone(),
             token: Arc::new(AdminToken::new(TOKEN).unwrap()),
             metrics: Arc::new(Metrics::default()),
-            provisioner: Arc::new(provisioner),
+            provisioner: Arc::clone(&provisioner),
+            reconciler: Arc::new(crate::reconciliation::Reconciler::new(
+                ledger.clone(),
+                Arc::clone(&provisioner),
+                ledger.clone().store().unwrap().tree("reconciliations").unwrap(),
+                egress_reconcile::report::DeliveryWindows::default(),
+                Vec::new(),
+            )),
             grants: Arc::new(crate::access::GrantsCache::new(ledger.store().unwrap().access.clone())),
             usage: Arc::new(crate::usage::NoDataPlane),
         };

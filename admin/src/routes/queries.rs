@@ -468,6 +468,7 @@ async fn export(
 async fn metrics(State(state): State<AdminState>) -> Response {
     let mut out = state.metrics.render();
     state.ledger.stats().render(&mut out);
+    out.push_str(&state.reconciler.metrics.render());
     // Quota usage per principal that has quotas: principals are the ones
     // we issued, so the label set is bounded by what we issued.
     let (ledger, usage) = (state.ledger.clone(), std::sync::Arc::clone(&state.usage));

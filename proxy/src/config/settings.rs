@@ -217,6 +217,20 @@ settings! {
         /// `denied_summary` note per address and minute.
         #[arg(long, env = "EGRESS_DENIED_RECORDS_PER_IP", default_value = "120")]
         pub denied_records_per_ip: Option<u32>,
+        /// Run a reconciliation against the log bucket this often (e.g. `15m`),
+        /// over the last interval plus the longest delivery window; default:
+        /// only when asked (`POST /v1/reconciliations`). Needs exactly one
+        /// provisioning spec.
+        #[arg(long, env = "EGRESS_RECONCILE_EVERY")]
+        pub reconcile_every: Option<String>,
+        /// How long S3 may take to deliver a server access log record before a
+        /// proxy read it lacks is `missing_from_aws` (e.g. `24h`).
+        #[arg(long, env = "EGRESS_ACCESS_LOG_DELIVERY", default_value = "24h")]
+        pub access_log_delivery: Option<String>,
+        /// How long CloudTrail may take to deliver an event before a proxy read
+        /// it lacks is `missing_from_aws` (e.g. `1h`).
+        #[arg(long, env = "EGRESS_CLOUDTRAIL_DELIVERY", default_value = "1h")]
+        pub cloudtrail_delivery: Option<String>,
     }
 }
 
