@@ -298,6 +298,9 @@ impl LedgerReads {
                 read.has_upstream_id = true;
                 self.by_upstream_id.insert(id.into(), i);
             }
+            // Refused by the proxy before it went upstream: nothing in AWS's
+            // logs can be it.
+            _ if end.outcome == Some(Outcome::Denied) => {}
             _ => self.by_object.entry(read.object).or_default().push(i),
         }
     }

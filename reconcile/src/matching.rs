@@ -153,7 +153,13 @@ impl Join {
             match self.ledger.by_req(&tag) {
                 Some(i) => {
                     let l = self.ledger.get(i);
-                    if l.has_upstream_id {
+                    if !l.reached_upstream() && l.outcome == Some(Outcome::Denied) {
+                        note = Some(format!(
+                            "its Request-URI names ledger request {tag} (seq {}), which the proxy refused before it \
+                             went upstream: the tag was added by someone else",
+                            l.start_seq
+                        ));
+                    } else if l.has_upstream_id {
                         note = Some(format!(
                             "its Request-URI names ledger request {tag} (seq {}), whose upstream request id is another: \
                              the tag was added by someone else",
