@@ -177,7 +177,7 @@ impl Provisioner {
     /// The names of the stored specs, in order.
     pub fn names(&self) -> Result<Vec<String>, ProvisioningError> {
         let mut names = Vec::new();
-        for item in self.specs.iter() {
+        for item in &self.specs {
             let (key, _) = item?;
             names.push(String::from_utf8_lossy(&key).into_owned());
         }

@@ -5,6 +5,7 @@
 //! contract.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,33 +100,28 @@ impl ReconcileMetrics {
             "# HELP egress_reconcile_bypass_reads_total Object reads in AWS's logs that no ledger request accounts for.\n\
              # TYPE egress_reconcile_bypass_reads_total counter\n",
         );
-        out.push_str(&format!("egress_reconcile_bypass_reads_total {}\n", self.bypass_reads.load(Ordering::Relaxed)));
+        let _ = writeln!(out, "egress_reconcile_bypass_reads_total {}", self.bypass_reads.load(Ordering::Relaxed));
         out.push_str("# HELP egress_reconcile_runs_total Reconciliation runs by how they ended.\n");
         out.push_str("# TYPE egress_reconcile_runs_total counter\n");
         for (status, n) in
             [("complete", &self.runs_complete), ("partial", &self.runs_partial), ("failed", &self.runs_failed)]
         {
-            out.push_str(&format!(
-                "egress_reconcile_runs_total{{status=\"{status}\"}} {}\n",
-                n.load(Ordering::Relaxed)
-            ));
+            let _ = writeln!(out, "egress_reconcile_runs_total{{status=\"{status}\"}} {}", n.load(Ordering::Relaxed));
         }
         out.push_str(
             "# HELP egress_reconcile_last_run_timestamp_seconds When the last reconciliation run ended (0: none yet).\n\
              # TYPE egress_reconcile_last_run_timestamp_seconds gauge\n",
         );
-        out.push_str(&format!(
-            "egress_reconcile_last_run_timestamp_seconds {}\n",
-            self.last_run.load(Ordering::Relaxed)
-        ));
+        let _ = writeln!(out, "egress_reconcile_last_run_timestamp_seconds {}", self.last_run.load(Ordering::Relaxed));
         out.push_str(
             "# HELP egress_reconcile_last_success_timestamp_seconds When the last run that read the logs ended (0: none yet).\n\
              # TYPE egress_reconcile_last_success_timestamp_seconds gauge\n",
         );
-        out.push_str(&format!(
-            "egress_reconcile_last_success_timestamp_seconds {}\n",
+        let _ = writeln!(
+            out,
+            "egress_reconcile_last_success_timestamp_seconds {}",
             self.last_success.load(Ordering::Relaxed)
-        ));
+        );
         out
     }
 }
@@ -235,17 +231,16 @@ impl Reconciler {
         report.ledger_seq = Some(appended.seq);
         self.keep(&report)?;
         self.metrics.record(&report);
+        let error = report.error.as_deref().unwrap_or("");
         match report.status {
-            RunStatus::Failed => {
-                tracing::error!(id = %report.id, error = report.error.as_deref().unwrap_or(""), "reconciliation failed")
-            }
+            RunStatus::Failed => tracing::error!(id = %report.id, error, "reconciliation failed: nothing is known"),
             _ if report.counts.bypass > 0 => tracing::error!(
                 id = %report.id,
                 bypass = report.counts.bypass,
                 "reconciliation found object reads that did not go through the proxy"
             ),
             _ => {
-                tracing::info!(id = %report.id, matched = report.counts.matched, status = ?report.status, "reconciliation done")
+                tracing::info!(id = %report.id, matched = report.counts.matched, status = ?report.status, "reconciliation done");
             }
         }
         Ok(report)

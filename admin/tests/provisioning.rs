@@ -118,7 +118,7 @@ impl Api {
             reconciler: Arc::new(egress_admin::reconciliation::Reconciler::new(
                 ledger.clone(),
                 Arc::clone(&provisioner),
-                ledger.clone().store().unwrap().tree("reconciliations").unwrap(),
+                ledger.store().expect("a store").tree("reconciliations").expect("tree"),
                 egress_reconcile::report::DeliveryWindows::default(),
                 Vec::new(),
             )),

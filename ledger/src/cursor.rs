@@ -52,11 +52,14 @@ pub struct LineCursor {
 #[derive(Debug, Default)]
 pub struct CursorLine {
     pub seq: u64,
+    /// Where the line starts in its segment file.
+    pub offset: u64,
     pub bytes: Vec<u8>,
 }
 
 impl CursorLine {
     /// The line's `kind`, from a line that decoded once already.
+    #[must_use]
     pub fn kind(&self) -> &str {
         decode_header(&self.bytes).map_or("", |(header, _)| header.kind)
     }
@@ -113,6 +116,23 @@ impl LineCursor {
 
     /// Reads the next complete line into `line`; `false` at the end.
     pub fn next_line(&mut self, line: &mut CursorLine) -> Result<bool, ReadError> {
+        if !self.next_raw(line)? {
+            return Ok(false);
+        }
+        let (header, _) = decode_header(&line.bytes).map_err(|e| ReadError::Damaged {
+            segment: self.segment_name(),
+            offset: line.offset,
+            why: e.to_string(),
+        })?;
+        line.seq = header.seq;
+        Ok(true)
+    }
+
+    /// Reads the next complete line into `line` without decoding it:
+    /// `line.seq` is left as it was, for a caller that decodes the line
+    /// itself anyway (a scan over millions of lines need not parse each
+    /// twice). `false` at the end.
+    pub fn next_raw(&mut self, line: &mut CursorLine) -> Result<bool, ReadError> {
         loop {
             let Some(file) = self.file.as_mut() else {
                 return Ok(false);
@@ -123,12 +143,7 @@ impl LineCursor {
             self.offset += n;
             if line.bytes.last() == Some(&b'\n') {
                 line.bytes.pop();
-                let (header, _) = decode_header(&line.bytes).map_err(|e| ReadError::Damaged {
-                    segment: self.segment_name(),
-                    offset,
-                    why: e.to_string(),
-                })?;
-                line.seq = header.seq;
+                line.offset = offset;
                 return Ok(true);
             }
             let last = self.current + 1 >= self.segments.len();

@@ -40,13 +40,9 @@ mod utc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GunzipError {
-    #[error(
-        "not a valid gzip stream: {0} (CloudTrail delivers .json.gz objects; was the object changed or truncated?)"
-    )]
+    #[error("not a valid gzip stream: {0} (CloudTrail writes .json.gz; was the object changed or truncated?)")]
     Corrupt(#[source] std::io::Error),
-    #[error(
-        "decompresses to more than {limit} bytes; the limit guards against a gzip bomb, raise it if the trail's files are really that large"
-    )]
+    #[error("decompresses to more than {limit} bytes (a guard against gzip bombs: raise it if files are that large)")]
     TooLarge { limit: u64 },
 }
 
@@ -108,6 +104,7 @@ mod tests {
     #[test]
     fn gunzip_refuses_what_is_not_gzip() {
         assert!(matches!(gunzip(b"{\"Records\":[]}", 1024), Err(GunzipError::Corrupt(_))));
+        assert!(matches!(gunzip(b"", 1024), Err(GunzipError::Corrupt(_))));
         let mut truncated = gzip(&b"0123456789".repeat(100));
         truncated.truncate(truncated.len() / 2);
         assert!(matches!(gunzip(&truncated, 1 << 20), Err(GunzipError::Corrupt(_))));

@@ -9,7 +9,8 @@
 //! reads in the window (about 100 bytes each), never with their keys.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use crate::fast_hash::FastMap;
 
 use egress_ledger::cursor::{CursorLine, LineCursor, ReadError};
 use egress_ledger::index::{BLOCK, EventIndex};
@@ -48,7 +49,7 @@ pub type NameId = u32;
 #[derive(Debug, Default)]
 pub struct Names {
     names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, NameId>,
+    ids: FastMap<Box<str>, NameId>,
 }
 
 impl Names {
@@ -136,12 +137,12 @@ pub struct LedgerReads {
     pub reads: Vec<LedgerRead>,
     pub names: Names,
     /// Our request ids (uuids) -> read.
-    by_req: HashMap<u128, u32>,
+    by_req: FastMap<u128, u32>,
     /// Request ids that are not uuids (older ledgers, tests) -> read.
-    by_other_req: HashMap<Box<str>, u32>,
-    by_upstream_id: HashMap<Box<str>, u32>,
+    by_other_req: FastMap<Box<str>, u32>,
+    by_upstream_id: FastMap<Box<str>, u32>,
     /// (bucket, key) -> reads without an upstream request id.
-    by_object: HashMap<u64, Vec<u32>>,
+    by_object: FastMap<u64, Vec<u32>>,
     /// Ledger lines read to build this.
     pub lines_read: u64,
 }
@@ -215,39 +216,52 @@ fn uuid_bits(s: &str) -> Option<u128> {
 impl LedgerReads {
     /// Reads every `GetObject` whose start is in `window`, and its end.
     pub fn load(reader: &LedgerReader, index: &EventIndex, window: Window) -> Result<LedgerReads, ReadError> {
-        let first_block = index.blocks_in_time(window.since, window.until)?.into_iter().min().unwrap_or(0);
+        let blocks = index.blocks_in_time(window.since, window.until)?;
+        let first_block = blocks.iter().copied().min().unwrap_or(0);
         let mut cursor = LineCursor::open_at(reader, index, first_block * BLOCK)?;
         let mut out = LedgerReads::default();
-        // Start seq -> read, for reads whose end is not met yet.
-        let mut open: HashMap<u64, u32> = HashMap::new();
+        // At most half the lines of the window's blocks are starts: room
+        // for them at once instead of growing (and rehashing) a million times.
+        let expected = usize::try_from(blocks.len() as u64 * BLOCK / 2).unwrap_or(0).min(64 << 20);
+        out.reads.reserve(expected);
+        out.by_req.reserve(expected);
+        out.by_upstream_id.reserve(expected);
+        // Reads whose end is not met yet (found by binary search: `reads`
+        // is in seq order).
+        let mut open = 0usize;
         let mut line = CursorLine::default();
-        while cursor.next_line(&mut line)? {
-            if line.seq < first_block * BLOCK {
+        while cursor.next_raw(&mut line)? {
+            let lean: Lean<'_> = serde_json::from_slice(&line.bytes).map_err(|e| ReadError::Damaged {
+                segment: format!("the segment holding the line after seq {}", line.seq),
+                offset: line.offset,
+                why: e.to_string(),
+            })?;
+            line.seq = lean.seq;
+            if lean.seq < first_block * BLOCK {
                 continue;
             }
             out.lines_read += 1;
-            let lean: Lean<'_> = serde_json::from_slice(&line.bytes).map_err(|e| ReadError::Damaged {
-                segment: format!("seq {}", line.seq),
-                offset: 0,
-                why: e.to_string(),
-            })?;
             match lean.kind.as_ref() {
                 "start" => {
                     let ts = parse_ts_micros(&lean.ts).unwrap_or(0);
-                    if ts >= window.until && open.is_empty() {
+                    if ts >= window.until && open == 0 {
                         break;
                     }
                     if window.contains(ts) && lean.operation.as_deref() == Some(GET_OBJECT) {
-                        let i = out.push_start(&lean, ts);
-                        open.insert(lean.seq, i);
+                        out.push_start(&lean, ts);
+                        open += 1;
                     }
                 }
                 "end" => {
-                    let Some(i) = lean.start_seq.and_then(|s| open.remove(&s)) else { continue };
-                    out.set_end(i, &lean);
+                    let Some(start_seq) = lean.start_seq else { continue };
+                    let Ok(i) = out.reads.binary_search_by_key(&start_seq, |r| r.start_seq) else { continue };
+                    if out.reads[i].end_seq.is_none() {
+                        out.set_end(u32::try_from(i).unwrap_or(u32::MAX), &lean);
+                        open -= 1;
+                    }
                 }
                 _ => {
-                    if open.is_empty() && parse_ts_micros(&lean.ts).is_some_and(|ts| ts >= window.until) {
+                    if open == 0 && parse_ts_micros(&lean.ts).is_some_and(|ts| ts >= window.until) {
                         break;
                     }
                 }
@@ -256,7 +270,7 @@ impl LedgerReads {
         Ok(out)
     }
 
-    fn push_start(&mut self, start: &Lean<'_>, ts: u64) -> u32 {
+    fn push_start(&mut self, start: &Lean<'_>, ts: u64) {
         let i = u32::try_from(self.reads.len()).unwrap_or(u32::MAX);
         let principal = self.names.intern(start.principal.as_deref().unwrap_or("-"));
         let bucket_name = start.bucket.as_deref().unwrap_or("");
@@ -284,7 +298,6 @@ impl LedgerReads {
                 }
             }
         }
-        i
     }
 
     fn set_end(&mut self, i: u32, end: &Lean<'_>) {

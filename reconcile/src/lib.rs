@@ -15,6 +15,7 @@
 pub mod access_log;
 pub mod aws_read;
 pub mod cloudtrail;
+pub mod fast_hash;
 pub mod ledger_reads;
 pub mod matching;
 pub mod report;

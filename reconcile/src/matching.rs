@@ -15,7 +15,9 @@
 //! A ledger read accounts for at most one record per source; a second
 //! record with the same request id is a duplicate delivery and is ignored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::fast_hash::FastMap;
 
 use egress_ledger::Outcome;
 
@@ -85,7 +87,7 @@ pub struct Join {
     counts: Counts,
     /// (read, record, rule) of joins whose bytes disagree.
     mismatches: Vec<(u32, AwsRead, Rule)>,
-    groups: HashMap<(NameId, NameId), [u64; 2]>,
+    groups: FastMap<(NameId, NameId), [u64; 2]>,
     rules: [RuleCounts; 2],
     duplicates: [u64; 2],
     outside: [u64; 2],
@@ -119,7 +121,7 @@ impl Join {
             attempts: BTreeMap::new(),
             counts: Counts::default(),
             mismatches: Vec::new(),
-            groups: HashMap::new(),
+            groups: FastMap::default(),
             rules: [RuleCounts::default(), RuleCounts::default()],
             duplicates: [0; 2],
             outside: [0; 2],
@@ -133,13 +135,12 @@ impl Join {
         self.settings.window.contains(read.time_micros)
     }
 
-    /// Judges one AWS read.
+    /// Judges one AWS read. A record outside the window still joins the
+    /// read it belongs to (the ledger is loaded wider than the window, and
+    /// an access log's second-resolution time may fall just before a read
+    /// that started inside it), but only one inside is held unaccounted.
     pub fn observe(&mut self, read: AwsRead) {
         let s = read.source.index();
-        if !self.in_window(&read) {
-            self.outside[s] += 1;
-            return;
-        }
         if let Some(i) = self.ledger.by_upstream_id(&read.request_id) {
             if self.ledger.get(i).matched[s] {
                 self.duplicates[s] += 1;
@@ -186,7 +187,11 @@ impl Join {
             self.join(i, read, Rule::Fallback);
             return;
         }
-        self.unaccounted(read, note);
+        if self.in_window(&read) {
+            self.unaccounted(read, note);
+        } else {
+            self.outside[s] += 1;
+        }
     }
 
     fn fallback(&self, read: &AwsRead) -> Option<u32> {
@@ -220,7 +225,9 @@ impl Join {
         let succeeded = read.succeeded();
         let map = if succeeded { &mut self.bypass } else { &mut self.attempts };
         if let Some(entry) = map.get_mut(&read.request_id) {
-            if !entry.sources.contains(&read.source) {
+            if entry.sources.contains(&read.source) {
+                self.duplicates[read.source.index()] += 1;
+            } else {
                 entry.sources.push(read.source);
                 entry.bytes_sent = entry.bytes_sent.max(read.bytes_sent);
                 entry.access_key_id = entry.access_key_id.take().or_else(|| read.access_key_id.clone());
@@ -229,8 +236,6 @@ impl Join {
                 entry.proxy_identity |= self.settings.proxy.is(&read);
                 entry.note = entry.note.take().or(note);
                 entry.evidence.push(read);
-            } else {
-                self.duplicates[read.source.index()] += 1;
             }
             return;
         }

@@ -158,7 +158,8 @@ pub struct SourceSummary {
     pub records: u64,
     /// Object reads among them, in the window.
     pub reads_in_window: u64,
-    /// Object reads outside the window (files hold neighbouring times).
+    /// Object reads outside the window that no ledger read accounts for
+    /// (files hold neighbouring times): not judged.
     pub reads_outside_window: u64,
     /// Records of other operations.
     pub other_records: u64,
@@ -203,7 +204,7 @@ pub struct Counts {
     pub bytes_mismatch: u64,
     /// Ledger reads in the window joined to at least one AWS record.
     pub matched: u64,
-    /// Ledger reads (GetObject) that started in the window.
+    /// Ledger reads (`GetObject`) that started in the window.
     pub ledger_reads: u64,
     /// Of those, reads that never reached the upstream (refused by the
     /// proxy, upstream unreachable): AWS cannot have logged them.

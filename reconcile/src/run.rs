@@ -7,7 +7,7 @@
 //! most [`MAX_CLOUDTRAIL_UNCOMPRESSED`] once inflated), and the capped
 //! findings. A day of logs is never held.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use egress_ledger::Ledger;
 use egress_ledger::cursor::ReadError;
@@ -257,8 +257,6 @@ async fn read_access_logs(
             }));
             if join.in_window(&read) {
                 reading.summary.reads_in_window += 1;
-            } else {
-                reading.summary.reads_outside_window += 1;
             }
             join.observe(read);
         }
@@ -275,7 +273,7 @@ async fn read_cloudtrail(
     join: &mut Join,
     reading: &mut Reading,
 ) -> Result<(), RunError> {
-    use cloudtrail::digest::{Digest, DigestVerdict, FoundDigest, FoundLogFile, SHA_256, check_integrity, sha256};
+    use cloudtrail::digest::{Digest, DigestIndex, DigestVerdict, FoundDigest, FoundLogFile, LogFileVerdict, sha256};
     let window = plan.window;
     let last_delivery = window.until.saturating_add(plan.delivery_micros()[1]);
     let (prefix, account, region) = (&plan.cloudtrail_prefix, &plan.account, &plan.region);
@@ -292,26 +290,25 @@ async fn read_cloudtrail(
         }
     }
     reading.summary.digests_read = digests.len() as u64;
-    // What each digest says of each log file: the hash it must have.
-    let mut expected: HashMap<String, (String, String, String)> = HashMap::new();
+    // The digest before the first one read, so that its link is checked too.
     let mut previous_outside = Vec::new();
-    for (key, bytes) in &digests {
-        let Ok(digest) = Digest::parse(bytes) else { continue };
-        for file in digest.log_files {
-            expected.insert(file.s3_object, (key.clone(), file.hash_value.to_ascii_lowercase(), file.hash_algorithm));
-        }
-        if let Some(previous) = digest.previous_digest_s3_object
+    for (_, bytes) in &digests {
+        if let Ok(digest) = Digest::parse(bytes)
+            && let Some(previous) = digest.previous_digest_s3_object
             && !digests.iter().any(|(k, _)| *k == previous)
+            && !previous_outside.contains(&previous)
         {
             previous_outside.push(previous);
         }
     }
-    // The digest before the first one read, so that its link is checked too.
     for key in previous_outside {
         if let Ok(bytes) = fetch_gunzipped(store, &key).await {
             digests.push((key, bytes));
         }
     }
+    let found_digests: Vec<FoundDigest<'_>> =
+        digests.iter().map(|(key, bytes)| FoundDigest { key, uncompressed: bytes }).collect();
+    let index = DigestIndex::new(&found_digests);
     let days = cloudtrail::layout::log_day_prefixes(prefix, account, region, window.since, last_delivery);
     let mut found: Vec<(String, [u8; 32])> = Vec::new();
     for day in &days {
@@ -327,35 +324,30 @@ async fn read_cloudtrail(
             let hash = sha256(&bytes);
             found.push((key.clone(), hash));
             // A log file is trusted only once its hash is checked.
-            match expected.get(&key) {
-                Some((digest, _, algorithm)) if algorithm != SHA_256 => {
-                    reading.unusable(&key, format!("digest {digest} hashes it with {algorithm:?}, not SHA-256"));
-                    continue;
-                }
-                Some((digest, want, _)) if *want != hex::encode(hash) => {
+            match index.verdict(&FoundLogFile { key: &key, sha256: hash }) {
+                LogFileVerdict::Verified { .. } => {}
+                LogFileVerdict::NotInDigest => reading.summary.unverified_files.push(key.clone()),
+                LogFileVerdict::HashMismatch { digest, expected, actual } => {
                     reading.unusable(
                         &key,
-                        format!(
-                            "SHA-256 {} differs from {want} in digest {digest}: changed after delivery",
-                            hex::encode(hash)
-                        ),
+                        format!("SHA-256 {actual} differs from {expected} in digest {digest}: changed after delivery"),
                     );
                     continue;
                 }
-                Some(_) => {}
-                None => reading.summary.unverified_files.push(key.clone()),
+                LogFileVerdict::UnsupportedAlgorithm { digest, algorithm } => {
+                    reading.unusable(&key, format!("digest {digest} hashes it with {algorithm:?}, not SHA-256"));
+                    continue;
+                }
             }
             reading.summary.files_read += 1;
-            let mut outcome = (0u64, 0u64);
+            let mut in_window = 0;
             let summary = cloudtrail::events::for_each_read(&bytes, |read| {
                 if join.in_window(&read) {
-                    outcome.0 += 1;
-                } else {
-                    outcome.1 += 1;
+                    in_window += 1;
                 }
                 join.observe(read);
             });
-            reading.summary.reads_in_window += outcome.0;
+            reading.summary.reads_in_window += in_window;
             match summary {
                 Ok(summary) => {
                     reading.summary.records += summary.records as u64;
@@ -376,11 +368,9 @@ async fn read_cloudtrail(
         }
     }
     // The chain between digests, and files they list that are gone.
-    let found_digests: Vec<FoundDigest<'_>> =
-        digests.iter().map(|(key, bytes)| FoundDigest { key, uncompressed: bytes }).collect();
     let found_files: Vec<FoundLogFile<'_>> =
         found.iter().map(|(key, hash)| FoundLogFile { key, sha256: *hash }).collect();
-    let integrity = check_integrity(&found_digests, &found_files);
+    let integrity = index.into_report(&found_files);
     for check in integrity.digests {
         let problem = match check.verdict {
             DigestVerdict::ChainBroken { previous, expected, actual } => Some(format!(

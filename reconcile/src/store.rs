@@ -158,3 +158,68 @@ impl LogStore for MemoryLogStore {
         "memory://".to_owned()
     }
 }
+
+/// A local copy of a log bucket (e.g. made with `aws s3 sync`): keys are
+/// paths under `root` with `/` between parts. Used by the scale benchmark
+/// (`reconcile/examples/scale.rs`).
+#[derive(Debug, Clone)]
+pub struct DirLogStore {
+    root: std::path::PathBuf,
+}
+
+impl DirLogStore {
+    #[must_use]
+    pub fn new(root: impl Into<std::path::PathBuf>) -> DirLogStore {
+        DirLogStore { root: root.into() }
+    }
+
+    fn walk(&self, dir: &std::path::Path, out: &mut Vec<String>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                self.walk(&path, out)?;
+            } else if let Ok(relative) = path.strip_prefix(&self.root) {
+                let parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                out.push(parts.join("/"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io_error(e: &std::io::Error) -> StoreError {
+    StoreError::Unreachable(e.to_string())
+}
+
+impl LogStore for DirLogStore {
+    async fn list(&self, prefix: &str, start_after: Option<&str>, _token: Option<String>) -> Result<Page, StoreError> {
+        let mut keys = Vec::new();
+        match self.walk(&self.root, &mut keys) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Refused {
+                    code: "NoSuchBucket".into(),
+                    message: self.root.display().to_string(),
+                });
+            }
+            Err(e) => return Err(io_error(&e)),
+        }
+        keys.retain(|k| k.starts_with(prefix) && start_after.is_none_or(|after| k.as_str() > after));
+        keys.sort();
+        Ok(Page { keys, next: None })
+    }
+
+    async fn get(&self, key: &str, limit: u64) -> Result<Vec<u8>, StoreError> {
+        let path = self.root.join(key);
+        let len = std::fs::metadata(&path).map_err(|e| io_error(&e))?.len();
+        if len > limit {
+            return Err(StoreError::TooLarge { limit });
+        }
+        tokio::fs::read(&path).await.map_err(|e| io_error(&e))
+    }
+
+    fn location(&self) -> String {
+        format!("file://{}/", self.root.display())
+    }
+}

@@ -1,6 +1,8 @@
 //! A whole run over a real ledger and an in-memory log bucket: every rule
 //! and every category, entry by entry.
 
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_ledger::{EndRecord, Entry, Ledger, LedgerConfig, Outcome, StartRecord};
@@ -63,7 +65,7 @@ impl Line<'_> {
     }
 }
 
-/// A ledger GetObject of `key`: start, then end with `upstream` id, bytes, outcome.
+/// A ledger `GetObject` of `key`: start, then end with `upstream` id, bytes, outcome.
 async fn read(ledger: &Ledger, req: &str, key: &str, upstream: Option<&str>, bytes: u64, outcome: Outcome) -> u64 {
     let start = ledger
         .append(Entry::Start(StartRecord {

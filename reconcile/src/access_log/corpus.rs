@@ -4,7 +4,7 @@
 pub const OWNER: &str = "5f1c0a9be2d84e7e93a1c6b0d2f4a8e1b7c3d9e5f0a2b4c6d8e0f1a3b5c7d9e1";
 pub const HOST_ID: &str = "Zt3p0Q8yLk5m2RjW9vB1nX4cH7aE6sD0fG3hJ2kL5mN8pQ1rS4tU7vW0xY3zA6bC9dE2fG5h=";
 
-/// Every field AWS documents today, a GetObject through the proxy (tagged).
+/// Every field AWS documents today, a `GetObject` through the proxy (tagged).
 pub const FULL: &str = concat!(
     "5f1c0a9be2d84e7e93a1c6b0d2f4a8e1b7c3d9e5f0a2b4c6d8e0f1a3b5c7d9e1 egress-data-eu [14/Mar/2025:09:26:53 +0000] ",
     "198.51.100.24 arn:aws:sts::111122223333:assumed-role/egress-proxy/session-7 7QK2M9XZ4T1B8D0F REST.GET.OBJECT ",
@@ -23,7 +23,7 @@ pub const ENDS_AFTER_HOST_ID: &str = concat!(
     "\"-\" \"aws-cli/1.16.0 Python/3.6.5\" 3HL4kqtJvjVBH40Nrjfkd cH9xLk2mQ8vR4tW1yB7nJ3sD6fG0aZ5eU8iO2pK4lM7=",
 );
 
-/// A PutObject from before the access point ARN field.
+/// A `PutObject` from before the access point ARN field.
 pub const ENDS_AFTER_TLS_VERSION: &str = concat!(
     "5f1c0a9be2d84e7e93a1c6b0d2f4a8e1b7c3d9e5f0a2b4c6d8e0f1a3b5c7d9e1 egress-data-eu [21/Jun/2019:03:44:10 +0000] ",
     "192.0.2.145 arn:aws:iam::111122223333:user/etl 9E8D7C6B5A493827 REST.PUT.OBJECT incoming/batch-0042.json ",
@@ -41,7 +41,7 @@ pub const ENDS_AFTER_VERSION_ID: &str = concat!(
     "\"Boto3/1.34.0 Python/3.12.1 Linux/6.1 Botocore/1.34.0\" -",
 );
 
-/// A HeadObject cut off right after the User-Agent.
+/// A `HeadObject` cut off right after the User-Agent.
 pub const ENDS_AFTER_USER_AGENT: &str = concat!(
     "5f1c0a9be2d84e7e93a1c6b0d2f4a8e1b7c3d9e5f0a2b4c6d8e0f1a3b5c7d9e1 egress-data-eu [30/Nov/2016:12:00:00 +0000] ",
     "198.51.100.9 - 1F2E3D4C5B6A7988 REST.HEAD.OBJECT public/logo.png \"HEAD /public/logo.png HTTP/1.1\" ",

@@ -65,7 +65,8 @@ impl LogKey {
 #[must_use]
 pub fn parse_log_key(prefix: &str, key: &str) -> Option<LogKey> {
     let rest = key.strip_prefix(prefix)?;
-    let parts: Vec<&str> = rest.split('/').collect();
+    // At most one part more than a partitioned key has.
+    let parts: Vec<&str> = rest.splitn(8, '/').collect();
     match parts[..] {
         [name] => {
             let (seconds, unique) = parse_name(name)?;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use percent_encoding::{percent_decode, percent_decode_str};
 
-use super::line::AccessLogLine;
+use super::line::{AccessLogLine, position, tokens};
 use crate::aws_read::{AwsRead, LogSource, TAG_PARAM};
 
 /// The operation S3 logs for `GetObject`, whole or ranged: the one that
@@ -68,16 +68,21 @@ impl<'a> AccessLogLine<'a> {
     #[must_use]
     pub fn tag(&self) -> Option<Cow<'a, str>> {
         // `GET /key?query HTTP/1.1`: a request target holds no space.
-        let target = self.request_uri?.split(' ').nth(1)?;
-        let (_, query) = target.split_once('?')?;
+        let target = tokens(self.request_uri?).nth(1)?;
+        let query = target.get(position(target, b'?')? + 1..)?;
         let mut found = None;
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if percent_decode_str(name).decode_utf8_lossy() == TAG_PARAM && found.replace(value).is_some() {
+        for pair in query.as_bytes().split(|&b| b == b'&') {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            let is_tag = name == TAG_PARAM.as_bytes()
+                || (name.contains(&b'%') && Cow::from(percent_decode(name)) == TAG_PARAM.as_bytes());
+            if is_tag && found.replace(value).is_some() {
                 return None;
             }
         }
-        found.filter(|value| !value.is_empty()).map(|value| percent_decode_str(value).decode_utf8_lossy())
+        found.filter(|value| !value.is_empty()).map(|value| percent_decode(value).decode_utf8_lossy())
     }
 }
 

@@ -9,7 +9,9 @@
 //! both from what was read, which catches a log file that was changed
 //! (hash mismatch), deleted (listed but missing) or slipped in (in no
 //! digest), and a digest that was changed or deleted (the next one's
-//! `previousDigestHashValue` no longer matches).
+//! `previousDigestHashValue` no longer matches). [`DigestIndex`] gives the
+//! same verdicts one log file at a time, for a caller that wants to know a
+//! file is trusted before it reads the file's events.
 //!
 //! What it does not check: each digest's RSA signature (`SHA256withRSA`,
 //! in the digest object's `x-amz-meta-signature` metadata, verified with the
@@ -22,7 +24,7 @@
 //! Only SHA-256 is trusted: a file or link hashed with another algorithm is
 //! reported as unsupported, never as verified.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -36,9 +38,7 @@ pub const SHA_256: &str = "SHA-256";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DigestError {
-    #[error(
-        "not a CloudTrail digest file: {0} (expected the gunzipped JSON of a file under AWSLogs/<account>/CloudTrail-Digest/)"
-    )]
+    #[error("not a CloudTrail digest file: {0} (expected gunzipped JSON from AWSLogs/<account>/CloudTrail-Digest/)")]
     Json(#[from] serde_json::Error),
 }
 
@@ -236,7 +236,8 @@ pub struct MissingLogFile {
 }
 
 /// Checks the digests found in a span of time against each other and against
-/// the log files found. Pure: fetching is the caller's.
+/// the log files found. Pure: fetching is the caller's. The same as
+/// `DigestIndex::new(digests).into_report(log_files)`.
 ///
 /// Log files are matched on object key alone (a trail delivers digests and
 /// log files to one bucket). For `missing` to mean "deleted", `log_files`
@@ -245,63 +246,132 @@ pub struct MissingLogFile {
 /// newest `digestEndTime`, not just the span of interest.
 #[must_use]
 pub fn check_integrity(digests: &[FoundDigest<'_>], log_files: &[FoundLogFile<'_>]) -> IntegrityReport {
-    let parsed: Vec<(&FoundDigest<'_>, Result<Digest, DigestError>)> =
-        digests.iter().map(|found| (found, Digest::parse(found.uncompressed))).collect();
-    let digest_hashes: HashMap<&str, [u8; 32]> =
-        digests.iter().map(|found| (found.key, sha256(found.uncompressed))).collect();
+    DigestIndex::new(digests).into_report(log_files)
+}
 
-    let mut digest_checks: Vec<DigestCheck> = parsed
-        .iter()
-        .map(|(found, digest)| match digest {
-            Ok(digest) => DigestCheck {
+/// The digests found, read and chained once, to judge log files against:
+/// one at a time as they are read ([`DigestIndex::verdict`]), then all of
+/// them ([`DigestIndex::into_report`]). Both apply the same rule.
+#[derive(Debug)]
+pub struct DigestIndex<'a> {
+    /// One per digest, by key.
+    digests: Vec<DigestCheck>,
+    /// Every listing of every log file, by the log file's object key.
+    listings: HashMap<String, Vec<Listing<'a>>>,
+}
+
+/// A log file as one digest lists it.
+#[derive(Debug)]
+struct Listing<'a> {
+    digest: &'a str,
+    hash_value: String,
+    hash_algorithm: String,
+}
+
+impl<'a> DigestIndex<'a> {
+    /// Reads the digests and checks each one's link to its previous digest.
+    #[must_use]
+    pub fn new(digests: &[FoundDigest<'a>]) -> DigestIndex<'a> {
+        let hashes: HashMap<&str, [u8; 32]> =
+            digests.iter().map(|found| (found.key, sha256(found.uncompressed))).collect();
+        let mut checks = Vec::with_capacity(digests.len());
+        let mut listings: HashMap<String, Vec<Listing<'a>>> = HashMap::new();
+        for found in digests {
+            let digest = match Digest::parse(found.uncompressed) {
+                Ok(digest) => digest,
+                Err(error) => {
+                    checks.push(DigestCheck {
+                        key: found.key.to_owned(),
+                        verdict: DigestVerdict::Unreadable { reason: error.to_string() },
+                        recorded_key: None,
+                        end_micros: None,
+                        log_files_listed: 0,
+                    });
+                    continue;
+                }
+            };
+            checks.push(DigestCheck {
                 key: found.key.to_owned(),
-                verdict: link_verdict(digest, &digest_hashes),
+                verdict: link_verdict(&digest, &hashes),
                 recorded_key: (digest.digest_s3_object != found.key).then(|| digest.digest_s3_object.clone()),
                 end_micros: Some(digest.digest_end_micros),
                 log_files_listed: digest.log_files.len(),
-            },
-            Err(error) => DigestCheck {
-                key: found.key.to_owned(),
-                verdict: DigestVerdict::Unreadable { reason: error.to_string() },
-                recorded_key: None,
-                end_micros: None,
-                log_files_listed: 0,
-            },
-        })
-        .collect();
-    digest_checks.sort_by(|a, b| a.key.cmp(&b.key));
-
-    // Every listing of every log file, by object key.
-    let mut listings: HashMap<&str, Vec<(&str, &DigestedLogFile)>> = HashMap::new();
-    for (found, digest) in &parsed {
-        for listed in digest.iter().flat_map(|digest| &digest.log_files) {
-            listings.entry(listed.s3_object.as_str()).or_default().push((found.key, listed));
+            });
+            for listed in digest.log_files {
+                listings.entry(listed.s3_object).or_default().push(Listing {
+                    digest: found.key,
+                    hash_value: listed.hash_value,
+                    hash_algorithm: listed.hash_algorithm,
+                });
+            }
         }
+        checks.sort_by(|a, b| a.key.cmp(&b.key));
+        DigestIndex { digests: checks, listings }
     }
 
-    let mut log_file_checks: Vec<LogFileCheck> = log_files
-        .iter()
-        .map(|file| LogFileCheck {
-            key: file.key.to_owned(),
-            verdict: log_file_verdict(&file.sha256, listings.get(file.key).map_or(&[][..], Vec::as_slice)),
-        })
-        .collect();
-    log_file_checks.sort_by(|a, b| a.key.cmp(&b.key));
+    /// The digests' links, by key.
+    #[must_use]
+    pub fn digests(&self) -> &[DigestCheck] {
+        &self.digests
+    }
 
-    let found_log_files: std::collections::HashSet<&str> = log_files.iter().map(|file| file.key).collect();
-    let mut missing: Vec<MissingLogFile> = listings
-        .iter()
-        .filter(|(object, _)| !found_log_files.contains(*object))
-        .flat_map(|(object, listed_by)| {
-            listed_by
-                .iter()
-                .map(|(digest, _)| MissingLogFile { digest: (*digest).to_owned(), object: (*object).to_owned() })
-        })
-        .collect();
-    missing.sort();
-    missing.dedup();
+    /// What the digests say of one log file. When several list it, the worst
+    /// listing wins: a mismatch anywhere outweighs a match elsewhere, and a
+    /// match outweighs listings that cannot be checked.
+    #[must_use]
+    pub fn verdict(&self, log_file: &FoundLogFile<'_>) -> LogFileVerdict {
+        let actual = &log_file.sha256;
+        let mut verdict = LogFileVerdict::NotInDigest;
+        for listing in self.listings.get(log_file.key).into_iter().flatten() {
+            if !is_sha256(&listing.hash_algorithm) {
+                if matches!(verdict, LogFileVerdict::NotInDigest) {
+                    verdict = LogFileVerdict::UnsupportedAlgorithm {
+                        digest: listing.digest.to_owned(),
+                        algorithm: listing.hash_algorithm.clone(),
+                    };
+                }
+            } else if hex_matches(&listing.hash_value, actual) {
+                if !matches!(verdict, LogFileVerdict::Verified { .. }) {
+                    verdict = LogFileVerdict::Verified { digest: listing.digest.to_owned() };
+                }
+            } else {
+                return LogFileVerdict::HashMismatch {
+                    digest: listing.digest.to_owned(),
+                    expected: listing.hash_value.clone(),
+                    actual: hex::encode(actual),
+                };
+            }
+        }
+        verdict
+    }
 
-    IntegrityReport { digests: digest_checks, log_files: log_file_checks, missing }
+    /// The report over all the log files found: each one's verdict, and the
+    /// listed ones that are not among them (see [`check_integrity`] on what
+    /// `log_files` must cover).
+    #[must_use]
+    pub fn into_report(self, log_files: &[FoundLogFile<'_>]) -> IntegrityReport {
+        let mut log_file_checks: Vec<LogFileCheck> = log_files
+            .iter()
+            .map(|file| LogFileCheck { key: file.key.to_owned(), verdict: self.verdict(file) })
+            .collect();
+        log_file_checks.sort_by(|a, b| a.key.cmp(&b.key));
+
+        let found: HashSet<&str> = log_files.iter().map(|file| file.key).collect();
+        let mut missing: Vec<MissingLogFile> = self
+            .listings
+            .iter()
+            .filter(|(object, _)| !found.contains(object.as_str()))
+            .flat_map(|(object, listings)| {
+                listings
+                    .iter()
+                    .map(|listing| MissingLogFile { digest: listing.digest.to_owned(), object: object.clone() })
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+
+        IntegrityReport { digests: self.digests, log_files: log_file_checks, missing }
+    }
 }
 
 fn link_verdict(digest: &Digest, digest_hashes: &HashMap<&str, [u8; 32]>) -> DigestVerdict {
@@ -321,33 +391,6 @@ fn link_verdict(digest: &Digest, digest_hashes: &HashMap<&str, [u8; 32]>) -> Dig
     } else {
         DigestVerdict::ChainBroken { previous, expected, actual: hex::encode(actual) }
     }
-}
-
-/// The verdict of the worst listing: a mismatch anywhere outweighs a match
-/// elsewhere, and a match outweighs listings that cannot be checked.
-fn log_file_verdict(actual: &[u8; 32], listed_by: &[(&str, &DigestedLogFile)]) -> LogFileVerdict {
-    let mut verdict = LogFileVerdict::NotInDigest;
-    for &(digest, listed) in listed_by {
-        if !is_sha256(&listed.hash_algorithm) {
-            if matches!(verdict, LogFileVerdict::NotInDigest) {
-                verdict = LogFileVerdict::UnsupportedAlgorithm {
-                    digest: digest.to_owned(),
-                    algorithm: listed.hash_algorithm.clone(),
-                };
-            }
-        } else if hex_matches(&listed.hash_value, actual) {
-            if !matches!(verdict, LogFileVerdict::Verified { .. }) {
-                verdict = LogFileVerdict::Verified { digest: digest.to_owned() };
-            }
-        } else {
-            return LogFileVerdict::HashMismatch {
-                digest: digest.to_owned(),
-                expected: listed.hash_value.clone(),
-                actual: hex::encode(actual),
-            };
-        }
-    }
-    verdict
 }
 
 fn is_sha256(algorithm: &str) -> bool {
@@ -528,6 +571,21 @@ mod tests {
     }
 
     #[test]
+    fn one_file_at_a_time_agrees_with_the_report() {
+        let mut trail = Trail::new();
+        trail.logs[0] = b"changed".to_vec();
+        let (digests, logs) = (trail.found_digests(), trail.found_logs());
+        let index = DigestIndex::new(&digests);
+        assert_eq!(index.digests().len(), 3);
+        let one_by_one: Vec<LogFileVerdict> = logs.iter().map(|file| index.verdict(file)).collect();
+        let report = index.into_report(&logs);
+        let reported: Vec<LogFileVerdict> = logs.iter().map(|file| log_verdict_of(&report, file.key).clone()).collect();
+        assert_eq!(one_by_one, reported);
+        assert!(matches!(one_by_one[0], LogFileVerdict::HashMismatch { .. }));
+        assert!(matches!(one_by_one[1], LogFileVerdict::Verified { .. }));
+    }
+
+    #[test]
     fn a_deleted_log_file_is_missing() {
         let trail = Trail::new();
         let mut logs = trail.found_logs();
@@ -595,16 +653,14 @@ mod tests {
     fn a_mismatch_in_any_listing_outweighs_a_match() {
         let log = log_key(1, "ffff6666");
         let content = log_content(1);
-        let (a, b) = (digest_key(2), digest_key(2).replace(".json.gz", "_backfill.json.gz"));
+        let (a, b) = (digest_key(2), digest_key(3));
         let good = digest_json(2, None, &[(log.clone(), sha256(&content), "SHA-256")]);
-        let bad = digest_json(2, None, &[(log.clone(), sha256(b"other"), "sha-256")]);
+        let bad = digest_json(3, None, &[(log.clone(), sha256(b"other"), "sha-256")]);
         let report = check_integrity(
             &[FoundDigest { key: &a, uncompressed: &good }, FoundDigest { key: &b, uncompressed: &bad }],
             &[FoundLogFile { key: &log, sha256: sha256(&content) }],
         );
         assert!(matches!(log_verdict_of(&report, &log), LogFileVerdict::HashMismatch { digest, .. } if *digest == b));
-        // The backfill digest records the original's key, not its own.
-        assert_eq!(report.digests.iter().find(|d| d.key == b).unwrap().recorded_key.as_deref(), Some(a.as_str()));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! is not an object.
 //!
 //! The fields are read leniently: a trail mixes services, and the same name
-//! holds different shapes in different services (DynamoDB's
+//! holds different shapes in different services (`DynamoDB`'s
 //! `requestParameters.key` is an object), so a field of an unexpected type
 //! reads as absent rather than failing the file. What does fail the file:
 //! input that is not JSON, a top level without a `Records` array, and a
@@ -44,9 +44,7 @@ const GET_OBJECT: &str = "GetObject";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventsError {
-    #[error(
-        "not a CloudTrail log file: {0} (expected the gunzipped JSON of a file under AWSLogs/<account>/CloudTrail/)"
-    )]
+    #[error("not a CloudTrail log file: {0} (expected gunzipped JSON from AWSLogs/<account>/CloudTrail/)")]
     Json(#[from] serde_json::Error),
     #[error("not a CloudTrail log file: the top-level object has no \"Records\" array")]
     NoRecords,
@@ -320,7 +318,7 @@ impl Scalar<'_> {
         match *self {
             Scalar::Integer(n) => Some(n),
             #[allow(clippy::cast_sign_loss, reason = "the value is checked to be integral and in 0..2^64")]
-            Scalar::Float(x) if x >= 0.0 && x < TWO_POW_64 && x.fract() == 0.0 => Some(x as u64),
+            Scalar::Float(x) if (0.0..TWO_POW_64).contains(&x) && x.fract() == 0.0 => Some(x as u64),
             _ => None,
         }
     }
@@ -475,7 +473,7 @@ mod tests {
 
     use super::*;
 
-    /// A GetObject record as CloudTrail shapes one; fields are patched per test.
+    /// A `GetObject` record as CloudTrail shapes one; fields are patched per test.
     fn get_object(request_id: &str, time: &str, key: &str) -> Value {
         json!({
             "eventVersion": "1.10",
@@ -493,7 +491,11 @@ mod tests {
             "awsRegion": "eu-west-1",
             "sourceIPAddress": "198.51.100.23",
             "userAgent": "[aws-sdk-rust/1.3.0 os/linux]",
-            "requestParameters": {"bucketName": "datasets-prod", "Host": "datasets-prod.s3.eu-west-1.amazonaws.com", "key": key},
+            "requestParameters": {
+                "bucketName": "datasets-prod",
+                "Host": "datasets-prod.s3.eu-west-1.amazonaws.com",
+                "key": key
+            },
             "responseElements": null,
             "additionalEventData": {"SignatureVersion": "SigV4", "bytesTransferredIn": 0, "bytesTransferredOut": 4096},
             "requestID": request_id,
@@ -679,12 +681,15 @@ mod tests {
     #[test]
     fn the_file_shape_is_checked() {
         assert!(matches!(parse_log_file(b"{\"Records\":[]}"), Ok(parsed) if parsed.summary.records == 0));
-        assert!(matches!(parse_log_file(b"{\"Records\":[], \"x\": {\"y\": [1]}}"), Ok(_)));
+        assert!(parse_log_file(b"{\"Records\":[], \"x\": {\"y\": [1]}}").is_ok());
         assert!(matches!(parse_log_file(b"{}"), Err(EventsError::NoRecords)));
         assert!(matches!(parse_log_file(b"[]"), Err(EventsError::Json(_))));
         assert!(matches!(parse_log_file(b"{\"Records\": null}"), Err(EventsError::Json(_))));
         assert!(matches!(parse_log_file(b"{\"Records\":[]} trailing"), Err(EventsError::Json(_))));
-        assert!(matches!(parse_log_file(b"{\"Records\":[{\"eventName\":\"a\",\"eventName\":\"b\"}]}"), Err(_)));
+        assert!(matches!(
+            parse_log_file(b"{\"Records\":[{\"eventName\":\"a\",\"eventName\":\"b\"}]}"),
+            Err(EventsError::Json(_))
+        ));
         assert!(matches!(parse_log_file(b""), Err(EventsError::Json(_))));
     }
 
@@ -749,7 +754,7 @@ mod tests {
 
         #[test]
         fn never_panics_after_a_records_prefix(tail in prop::collection::vec(any::<u8>(), 0..256)) {
-            let mut bytes = b"{\"Records\":[{\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"GetObject\",".to_vec();
+            let mut bytes = br#"{"Records":[{"eventSource":"s3.amazonaws.com","eventName":"GetObject","#.to_vec();
             bytes.extend_from_slice(&tail);
             let _ = for_each_read(&bytes, |_| {});
         }
