@@ -19,7 +19,7 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-600}"
 # Its own target dir: the fuzz build's flags differ from every other build's.
 FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$cache/fuzz-target}"
 triple=x86_64-unknown-linux-gnu
-all_targets=(sigv4_header sigv2 aws_chunked ledger_line request_parse policy_parse)
+all_targets=(sigv4_header sigv2 aws_chunked ledger_line request_parse policy_parse access_log_line)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do

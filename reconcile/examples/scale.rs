@@ -206,6 +206,22 @@ fn run_once(dir: &Path) {
         proxy: ProxyIdentity { arn: "arn:aws:iam::123456789012:role/egress-proxy".into(), access_key_ids: vec![] },
         now: until,
     };
+    if std::env::var_os("SCALE_PHASES").is_some() {
+        let store = ledger.store().expect("store");
+        let reader = egress_ledger::cursor::open_reader(&ledger.data_dir().expect("dir").ledger()).expect("reader");
+        let t = Instant::now();
+        let reads =
+            egress_reconcile::ledger_reads::LedgerReads::load(&reader, &store.index, plan.window).expect("load");
+        eprintln!(
+            "ledger side alone: {} reads, {} lines in {:.2} s",
+            reads.reads.len(),
+            reads.lines_read,
+            t.elapsed().as_secs_f64()
+        );
+        if std::env::var("SCALE_PHASES").as_deref() == Ok("ledger") {
+            return;
+        }
+    }
     let rss_before = status_kib("VmRSS:");
     let cpu_before = cpu_seconds();
     let started = Instant::now();

@@ -40,4 +40,4 @@ mod read;
 
 pub use layout::{KeyLayout, LogKey, parse_log_key, partitioned_day_prefixes, simple_start_after};
 pub use line::{AccessLogLine, LineError, parse_line};
-pub use read::OBJECT_READ;
+pub use read::{OBJECT_READ, OBJECT_READS};

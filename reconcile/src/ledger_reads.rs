@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 
 /// The operation whose reads AWS logs as `REST.GET.OBJECT` / `GetObject`.
 const GET_OBJECT: &str = "GetObject";
+/// Operations that read their `copy_source` (AWS logs the source's side as
+/// `REST.COPY.OBJECT_GET` / `REST.COPY.PART_GET`).
+const COPIES: [&str; 2] = ["CopyObject", "UploadPartCopy"];
 
 /// A half-open time range, microseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,9 @@ pub struct LedgerRead {
     pub bucket: NameId,
     /// Hash of (bucket, key), for the last-resort rule.
     pub object: u64,
+    /// A `CopyObject` or `UploadPartCopy` reading its source: its bytes
+    /// are the copy's answer, not the object's.
+    pub copy: bool,
     pub bytes_sent: Option<u64>,
     pub status: Option<u16>,
     /// `None` while the read has no `end` (still in flight).
@@ -140,7 +146,10 @@ pub struct LedgerReads {
     by_req: FastMap<u128, u32>,
     /// Request ids that are not uuids (older ledgers, tests) -> read.
     by_other_req: FastMap<Box<str>, u32>,
-    by_upstream_id: FastMap<Box<str>, u32>,
+    /// Upstream request ids that are 16 hex digits (S3's own) -> read.
+    by_upstream_id: FastMap<u64, u32>,
+    /// Other upstream request ids (other S3 servers) -> read.
+    by_other_upstream_id: FastMap<Box<str>, u32>,
     /// (bucket, key) -> reads without an upstream request id.
     by_object: FastMap<u64, Vec<u32>>,
     /// Ledger lines read to build this.
@@ -164,6 +173,8 @@ struct Lean<'a> {
     bucket: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    copy_source: Option<LeanObject<'a>>,
     #[serde(default)]
     start_seq: Option<u64>,
     #[serde(default)]
@@ -174,6 +185,79 @@ struct Lean<'a> {
     outcome: Option<Outcome>,
     #[serde(borrow, default)]
     upstream_request_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct LeanObject<'a> {
+    #[serde(borrow)]
+    bucket: Cow<'a, str>,
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+}
+
+/// One ledger line as the merge needs it, parsed on a worker thread.
+enum Parsed {
+    /// A read that started in the window.
+    Start { seq: u64, ts: u64, req: Option<String>, principal: Option<String>, bucket: String, object: u64, copy: bool },
+    End {
+        seq: u64,
+        start_seq: u64,
+        status: Option<u16>,
+        bytes_sent: Option<u64>,
+        outcome: Option<Outcome>,
+        upstream_request_id: Option<String>,
+    },
+    /// Any other line: its seq and time (for knowing when to stop).
+    Other { seq: u64, ts: Option<u64> },
+}
+
+/// Lines handed to a parser at once.
+const BATCH_LINES: usize = 4096;
+
+/// A batch of raw lines: the bytes, and where each line ends.
+struct Batch {
+    no: u64,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+fn parse(line: &[u8], window: Window) -> Result<Parsed, String> {
+    let lean: Lean<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let ts = parse_ts_micros(&lean.ts);
+    Ok(match lean.kind.as_ref() {
+        "start" => {
+            let ts = ts.unwrap_or(0);
+            let object = match lean.operation.as_deref() {
+                Some(GET_OBJECT) => Some((lean.bucket.unwrap_or_default(), lean.key.unwrap_or_default(), false)),
+                Some(op) if COPIES.contains(&op) => lean.copy_source.map(|c| (c.bucket, c.key, true)),
+                _ => None,
+            };
+            match object {
+                Some((bucket, key, copy)) if window.contains(ts) => Parsed::Start {
+                    seq: lean.seq,
+                    ts,
+                    object: object_hash(&bucket, &key),
+                    req: lean.req.map(Cow::into_owned),
+                    principal: lean.principal.map(Cow::into_owned),
+                    bucket: bucket.into_owned(),
+                    copy,
+                },
+                _ => Parsed::Other { seq: lean.seq, ts: Some(ts) },
+            }
+        }
+        "end" => match lean.start_seq {
+            Some(start_seq) => Parsed::End {
+                seq: lean.seq,
+                start_seq,
+                status: lean.status,
+                bytes_sent: lean.bytes_sent,
+                outcome: lean.outcome,
+                upstream_request_id: lean.upstream_request_id.map(Cow::into_owned),
+            },
+            None => Parsed::Other { seq: lean.seq, ts },
+        },
+        _ => Parsed::Other { seq: lean.seq, ts },
+    })
 }
 
 /// FNV-1a over bucket, a NUL and key: only ever compared for equality
@@ -187,6 +271,15 @@ pub fn object_hash(bucket: &str, key: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// An S3 request id's 64 bits, from its 16 upper-case hex digits (as S3
+/// writes them); `None` for anything else, which is kept as text.
+fn hex_id(s: &str) -> Option<u64> {
+    if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)) {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok()
 }
 
 /// A uuid's 128 bits, from its 36-character text; `None` for anything else.
@@ -214,81 +307,166 @@ fn uuid_bits(s: &str) -> Option<u128> {
 }
 
 impl LedgerReads {
-    /// Reads every `GetObject` whose start is in `window`, and its end.
+    /// Reads every object read (`GetObject`, and the source of a
+    /// `CopyObject` or `UploadPartCopy`) whose start is in `window`, and
+    /// its end.
+    ///
+    /// One thread reads lines, two parse them (JSON decoding is most of the
+    /// cost), and this one puts them together in seq order; the readers
+    /// stop when this one has seen enough.
     pub fn load(reader: &LedgerReader, index: &EventIndex, window: Window) -> Result<LedgerReads, ReadError> {
         let blocks = index.blocks_in_time(window.since, window.until)?;
         let first_block = blocks.iter().copied().min().unwrap_or(0);
-        let mut cursor = LineCursor::open_at(reader, index, first_block * BLOCK)?;
+        let first_seq = first_block * BLOCK;
+        let mut cursor = LineCursor::open_at(reader, index, first_seq)?;
         let mut out = LedgerReads::default();
         // At most half the lines of the window's blocks are starts: room
-        // for them at once instead of growing (and rehashing) a million times.
+        // for them at once instead of growing (and rehashing) many times.
         let expected = usize::try_from(blocks.len() as u64 * BLOCK / 2).unwrap_or(0).min(64 << 20);
         out.reads.reserve(expected);
         out.by_req.reserve(expected);
         out.by_upstream_id.reserve(expected);
-        // Reads whose end is not met yet (found by binary search: `reads`
-        // is in seq order).
-        let mut open = 0usize;
-        let mut line = CursorLine::default();
-        while cursor.next_raw(&mut line)? {
-            let lean: Lean<'_> = serde_json::from_slice(&line.bytes).map_err(|e| ReadError::Damaged {
-                segment: format!("the segment holding the line after seq {}", line.seq),
-                offset: line.offset,
-                why: e.to_string(),
-            })?;
-            line.seq = lean.seq;
-            if lean.seq < first_block * BLOCK {
-                continue;
+
+        std::thread::scope(|scope| {
+            let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+            // Shared by the parsers, and dropped with the last of them: a
+            // reader blocked on a full channel then stops.
+            let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+            let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Result<Parsed, String>>)>(4);
+            let reading = scope.spawn(move || -> Result<(), ReadError> {
+                let mut line = CursorLine::default();
+                let mut no = 0;
+                loop {
+                    let mut batch = Batch { no, bytes: Vec::with_capacity(BATCH_LINES * 512), ends: Vec::new() };
+                    while batch.ends.len() < BATCH_LINES && cursor.next_raw(&mut line)? {
+                        batch.bytes.extend_from_slice(&line.bytes);
+                        batch.ends.push(batch.bytes.len());
+                    }
+                    let last = batch.ends.len() < BATCH_LINES;
+                    if work_tx.send(batch).is_err() || last {
+                        return Ok(());
+                    }
+                    no += 1;
+                }
+            });
+            for _ in 0..2 {
+                let done_tx = done_tx.clone();
+                let work_rx = std::sync::Arc::clone(&work_rx);
+                scope.spawn(move || {
+                    loop {
+                        let next = work_rx.lock().map(|rx| rx.recv());
+                        let Ok(Ok(batch)) = next else { return };
+                        let mut start = 0;
+                        let parsed = batch
+                            .ends
+                            .iter()
+                            .map(|&end| {
+                                let line = &batch.bytes[start..end];
+                                start = end;
+                                parse(line, window)
+                            })
+                            .collect();
+                        if done_tx.send((batch.no, parsed)).is_err() {
+                            return;
+                        }
+                    }
+                });
             }
-            out.lines_read += 1;
-            match lean.kind.as_ref() {
-                "start" => {
-                    let ts = parse_ts_micros(&lean.ts).unwrap_or(0);
-                    if ts >= window.until && open == 0 {
-                        break;
-                    }
-                    if window.contains(ts) && lean.operation.as_deref() == Some(GET_OBJECT) {
-                        out.push_start(&lean, ts);
-                        open += 1;
-                    }
-                }
-                "end" => {
-                    let Some(start_seq) = lean.start_seq else { continue };
-                    let Ok(i) = out.reads.binary_search_by_key(&start_seq, |r| r.start_seq) else { continue };
-                    if out.reads[i].end_seq.is_none() {
-                        out.set_end(u32::try_from(i).unwrap_or(u32::MAX), &lean);
-                        open -= 1;
-                    }
-                }
-                _ => {
-                    if open == 0 && parse_ts_micros(&lean.ts).is_some_and(|ts| ts >= window.until) {
-                        break;
+            drop((done_tx, work_rx));
+            let merged = out.merge(done_rx, first_seq, window);
+            // Whatever stopped the merge, the threads end once their
+            // channels are gone; a read error beats a parse error.
+            reading.join().unwrap_or(Ok(())).and(merged)
+        })?;
+        Ok(out)
+    }
+
+    /// Takes the parsed batches in order until the window is over and
+    /// every read in it has its end, or the ledger ends.
+    fn merge(
+        &mut self,
+        done: std::sync::mpsc::Receiver<(u64, Vec<Result<Parsed, String>>)>,
+        first_seq: u64,
+        window: Window,
+    ) -> Result<(), ReadError> {
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        // Reads whose end is not met yet.
+        let mut open = 0usize;
+        let mut last_seq = first_seq;
+        for (no, batch) in done {
+            waiting.insert(no, batch);
+            while let Some(batch) = waiting.remove(&next) {
+                next += 1;
+                for parsed in batch {
+                    let parsed = parsed.map_err(|why| ReadError::Damaged {
+                        segment: format!("the segment holding the line after seq {last_seq}"),
+                        offset: 0,
+                        why,
+                    })?;
+                    match parsed {
+                        Parsed::Start { seq, .. } | Parsed::End { seq, .. } | Parsed::Other { seq, .. }
+                            if seq < first_seq => {}
+                        Parsed::Start { seq, ts, req, principal, bucket, object, copy } => {
+                            last_seq = seq;
+                            self.lines_read += 1;
+                            self.push_start(seq, ts, req.as_deref(), principal.as_deref(), &bucket, object, copy);
+                            open += 1;
+                        }
+                        Parsed::End { seq, start_seq, status, bytes_sent, outcome, upstream_request_id } => {
+                            last_seq = seq;
+                            self.lines_read += 1;
+                            if let Ok(i) = self.reads.binary_search_by_key(&start_seq, |r| r.start_seq)
+                                && self.reads[i].end_seq.is_none()
+                            {
+                                let i = u32::try_from(i).unwrap_or(u32::MAX);
+                                self.set_end(i, seq, status, bytes_sent, outcome, upstream_request_id);
+                                open -= 1;
+                            }
+                        }
+                        Parsed::Other { seq, ts } => {
+                            last_seq = seq;
+                            self.lines_read += 1;
+                            if open == 0 && ts.is_some_and(|ts| ts >= window.until) {
+                                return Ok(());
+                            }
+                        }
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn push_start(&mut self, start: &Lean<'_>, ts: u64) {
+    #[allow(clippy::too_many_arguments)] // one parsed start, taken apart by the match that calls it
+    fn push_start(
+        &mut self,
+        seq: u64,
+        ts: u64,
+        req: Option<&str>,
+        principal: Option<&str>,
+        bucket: &str,
+        object: u64,
+        copy: bool,
+    ) {
         let i = u32::try_from(self.reads.len()).unwrap_or(u32::MAX);
-        let principal = self.names.intern(start.principal.as_deref().unwrap_or("-"));
-        let bucket_name = start.bucket.as_deref().unwrap_or("");
-        let bucket = self.names.intern(bucket_name);
+        let principal = self.names.intern(principal.unwrap_or("-"));
+        let bucket = self.names.intern(bucket);
         self.reads.push(LedgerRead {
-            start_seq: start.seq,
+            start_seq: seq,
             end_seq: None,
             time_micros: ts,
             principal,
             bucket,
-            object: object_hash(bucket_name, start.key.as_deref().unwrap_or("")),
+            object,
+            copy,
             bytes_sent: None,
             status: None,
             outcome: None,
             has_upstream_id: false,
             matched: [false; 2],
         });
-        if let Some(req) = start.req.as_deref() {
+        if let Some(req) = req {
             match uuid_bits(req) {
                 Some(bits) => {
                     self.by_req.insert(bits, i);
@@ -300,20 +478,31 @@ impl LedgerReads {
         }
     }
 
-    fn set_end(&mut self, i: u32, end: &Lean<'_>) {
+    fn set_end(
+        &mut self,
+        i: u32,
+        seq: u64,
+        status: Option<u16>,
+        bytes_sent: Option<u64>,
+        outcome: Option<Outcome>,
+        upstream_request_id: Option<String>,
+    ) {
         let Some(read) = self.reads.get_mut(i as usize) else { return };
-        read.end_seq = Some(end.seq);
-        read.bytes_sent = end.bytes_sent;
-        read.status = end.status;
-        read.outcome = end.outcome;
-        match end.upstream_request_id.as_deref() {
+        read.end_seq = Some(seq);
+        read.bytes_sent = bytes_sent;
+        read.status = status;
+        read.outcome = outcome;
+        match upstream_request_id {
             Some(id) if !id.is_empty() => {
                 read.has_upstream_id = true;
-                self.by_upstream_id.insert(id.into(), i);
+                match hex_id(&id) {
+                    Some(bits) => self.by_upstream_id.insert(bits, i),
+                    None => self.by_other_upstream_id.insert(id.into_boxed_str(), i),
+                };
             }
             // Refused by the proxy before it went upstream: nothing in AWS's
             // logs can be it.
-            _ if end.outcome == Some(Outcome::Denied) => {}
+            _ if outcome == Some(Outcome::Denied) => {}
             _ => self.by_object.entry(read.object).or_default().push(i),
         }
     }
@@ -321,7 +510,10 @@ impl LedgerReads {
     /// The read whose end names this upstream request id.
     #[must_use]
     pub fn by_upstream_id(&self, request_id: &str) -> Option<u32> {
-        self.by_upstream_id.get(request_id).copied()
+        match hex_id(request_id) {
+            Some(bits) => self.by_upstream_id.get(&bits).copied(),
+            None => self.by_other_upstream_id.get(request_id).copied(),
+        }
     }
 
     /// The read with this `req` (the proxy's request id).
@@ -402,6 +594,15 @@ mod tests {
         assert_eq!(uuid_bits("0190A5F2-0000-7000-8000-000000000001"), None);
         assert_eq!(uuid_bits("0190a5f2x0000-7000-8000-000000000001"), None);
         assert_eq!(uuid_bits("r1"), None);
+    }
+
+    #[test]
+    fn s3_request_ids_pack_into_64_bits_and_nothing_else_does() {
+        assert_eq!(hex_id("3E57427F33A59F07"), Some(0x3E57_427F_33A5_9F07));
+        // Lower case would pack to the same bits as its upper-case twin: kept as text.
+        assert_eq!(hex_id("3e57427f33a59f07"), None);
+        assert_eq!(hex_id("3E57427F33A59F0"), None);
+        assert_eq!(hex_id("+E57427F33A59F07"), None);
     }
 
     #[test]

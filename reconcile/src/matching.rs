@@ -338,7 +338,8 @@ impl Join {
 fn bytes_explained(l: &LedgerRead, aws: Option<u64>) -> bool {
     match (l.outcome, l.bytes_sent, aws) {
         (_, None, _) | (_, _, None) | (None, _, _) => true,
-        _ if l.refused_after_head() => true,
+        // A copy's bytes are its answer's; S3 logs the source side's own.
+        _ if l.refused_after_head() || l.copy => true,
         (Some(Outcome::Complete), Some(ours), Some(theirs)) => ours == theirs,
         (Some(_), Some(ours), Some(theirs)) => theirs >= ours,
     }

@@ -88,13 +88,6 @@ struct Reading {
 }
 
 impl Reading {
-    fn malformed(&mut self, object: &str, position: u64, error: String) {
-        self.summary.malformed_count += 1;
-        if self.summary.malformed.len() < MAX_ENTRIES {
-            self.summary.malformed.push(Malformed { object: object.to_owned(), position, error });
-        }
-    }
-
     fn unusable(&mut self, object: &str, problem: String) {
         self.problems = true;
         if self.summary.unusable_files.len() < MAX_ENTRIES {
@@ -221,50 +214,106 @@ async fn read_access_logs(
     ) {
         keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| false).await?);
     }
+    // Files are parsed on blocking threads, a few ahead of the join, which
+    // takes them in order: parsing one overlaps fetching the next and
+    // joining the one before, and never holds up the async runtime.
+    let mut parsing = std::collections::VecDeque::new();
     for key in keys {
-        let bytes = match store.get(&key, MAX_LOG_OBJECT_BYTES).await {
-            Ok(bytes) => bytes,
+        match store.get(&key, MAX_LOG_OBJECT_BYTES).await {
+            Ok(bytes) => parsing.push_back(tokio::task::spawn_blocking(move || parse_access_log(key, &bytes))),
+            Err(e) => reading.unusable(&key, e.to_string()),
+        }
+        while parsing.len() >= FILES_AHEAD {
+            if let Some(next) = parsing.pop_front() {
+                absorb_access_log(next.await.map_err(|e| RunError::Task(e.to_string()))?, join, reading);
+            }
+        }
+    }
+    for next in parsing {
+        absorb_access_log(next.await.map_err(|e| RunError::Task(e.to_string()))?, join, reading);
+    }
+    Ok(())
+}
+
+/// Files parsed ahead of the join, at most.
+const FILES_AHEAD: usize = 3;
+
+/// One access log object, parsed.
+struct ParsedAccessLog {
+    key: String,
+    reads: Vec<crate::AwsRead>,
+    records: u64,
+    other_records: u64,
+    /// The first [`MAX_ENTRIES`] malformed lines, and how many there were.
+    malformed: Vec<(u64, String)>,
+    malformed_count: u64,
+    /// Oldest and newest record time, any operation.
+    span: Option<(u64, u64)>,
+}
+
+fn parse_access_log(key: String, bytes: &[u8]) -> ParsedAccessLog {
+    let mut out = ParsedAccessLog {
+        key,
+        reads: Vec::new(),
+        records: 0,
+        other_records: 0,
+        malformed: Vec::new(),
+        malformed_count: 0,
+        span: None,
+    };
+    let malformed = |out: &mut ParsedAccessLog, position: u64, why: String| {
+        out.malformed_count += 1;
+        if out.malformed.len() < MAX_ENTRIES {
+            out.malformed.push((position, why));
+        }
+    };
+    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        if raw.is_empty() || raw == b"\r" {
+            continue;
+        }
+        out.records += 1;
+        let position = n as u64 + 1;
+        let Ok(text) = std::str::from_utf8(raw) else {
+            malformed(&mut out, position, "not UTF-8".to_owned());
+            continue;
+        };
+        let line = match access_log::parse_line(text) {
+            Ok(line) => line,
             Err(e) => {
-                reading.unusable(&key, e.to_string());
+                malformed(&mut out, position, e.to_string());
                 continue;
             }
         };
-        reading.summary.files_read += 1;
-        let mut span: Option<(u64, u64)> = None;
-        for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-            if raw.is_empty() || raw == b"\r" {
-                continue;
-            }
-            reading.summary.records += 1;
-            let position = n as u64 + 1;
-            let Ok(text) = std::str::from_utf8(raw) else {
-                reading.malformed(&key, position, "not UTF-8".to_owned());
-                continue;
-            };
-            let line = match access_log::parse_line(text.trim_end_matches('\r')) {
-                Ok(line) => line,
-                Err(e) => {
-                    reading.malformed(&key, position, e.to_string());
-                    continue;
-                }
-            };
-            let Some(read) = line.object_read() else {
-                reading.summary.other_records += 1;
-                continue;
-            };
-            span = Some(span.map_or((read.time_micros, read.time_micros), |(a, b)| {
-                (a.min(read.time_micros), b.max(read.time_micros))
-            }));
-            if join.in_window(&read) {
-                reading.summary.reads_in_window += 1;
-            }
-            join.observe(read);
-        }
-        if let Some(span) = span {
-            reading.spans.push(span);
+        let t = line.time_micros;
+        out.span = Some(out.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        match line.object_read() {
+            Some(read) => out.reads.push(read),
+            None => out.other_records += 1,
         }
     }
-    Ok(())
+    out
+}
+
+fn absorb_access_log(parsed: ParsedAccessLog, join: &mut Join, reading: &mut Reading) {
+    let summary = &mut reading.summary;
+    summary.files_read += 1;
+    summary.records += parsed.records;
+    summary.other_records += parsed.other_records;
+    summary.malformed_count += parsed.malformed_count;
+    for (position, error) in parsed.malformed {
+        if summary.malformed.len() < MAX_ENTRIES {
+            summary.malformed.push(Malformed { object: parsed.key.clone(), position, error });
+        }
+    }
+    if let Some(span) = parsed.span {
+        reading.spans.push(span);
+    }
+    for read in parsed.reads {
+        if join.in_window(&read) {
+            summary.reads_in_window += 1;
+        }
+        join.observe(read);
+    }
 }
 
 async fn read_cloudtrail(
@@ -273,7 +322,7 @@ async fn read_cloudtrail(
     join: &mut Join,
     reading: &mut Reading,
 ) -> Result<(), RunError> {
-    use cloudtrail::digest::{Digest, DigestIndex, DigestVerdict, FoundDigest, FoundLogFile, LogFileVerdict, sha256};
+    use cloudtrail::digest::{Digest, DigestIndex, DigestVerdict, FoundDigest, FoundLogFile};
     let window = plan.window;
     let last_delivery = window.until.saturating_add(plan.delivery_micros()[1]);
     let (prefix, account, region) = (&plan.cloudtrail_prefix, &plan.account, &plan.region);
@@ -311,61 +360,26 @@ async fn read_cloudtrail(
     let index = DigestIndex::new(&found_digests);
     let days = cloudtrail::layout::log_day_prefixes(prefix, account, region, window.since, last_delivery);
     let mut found: Vec<(String, [u8; 32])> = Vec::new();
+    // Parsed on blocking threads a few ahead, as for access logs.
+    let mut parsing = std::collections::VecDeque::new();
     for day in &days {
         reading.summary.locations.push(format!("{}{day}", store.location()));
         for key in list_all(store, &plan.log_bucket, day, None, |_| false).await? {
-            let bytes = match fetch_gunzipped(store, &key).await {
-                Ok(bytes) => bytes,
-                Err(problem) => {
-                    reading.unusable(&key, problem);
-                    continue;
-                }
-            };
-            let hash = sha256(&bytes);
-            found.push((key.clone(), hash));
-            // A log file is trusted only once its hash is checked.
-            match index.verdict(&FoundLogFile { key: &key, sha256: hash }) {
-                LogFileVerdict::Verified { .. } => {}
-                LogFileVerdict::NotInDigest => reading.summary.unverified_files.push(key.clone()),
-                LogFileVerdict::HashMismatch { digest, expected, actual } => {
-                    reading.unusable(
-                        &key,
-                        format!("SHA-256 {actual} differs from {expected} in digest {digest}: changed after delivery"),
-                    );
-                    continue;
-                }
-                LogFileVerdict::UnsupportedAlgorithm { digest, algorithm } => {
-                    reading.unusable(&key, format!("digest {digest} hashes it with {algorithm:?}, not SHA-256"));
-                    continue;
-                }
+            match store.get(&key, MAX_LOG_OBJECT_BYTES).await {
+                Ok(bytes) => parsing.push_back(tokio::task::spawn_blocking(move || parse_trail_file(key, &bytes))),
+                Err(e) => reading.unusable(&key, e.to_string()),
             }
-            reading.summary.files_read += 1;
-            let mut in_window = 0;
-            let summary = cloudtrail::events::for_each_read(&bytes, |read| {
-                if join.in_window(&read) {
-                    in_window += 1;
+            while parsing.len() >= FILES_AHEAD {
+                if let Some(next) = parsing.pop_front() {
+                    let parsed = next.await.map_err(|e| RunError::Task(e.to_string()))?;
+                    absorb_trail_file(parsed, &index, &mut found, join, reading);
                 }
-                join.observe(read);
-            });
-            reading.summary.reads_in_window += in_window;
-            match summary {
-                Ok(summary) => {
-                    reading.summary.records += summary.records as u64;
-                    reading.summary.other_records += summary.skipped as u64;
-                    for n in 0..summary.malformed {
-                        reading.malformed(
-                            &key,
-                            n as u64 + 1,
-                            "a GetObject record without requestID, bucket or key".to_owned(),
-                        );
-                    }
-                    if let (Some(first), Some(last)) = (summary.oldest_event_micros, summary.newest_event_micros) {
-                        reading.spans.push((first, last));
-                    }
-                }
-                Err(e) => reading.unusable(&key, format!("does not parse: {e}")),
             }
         }
+    }
+    for next in parsing {
+        let parsed = next.await.map_err(|e| RunError::Task(e.to_string()))?;
+        absorb_trail_file(parsed, &index, &mut found, join, reading);
     }
     // The chain between digests, and files they list that are gone.
     let found_files: Vec<FoundLogFile<'_>> =
@@ -400,6 +414,88 @@ async fn read_cloudtrail(
         }
     }
     Ok(())
+}
+
+/// One CloudTrail log file: its SHA-256 (of the uncompressed content, as
+/// the digests hash it) and its reads, or why it could not be read.
+struct ParsedTrailFile {
+    key: String,
+    sha256: Option<[u8; 32]>,
+    parsed: Result<cloudtrail::events::LogFileReads, String>,
+}
+
+fn parse_trail_file(key: String, compressed: &[u8]) -> ParsedTrailFile {
+    match cloudtrail::gunzip(compressed, MAX_CLOUDTRAIL_UNCOMPRESSED) {
+        Ok(bytes) => ParsedTrailFile {
+            key,
+            sha256: Some(cloudtrail::digest::sha256(&bytes)),
+            parsed: cloudtrail::events::parse_log_file(&bytes).map_err(|e| format!("does not parse: {e}")),
+        },
+        Err(e) => ParsedTrailFile { key, sha256: None, parsed: Err(e.to_string()) },
+    }
+}
+
+/// Uses a parsed CloudTrail file once the digests vouch for it (or none
+/// lists it yet); a file they contradict is not used.
+fn absorb_trail_file(
+    file: ParsedTrailFile,
+    index: &cloudtrail::digest::DigestIndex<'_>,
+    found: &mut Vec<(String, [u8; 32])>,
+    join: &mut Join,
+    reading: &mut Reading,
+) {
+    use cloudtrail::digest::{FoundLogFile, LogFileVerdict};
+    let ParsedTrailFile { key, sha256, parsed } = file;
+    let Some(hash) = sha256 else {
+        reading.unusable(&key, parsed.err().unwrap_or_default());
+        return;
+    };
+    found.push((key.clone(), hash));
+    match index.verdict(&FoundLogFile { key: &key, sha256: hash }) {
+        LogFileVerdict::Verified { .. } => {}
+        LogFileVerdict::NotInDigest => reading.summary.unverified_files.push(key.clone()),
+        LogFileVerdict::HashMismatch { digest, expected, actual } => {
+            reading.unusable(
+                &key,
+                format!("SHA-256 {actual} differs from {expected} in digest {digest}: changed after delivery"),
+            );
+            return;
+        }
+        LogFileVerdict::UnsupportedAlgorithm { digest, algorithm } => {
+            reading.unusable(&key, format!("digest {digest} hashes it with {algorithm:?}, not SHA-256"));
+            return;
+        }
+    }
+    let file = match parsed {
+        Ok(file) => file,
+        Err(problem) => {
+            reading.unusable(&key, problem);
+            return;
+        }
+    };
+    reading.summary.files_read += 1;
+    let summary = file.summary;
+    reading.summary.records += summary.records as u64;
+    reading.summary.other_records += summary.skipped as u64;
+    if summary.malformed > 0 {
+        reading.summary.malformed_count += summary.malformed as u64;
+        if reading.summary.malformed.len() < MAX_ENTRIES {
+            reading.summary.malformed.push(Malformed {
+                object: key.clone(),
+                position: 0,
+                error: format!("{} GetObject records without requestID, bucket or key", summary.malformed),
+            });
+        }
+    }
+    if let (Some(first), Some(last)) = (summary.oldest_event_micros, summary.newest_event_micros) {
+        reading.spans.push((first, last));
+    }
+    for read in file.reads {
+        if join.in_window(&read) {
+            reading.summary.reads_in_window += 1;
+        }
+        join.observe(read);
+    }
 }
 
 async fn fetch_gunzipped(store: &impl LogStore, key: &str) -> Result<Vec<u8>, String> {

@@ -119,6 +119,27 @@ async fn every_rule_and_every_category() {
     read(&ledger, "r-has-id", "h.csv", Some("AWS0000000000008"), 800, Outcome::Complete).await;
     // Refused by the proxy before anything went upstream: AWS cannot know it.
     read(&ledger, "r-not-forwarded", "i.csv", None, 0, Outcome::Denied).await;
+    // A copy reads its source: S3 logs the source side on the data bucket.
+    let copy = ledger
+        .append(Entry::Start(StartRecord {
+            req: "r-copy".into(),
+            principal: Some("alice".into()),
+            method: "PUT".into(),
+            operation: "CopyObject".into(),
+            bucket: Some("elsewhere".into()),
+            key: Some("copy-of-j.csv".into()),
+            copy_source: Some(egress_ledger::ObjectRef {
+                bucket: "data".into(),
+                key: "j.csv".into(),
+                version_id: None,
+            }),
+            ..StartRecord::default()
+        }))
+        .await
+        .unwrap();
+    let mut end = EndRecord::unknown("r-copy", copy.seq, Outcome::Complete);
+    (end.status, end.bytes_sent, end.upstream_request_id) = (Some(200), Some(234), Some("AWS0000000000009".into()));
+    ledger.append(Entry::End(end)).await.unwrap();
 
     let t = t0 + 1_000_000;
     let lines = [
@@ -194,6 +215,17 @@ async fn every_rule_and_every_category() {
             tag: None,
             status: 200,
             bytes: 65536,
+        },
+        // The source side of the copy: its bytes are not the answer's.
+        Line {
+            time: t,
+            requester: SESSION,
+            request_id: "AWS0000000000009",
+            operation: "REST.COPY.OBJECT_GET",
+            key: "j.csv",
+            tag: None,
+            status: 200,
+            bytes: 0,
         },
         // Bypass by another identity.
         Line {
@@ -271,14 +303,14 @@ async fn every_rule_and_every_category() {
     assert_eq!(report.status, RunStatus::Partial, "{:?}", report.error);
     let c = &report.counts;
 
-    assert_eq!((c.ledger_reads, c.ledger_reads_not_forwarded), (9, 1));
+    assert_eq!((c.ledger_reads, c.ledger_reads_not_forwarded), (10, 1));
     // Missing: f.csv, and h.csv, whose only "record" was the forged one.
     assert_eq!((c.bypass, c.unaccounted_attempts, c.missing_from_aws, c.bytes_mismatch), (2, 1, 2, 1));
-    assert_eq!(c.matched, 6, "a, b, c, d, e, g");
+    assert_eq!(c.matched, 7, "a, b, c, d, e, g, the copy's j");
 
     let access = &report.sources[&LogSource::AccessLog];
     assert_eq!(access.files_read, 1);
-    assert_eq!(access.matched_by_rule.request_id, 4);
+    assert_eq!(access.matched_by_rule.request_id, 5);
     assert_eq!(access.matched_by_rule.tag, 1);
     assert_eq!(access.matched_by_rule.fallback, 1);
     assert_eq!(access.duplicates, 1);
@@ -315,7 +347,7 @@ async fn every_rule_and_every_category() {
     assert_eq!(mismatch.rule, Rule::RequestId);
 
     assert_eq!(report.matched.len(), 1);
-    assert_eq!((report.matched[0].principal.as_str(), report.matched[0].access_log), ("alice", 6));
+    assert_eq!((report.matched[0].principal.as_str(), report.matched[0].access_log), ("alice", 7));
 
     // The same logs judged at once: the missing read is only pending.
     let early = run(&ledger, &store, &self::plan(t0 - 600_000_000, t0 + 60_000_000, t0 + 2_000_000)).await;

@@ -12,14 +12,20 @@ use crate::aws_read::{AwsRead, LogSource, TAG_PARAM};
 /// sends an object's bytes out of the bucket to the requester.
 pub const OBJECT_READ: &str = "REST.GET.OBJECT";
 
+/// Every operation that reads an object's bytes out of the bucket: a
+/// `GetObject`, the source side of a `CopyObject` or `UploadPartCopy` (the
+/// bytes go to another bucket, perhaps another account's), and a read
+/// through the bucket's website endpoint.
+pub const OBJECT_READS: [&str; 4] = [OBJECT_READ, "REST.COPY.OBJECT_GET", "REST.COPY.PART_GET", "WEBSITE.GET.OBJECT"];
+
 impl<'a> AccessLogLine<'a> {
-    /// Whether this record is an object read ([`OBJECT_READ`]), refused or not.
+    /// Whether this record is an object read ([`OBJECT_READS`]), refused or not.
     #[must_use]
     pub fn is_object_read(&self) -> bool {
-        self.operation == OBJECT_READ
+        OBJECT_READS.contains(&self.operation)
     }
 
-    /// The read this record is, if it is one ([`OBJECT_READ`]); `None` for
+    /// The read this record is, if it is one ([`OBJECT_READS`]); `None` for
     /// every other operation. A refused read is a read too (see
     /// [`AwsRead::succeeded`]). Bytes sent logged as `-` are 0.
     #[must_use]
@@ -139,6 +145,21 @@ mod tests {
         assert_eq!(read(corpus::ENDS_AFTER_TLS_VERSION), None); // REST.PUT.OBJECT
         assert_eq!(read(corpus::ENDS_AFTER_USER_AGENT), None); // REST.HEAD.OBJECT
         assert_eq!(read(corpus::LIFECYCLE_EXPIRY), None);
+    }
+
+    #[test]
+    fn the_source_side_of_a_copy_is_a_read() {
+        // Someone copies the object to a bucket of their own: its bytes leave.
+        let line = corpus::FULL.replace("REST.GET.OBJECT", "REST.COPY.OBJECT_GET").replace(
+            "arn:aws:sts::111122223333:assumed-role/egress-proxy/session-7",
+            "arn:aws:iam::444455556666:user/outsider",
+        );
+        let copy = read(&line).unwrap();
+        assert_eq!(copy.key, "datasets/2025/train-00017.parquet");
+        assert_eq!(copy.requester.as_deref(), Some("arn:aws:iam::444455556666:user/outsider"));
+        assert!(read(&corpus::FULL.replace("REST.GET.OBJECT", "REST.COPY.PART_GET")).is_some());
+        assert!(read(&corpus::FULL.replace("REST.GET.OBJECT", "WEBSITE.GET.OBJECT")).is_some());
+        assert!(read(&corpus::FULL.replace("REST.GET.OBJECT", "REST.COPY.OBJECT")).is_none());
     }
 
     #[test]
