@@ -28,6 +28,8 @@ use crate::store::{LogStore, StoreError};
 pub const MAX_LOG_OBJECT_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest CloudTrail file once decompressed.
 pub const MAX_CLOUDTRAIL_UNCOMPRESSED: u64 = 512 * 1024 * 1024;
+/// Most ledger reads a run holds (about 2.6 GB).
+pub const MAX_WINDOW_READS: u64 = 10_000_000;
 /// How far apart in time the fallback rule lets a ledger read and a record be.
 pub const FALLBACK_TOLERANCE_MICROS: u64 = 5 * 60 * 1_000_000;
 
@@ -76,6 +78,11 @@ pub enum RunError {
     List { bucket: String, prefix: String, error: StoreError },
     #[error("the ledger task failed: {0}")]
     Task(String),
+    #[error(
+        "the window holds about {lines} ledger lines, more than a run holds ({MAX_WINDOW_READS} reads): \
+         reconcile shorter windows"
+    )]
+    WindowTooLarge { lines: u64 },
 }
 
 /// Per source while reading.
@@ -114,6 +121,13 @@ pub async fn run(ledger: &Ledger, store: &impl LogStore, plan: &Plan) -> Report 
 async fn run_inner(ledger: &Ledger, store: &impl LogStore, plan: &Plan, started: u64) -> Result<Report, RunError> {
     let (reader, index) = ledger_parts(ledger)?;
     let padded = plan.window.padded(FALLBACK_TOLERANCE_MICROS);
+    // The ledger side is held whole: refuse a window too large to hold
+    // rather than exhaust the proxy's memory.
+    let lines = index.blocks_in_time(padded.since, padded.until).map_err(ReadError::from)?.len() as u64
+        * egress_ledger::index::BLOCK;
+    if lines / 2 > MAX_WINDOW_READS {
+        return Err(RunError::WindowTooLarge { lines });
+    }
     let reads = {
         let (reader, index) = (reader.clone(), std::sync::Arc::clone(&index));
         tokio::task::spawn_blocking(move || LedgerReads::load(&reader, &index, padded))
