@@ -31,7 +31,6 @@
 //! record from `T` on, plus older ones: the reader keeps or drops each
 //! record by its own time, never by its object's name.
 
-mod civil;
 #[cfg(test)]
 mod corpus;
 pub mod layout;

@@ -34,7 +34,6 @@ use flate2::read::MultiGzDecoder;
 pub mod digest;
 pub mod events;
 pub mod layout;
-mod utc;
 
 /// Why a gzipped object could not be decompressed.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@
 
 pub mod access_log;
 pub mod aws_read;
+mod civil;
 pub mod cloudtrail;
 pub mod fast_hash;
 pub mod ledger_reads;

@@ -13,8 +13,7 @@
 //! A name's time only narrows the listing; the reader keeps a record by the
 //! record's own time.
 
-use super::civil::{CivilTime, MAX_SECONDS, MICROS_PER_SECOND, SECONDS_PER_DAY};
-use super::line::digits;
+use crate::civil::{CivilTime, MAX_SECONDS, MICROS_PER_SECOND, SECONDS_PER_DAY, digits};
 
 /// How a log object's key is laid out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -26,7 +26,7 @@
 //! Referer or User-Agent (also the client's) can only move where the
 //! fields after them start, and the reconciliation reads none of those.
 
-use super::civil::{CivilTime, MAX_SECONDS, MICROS_PER_SECOND};
+use crate::civil::{CivilTime, MAX_SECONDS, MICROS_PER_SECOND, digits};
 
 /// Names of the fields, as a [`LineError`] reports them.
 pub mod field {
@@ -437,16 +437,6 @@ fn parse_time(text: &[u8]) -> Option<u64> {
         _ => return None,
     };
     Some(utc * MICROS_PER_SECOND)
-}
-
-/// ASCII digits as a number; `None` for anything else or past `u32`.
-pub(super) fn digits(text: &[u8]) -> Option<u32> {
-    if text.is_empty() {
-        return None;
-    }
-    text.iter().try_fold(0_u32, |n, &b| {
-        if b.is_ascii_digit() { n.checked_mul(10)?.checked_add(u32::from(b - b'0')) } else { None }
-    })
 }
 
 #[cfg(test)]

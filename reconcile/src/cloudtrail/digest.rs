@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::utc;
+use crate::civil;
 
 /// The only hash algorithm CloudTrail documents, and the only one checked.
 pub const SHA_256: &str = "SHA-256";
@@ -101,14 +101,14 @@ impl Digest {
 
 fn time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     let text = String::deserialize(deserializer)?;
-    utc::parse_iso8601_micros(&text)
+    civil::parse_iso8601_micros(&text)
         .ok_or_else(|| serde::de::Error::custom(format_args!("{text:?} is not a UTC time like 2026-12-03T10:00:00Z")))
 }
 
 fn optional_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
         None => Ok(None),
-        Some(text) => utc::parse_iso8601_micros(&text).map(Some).ok_or_else(|| {
+        Some(text) => civil::parse_iso8601_micros(&text).map(Some).ok_or_else(|| {
             serde::de::Error::custom(format_args!("{text:?} is not a UTC time like 2026-12-03T10:00:00Z"))
         }),
     }
@@ -522,7 +522,7 @@ mod tests {
         for key in &trail.log_keys {
             assert!(matches!(log_verdict_of(&report, key), LogFileVerdict::Verified { .. }));
         }
-        assert_eq!(report.digests[1].end_micros, utc::parse_iso8601_micros("2026-12-03T03:00:12Z"));
+        assert_eq!(report.digests[1].end_micros, civil::parse_iso8601_micros("2026-12-03T03:00:12Z"));
         assert_eq!(report.digests[1].log_files_listed, 1);
     }
 
@@ -683,7 +683,7 @@ mod tests {
         let digest = Digest::parse(&digest_json(5, None, &[])).unwrap();
         assert!(digest.log_files.is_empty());
         assert_eq!((digest.newest_event_micros, digest.previous_digest_s3_object), (None, None));
-        assert_eq!(digest.digest_start_micros, utc::parse_iso8601_micros("2026-12-03T04:00:12Z").unwrap());
+        assert_eq!(digest.digest_start_micros, civil::parse_iso8601_micros("2026-12-03T04:00:12Z").unwrap());
         assert!(matches!(Digest::parse(b"{\"digestEndTime\": \"noon\"}"), Err(DigestError::Json(_))));
     }
 

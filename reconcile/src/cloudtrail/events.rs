@@ -32,8 +32,8 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::utc;
 use crate::aws_read::{AwsRead, LogSource};
+use crate::civil;
 
 /// `eventSource` of S3's events.
 const S3_EVENT_SOURCE: &str = "s3.amazonaws.com";
@@ -116,7 +116,7 @@ impl Tally<'_> {
             summary.malformed += 1;
             return;
         };
-        let time = record.event_time.as_str().and_then(utc::parse_iso8601_micros);
+        let time = record.event_time.as_str().and_then(civil::parse_iso8601_micros);
         if let Some(time) = time {
             summary.oldest_event_micros = Some(summary.oldest_event_micros.map_or(time, |t| t.min(time)));
             summary.newest_event_micros = Some(summary.newest_event_micros.map_or(time, |t| t.max(time)));
@@ -563,8 +563,8 @@ mod tests {
                 reads: 3,
                 skipped: 2,
                 malformed: 1,
-                oldest_event_micros: utc::parse_iso8601_micros("2026-12-03T09:58:00Z"),
-                newest_event_micros: utc::parse_iso8601_micros("2026-12-03T10:05:00Z"),
+                oldest_event_micros: civil::parse_iso8601_micros("2026-12-03T09:58:00Z"),
+                newest_event_micros: civil::parse_iso8601_micros("2026-12-03T10:05:00Z"),
             }
         );
         let [iam_user, assumed_role, denied] = parsed.reads.try_into().unwrap();
@@ -573,7 +573,7 @@ mod tests {
             AwsRead {
                 source: LogSource::Cloudtrail,
                 request_id: "REQ0001".into(),
-                time_micros: utc::parse_iso8601_micros("2026-12-03T10:00:00Z").unwrap(),
+                time_micros: civil::parse_iso8601_micros("2026-12-03T10:00:00Z").unwrap(),
                 bucket: "datasets-prod".into(),
                 key: "train/part-0001.parquet".into(),
                 requester: Some("arn:aws:iam::210987654321:user/batch-reader".into()),

@@ -16,7 +16,7 @@
 //! Organization trails put the organization's id after `AWSLogs/`. Their
 //! keys parse; the prefix builders here make only the single-account layout.
 
-use super::utc;
+use crate::civil;
 
 /// One listing prefix per UTC day touched by `[since_micros, until_micros)`,
 /// oldest first: `[prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/`.
@@ -55,8 +55,8 @@ fn day_prefixes(prefix: &str, account: &str, folder: &str, region: &str, since: 
     }
     let prefix = prefix.trim_end_matches('/');
     let separator = if prefix.is_empty() { "" } else { "/" };
-    (utc::day_of(since)..=utc::day_of(until - 1))
-        .map(|day| format!("{prefix}{separator}AWSLogs/{account}/{folder}/{region}/{}/", utc::day_path(day)))
+    (civil::day_of(since)..=civil::day_of(until - 1))
+        .map(|day| format!("{prefix}{separator}AWSLogs/{account}/{folder}/{region}/{}/", civil::day_path(day)))
         .collect()
 }
 
@@ -94,7 +94,7 @@ impl<'k> TrailObject<'k> {
         if year.len() != 4 || month.len() != 2 || day.len() != 2 {
             return None;
         }
-        utc::parse_iso8601_micros(&format!("{year}-{month}-{day}T00:00:00Z"))?;
+        civil::parse_iso8601_micros(&format!("{year}-{month}-{day}T00:00:00Z"))?;
         let name = file.strip_suffix(".json.gz")?;
         let stamped = name.strip_prefix(account)?.strip_prefix('_')?.strip_prefix(folder)?.strip_prefix('_')?;
         let rest = stamped.strip_prefix(region)?.strip_prefix('_')?;
@@ -107,7 +107,7 @@ impl<'k> TrailObject<'k> {
                 if unique.is_empty() || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return None;
                 }
-                Some(TrailObject::LogFile { account, region, time_micros: utc::parse_compact_micros(stamp)? })
+                Some(TrailObject::LogFile { account, region, time_micros: civil::parse_compact_micros(stamp)? })
             }
             DIGEST_FOLDER => {
                 // Trail names may hold `_`, so the name is read from its end.
@@ -120,7 +120,7 @@ impl<'k> TrailObject<'k> {
                 if trail.is_empty() || home_region.is_empty() || stamp.len() != 16 {
                     return None;
                 }
-                let end_micros = utc::parse_compact_micros(stamp)?;
+                let end_micros = civil::parse_compact_micros(stamp)?;
                 Some(TrailObject::Digest { account, region, trail, home_region, end_micros, backfill })
             }
             _ => None,
@@ -153,7 +153,7 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> u64 {
-        utc::parse_iso8601_micros(text).unwrap()
+        civil::parse_iso8601_micros(text).unwrap()
     }
 
     #[test]
@@ -255,12 +255,12 @@ mod tests {
     #[test]
     fn listed_keys_parse_back_to_their_day() {
         let since = at("2026-12-03T00:00:00Z");
-        for prefix in log_day_prefixes("p", "7", "ap-south-1", since, since + 3 * utc::MICROS_PER_DAY) {
+        for prefix in log_day_prefixes("p", "7", "ap-south-1", since, since + 3 * civil::MICROS_PER_DAY) {
             let stamp = prefix.split('/').rev().skip(1).take(3).collect::<Vec<_>>().join("");
             let (day, month, year) = (&stamp[..2], &stamp[2..4], &stamp[4..]);
             let key = format!("{prefix}7_CloudTrail_ap-south-1_{year}{month}{day}T2359Z_u1.json.gz");
             let object = TrailObject::parse(&key).unwrap();
-            assert_eq!(utc::day_path(utc::day_of(object.time_micros())), format!("{year}/{month}/{day}"));
+            assert_eq!(civil::day_path(civil::day_of(object.time_micros())), format!("{year}/{month}/{day}"));
         }
     }
 }
