@@ -2,7 +2,7 @@
 //!
 //! S3 delivers access logs best effort, usually within hours, as objects of
 //! newline-separated records under the logging configuration's prefix
-//! ([`layout`]). A record ([`line`]) is one request to the logged bucket;
+//! ([`layout`]). A record ([`line`](mod@line)) is one request to the logged bucket;
 //! the reconciliation keeps the object reads ([`AccessLogLine::object_read`],
 //! operation `REST.GET.OBJECT`) as [`AwsRead`](crate::AwsRead)s.
 //!
@@ -12,7 +12,7 @@
 //!   `-`; `"-"` occurs too);
 //! - quotes inside those three are not escaped: a client's `"` is logged
 //!   as it came, so the parser closes a quoted field where what follows
-//!   reads as the next fields (see [`line`]);
+//!   reads as the next fields (see [`line`](mod@line));
 //! - the key is URL-encoded, twice for client requests (`a b` is logged as
 //!   `a%2520b`), once for S3's own lifecycle and batch-delete records;
 //! - AWS appends fields over the years (signature version, cipher suite,
