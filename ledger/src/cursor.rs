@@ -52,7 +52,9 @@ pub struct LineCursor {
 #[derive(Debug, Default)]
 pub struct CursorLine {
     pub seq: u64,
-    /// Where the line starts in its segment file.
+    /// The segment file the line is in (its first seq), and where in it
+    /// the line starts.
+    pub segment: u64,
     pub offset: u64,
     pub bytes: Vec<u8>,
 }
@@ -143,6 +145,7 @@ impl LineCursor {
             self.offset += n;
             if line.bytes.last() == Some(&b'\n') {
                 line.bytes.pop();
+                line.segment = self.segments.get(self.current).copied().unwrap_or(0);
                 line.offset = offset;
                 return Ok(true);
             }

@@ -294,7 +294,7 @@ impl ServeConfig {
                 reconcile_every: s
                     .reconcile_every
                     .as_deref()
-                    .map(|every| duration_setting("reconcile_every", every, Duration::from_mins(1)))
+                    .map(|every| duration_setting("reconcile_every", every, Duration::from_secs(1)))
                     .transpose()?,
                 delivery: egress_reconcile::report::DeliveryWindows {
                     access_log_secs: duration_setting(

@@ -15,7 +15,8 @@ use crate::fast_hash::FastMap;
 use egress_ledger::cursor::{CursorLine, LineCursor, ReadError};
 use egress_ledger::index::{BLOCK, EventIndex};
 use egress_ledger::reader::LedgerReader;
-use egress_ledger::record::parse_ts_micros;
+use egress_ledger::record::{decode_header, parse_ts_micros};
+use egress_ledger::segment::segment_name;
 use egress_ledger::{Entry, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -214,15 +215,31 @@ enum Parsed {
 /// Lines handed to a parser at once.
 const BATCH_LINES: usize = 4096;
 
-/// A batch of raw lines: the bytes, and where each line ends.
+/// A batch of raw lines: the bytes, where each line ends, and where each
+/// was in the ledger (segment, offset), to say where damage is.
 struct Batch {
     no: u64,
     bytes: Vec<u8>,
     ends: Vec<usize>,
+    at: Vec<(u64, u64)>,
 }
 
 fn parse(line: &[u8], window: Window) -> Result<Parsed, String> {
-    let lean: Lean<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let lean: Lean<'_> = match serde_json::from_slice(line) {
+        Ok(lean) => lean,
+        // `Lean` reads the fields of starts and ends; a note or checkpoint
+        // may use the same names for other things (a reconciliation note's
+        // `status` is a word). Only a start or end that does not decode is
+        // damage.
+        Err(e) => {
+            return match decode_header(line) {
+                Ok((header, _)) if !matches!(header.kind, "start" | "end") => {
+                    Ok(Parsed::Other { seq: header.seq, ts: parse_ts_micros(header.ts) })
+                }
+                _ => Err(e.to_string()),
+            };
+        }
+    };
     let ts = parse_ts_micros(&lean.ts);
     Ok(match lean.kind.as_ref() {
         "start" => {
@@ -332,15 +349,21 @@ impl LedgerReads {
             // Shared by the parsers, and dropped with the last of them: a
             // reader blocked on a full channel then stops.
             let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
-            let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Result<Parsed, String>>)>(4);
+            let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Result<Parsed, ReadError>>)>(4);
             let reading = scope.spawn(move || -> Result<(), ReadError> {
                 let mut line = CursorLine::default();
                 let mut no = 0;
                 loop {
-                    let mut batch = Batch { no, bytes: Vec::with_capacity(BATCH_LINES * 512), ends: Vec::new() };
+                    let mut batch = Batch {
+                        no,
+                        bytes: Vec::with_capacity(BATCH_LINES * 512),
+                        ends: Vec::with_capacity(BATCH_LINES),
+                        at: Vec::with_capacity(BATCH_LINES),
+                    };
                     while batch.ends.len() < BATCH_LINES && cursor.next_raw(&mut line)? {
                         batch.bytes.extend_from_slice(&line.bytes);
                         batch.ends.push(batch.bytes.len());
+                        batch.at.push((line.segment, line.offset));
                     }
                     let last = batch.ends.len() < BATCH_LINES;
                     if work_tx.send(batch).is_err() || last {
@@ -360,10 +383,15 @@ impl LedgerReads {
                         let parsed = batch
                             .ends
                             .iter()
-                            .map(|&end| {
+                            .zip(&batch.at)
+                            .map(|(&end, &(segment, offset))| {
                                 let line = &batch.bytes[start..end];
                                 start = end;
-                                parse(line, window)
+                                parse(line, window).map_err(|why| ReadError::Damaged {
+                                    segment: segment_name(segment),
+                                    offset,
+                                    why,
+                                })
                             })
                             .collect();
                         if done_tx.send((batch.no, parsed)).is_err() {
@@ -385,7 +413,7 @@ impl LedgerReads {
     /// every read in it has its end, or the ledger ends.
     fn merge(
         &mut self,
-        done: std::sync::mpsc::Receiver<(u64, Vec<Result<Parsed, String>>)>,
+        done: std::sync::mpsc::Receiver<(u64, Vec<Result<Parsed, ReadError>>)>,
         first_seq: u64,
         window: Window,
     ) -> Result<(), ReadError> {
@@ -393,28 +421,20 @@ impl LedgerReads {
         let mut next = 0u64;
         // Reads whose end is not met yet.
         let mut open = 0usize;
-        let mut last_seq = first_seq;
         for (no, batch) in done {
             waiting.insert(no, batch);
             while let Some(batch) = waiting.remove(&next) {
                 next += 1;
                 for parsed in batch {
-                    let parsed = parsed.map_err(|why| ReadError::Damaged {
-                        segment: format!("the segment holding the line after seq {last_seq}"),
-                        offset: 0,
-                        why,
-                    })?;
-                    match parsed {
+                    match parsed? {
                         Parsed::Start { seq, .. } | Parsed::End { seq, .. } | Parsed::Other { seq, .. }
                             if seq < first_seq => {}
                         Parsed::Start { seq, ts, req, principal, bucket, object, copy } => {
-                            last_seq = seq;
                             self.lines_read += 1;
                             self.push_start(seq, ts, req.as_deref(), principal.as_deref(), &bucket, object, copy);
                             open += 1;
                         }
                         Parsed::End { seq, start_seq, status, bytes_sent, outcome, upstream_request_id } => {
-                            last_seq = seq;
                             self.lines_read += 1;
                             if let Ok(i) = self.reads.binary_search_by_key(&start_seq, |r| r.start_seq)
                                 && self.reads[i].end_seq.is_none()
@@ -424,8 +444,7 @@ impl LedgerReads {
                                 open -= 1;
                             }
                         }
-                        Parsed::Other { seq, ts } => {
-                            last_seq = seq;
+                        Parsed::Other { ts, .. } => {
                             self.lines_read += 1;
                             if open == 0 && ts.is_some_and(|ts| ts >= window.until) {
                                 return Ok(());

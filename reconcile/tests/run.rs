@@ -109,6 +109,13 @@ async fn every_rule_and_every_category() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, _) = Ledger::open(&LedgerConfig::new(dir.path(), "reconcile-test")).unwrap();
     let t0 = now();
+    // A note whose members share names with a start's or end's (an earlier
+    // run's summary says `"status":"partial"`): not damage, not a read.
+    let note = egress_ledger::NoteRecord::new("reconciliation")
+        .with("status", "partial")
+        .with("key", serde_json::json!({"not": "a key"}))
+        .with("outcome", 7);
+    ledger.append(Entry::Note(note)).await.unwrap();
     read(&ledger, "r-by-id", "a.csv", Some("AWS0000000000001"), 100, Outcome::Complete).await;
     read(&ledger, "r-tagged", "b.csv", None, 200, Outcome::Complete).await;
     read(&ledger, "r-fallback", "c.csv", None, 300, Outcome::Complete).await;

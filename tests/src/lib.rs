@@ -125,6 +125,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+pub mod moto;
 pub mod relay;
 pub mod servers;
 pub mod sigv4;

@@ -15,6 +15,7 @@ mod first_run;
 mod ledger_cli;
 mod operator;
 mod policies;
+mod reconciliation;
 mod s3_aws_cli;
 mod s3_boto3;
 mod s3_client_faults;
