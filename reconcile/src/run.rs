@@ -2,10 +2,11 @@
 //! check them one at a time, join their reads with the ledger's, and write
 //! the report.
 //!
-//! Memory: the ledger side of the window (about 100 bytes a read), one log
-//! file at a time (at most [`MAX_LOG_OBJECT_BYTES`], CloudTrail files at
-//! most [`MAX_CLOUDTRAIL_UNCOMPRESSED`] once inflated), and the capped
-//! findings. A day of logs is never held.
+//! Memory: the ledger side of the window (about 260 bytes a read, at most
+//! [`MAX_WINDOW_READS`]), [`FILES_AHEAD`] log files at a time (each at most
+//! [`MAX_LOG_OBJECT_BYTES`], CloudTrail files at most
+//! [`MAX_CLOUDTRAIL_UNCOMPRESSED`] once inflated), the keys listed, and the
+//! capped findings. A day of logs is never held.
 
 use std::collections::BTreeMap;
 
