@@ -1,5 +1,6 @@
-//! The ledger's side of the join: every `GetObject` that started in the
-//! window, reduced to what matching needs, with its `end`.
+//! The ledger's side of the join: every object read (a `GetObject`, or a
+//! copy's source) that started in the window, reduced to what matching
+//! needs, with its `end`.
 //!
 //! Read once, forward, with a [`LineCursor`] from the index block at or
 //! before the window's start; the scan stops past the window once every
