@@ -105,6 +105,11 @@ pub struct ReconcileArgs {
     /// The same for CloudTrail.
     #[arg(long, env = "EGRESS_CLOUDTRAIL_DELIVERY", default_value = "1h", value_parser = humantime::parse_duration)]
     pub cloudtrail_delivery: std::time::Duration,
+    /// An access key id the proxy signs upstream requests with: a read in
+    /// CloudTrail with it, by anyone, is the proxy's credentials used
+    /// elsewhere (`serve` knows its own). Repeat for several.
+    #[arg(long = "proxy-access-key-id")]
+    pub proxy_access_key_ids: Vec<String>,
     #[command(flatten)]
     pub dir: DataDirArg,
 }

@@ -76,9 +76,15 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     };
     // Say it at start rather than on the first request; credentials may
     // still appear later (a role attached, a profile written), so serve anyway.
-    if let Err(e) = credentials.get().await {
-        tracing::warn!(error = %e, "no upstream credentials yet: every request will fail with InternalError until there are");
-    }
+    // The key id also lets reconciliation tell the proxy's own credentials
+    // used elsewhere in CloudTrail (`userIdentity.accessKeyId`).
+    let upstream_key_ids: Vec<String> = match credentials.get().await {
+        Ok(creds) => vec![creds.access_key_id().to_owned()],
+        Err(e) => {
+            tracing::warn!(error = %e, "no upstream credentials yet: every request will fail with InternalError until there are");
+            Vec::new()
+        }
+    };
     let upstream = Upstream::new(
         &endpoint,
         addressing,
@@ -118,7 +124,8 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     });
     let summaries = tokio::spawn(crate::denials::write_summaries(Arc::clone(&denials), ledger.clone(), stop.clone()));
     let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } =
-        start_admin(config, ledger.clone(), &store, Arc::clone(&metrics), &authorizer, stop.clone()).await?;
+        start_admin(config, ledger.clone(), &store, Arc::clone(&metrics), &authorizer, upstream_key_ids, stop.clone())
+            .await?;
 
     let plain =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
@@ -220,6 +227,7 @@ async fn start_admin(
     store: &egress_ledger::store::Store,
     metrics: Arc<egress_metrics::Metrics>,
     authorizer: &Authorizer,
+    upstream_key_ids: Vec<String>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<AdminApi> {
     let admin = &config.admin;
@@ -254,7 +262,7 @@ async fn start_admin(
         Arc::clone(&provisioner),
         store.tree("reconciliations")?,
         admin.delivery,
-        Vec::new(),
+        upstream_key_ids,
     ));
     if let Some(every) = admin.reconcile_every {
         tracing::info!(every = %humantime::format_duration(every), "reconciling on a schedule");

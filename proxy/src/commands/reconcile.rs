@@ -32,7 +32,8 @@ pub fn reconcile(args: &ReconcileArgs) -> anyhow::Result<i32> {
                 egress_admin::provisioning::Provisioner::new(args.aws_endpoint.clone(), args.region.clone(), specs)
                     .await,
             );
-            let reconciler = Reconciler::new(ledger.clone(), provisioner, reports, delivery, Vec::new());
+            let reconciler =
+                Reconciler::new(ledger.clone(), provisioner, reports, delivery, args.proxy_access_key_ids.clone());
             reconciler
                 .run(RunRequest { spec: args.spec.clone(), window: Window { since, until } })
                 .await

@@ -53,6 +53,9 @@ const MALLORY_ID: &str = "MALLORYGET000001";
 const STOLEN_ID: &str = "PROXYCREDS000001";
 const DENIED_ID: &str = "MALLORYDENIED001";
 const HIDDEN_ID: &str = "HIDDENREAD000001";
+const LEAKED_KEY_ID: &str = "PROXYKEYUSED0001";
+/// Whoever used the proxy's upstream access key (CloudTrail gives the key).
+const LEAKED_KEY_USER: &str = "arn:aws:iam::123456789012:user/ci-runner";
 
 /// boto3 toward moto, over HTTPS with the test CA.
 const MOTO_PRELUDE: &str = r#"
@@ -460,6 +463,17 @@ impl Delivery {
             bytes_out: reads.whole_c.bytes,
         };
         events.push(mallory.json());
+        // The proxy's own upstream key, used by someone else: CloudTrail names the key.
+        events.push(
+            TrailEvent {
+                requester: LEAKED_KEY_USER,
+                access_key_id: egress_e2e::servers::UPSTREAM_KEY,
+                ip: "198.51.100.66",
+                request_id: LEAKED_KEY_ID,
+                ..mallory
+            }
+            .json(),
+        );
         events.push(
             TrailEvent { event_name: "PutObject", request_id: "PUTEVENT00000001", ..reads.whole_a.trail_event() }
                 .json(),
@@ -619,7 +633,7 @@ fn assert_findings(report: &Value, reads: &Reads, delivery: &Delivery, earlier: 
     assert!(report["error"].as_str().is_some_and(|e| e.contains("could not be used")), "{}", report["error"]);
     assert_eq!(
         report["counts"],
-        json!({"bypass": 3, "unaccounted_attempts": 1, "missing_from_aws": 1, "bytes_mismatch": 1,
+        json!({"bypass": 4, "unaccounted_attempts": 1, "missing_from_aws": 1, "bytes_mismatch": 1,
                "matched": 4, "ledger_reads": 5, "ledger_reads_not_forwarded": 0}),
         "{report:#}"
     );
@@ -627,9 +641,17 @@ fn assert_findings(report: &Value, reads: &Reads, delivery: &Delivery, earlier: 
     assert_eq!(report["warnings"], json!([]));
 
     // Bypass: the outsider (one entry from both logs), the proxy's role used
-    // elsewhere, the forged tag; not the read only the tampered file holds.
+    // elsewhere, its upstream key used by another identity, the forged tag;
+    // not the read only the tampered file holds.
     let bypass = &report["bypass"];
-    assert_eq!(bypass.as_array().unwrap().len(), 3, "{bypass:#}");
+    assert_eq!(bypass.as_array().unwrap().len(), 4, "{bypass:#}");
+    let leaked = entry(bypass, LEAKED_KEY_ID);
+    assert_eq!(
+        (leaked["requester"].as_str(), leaked["access_key_id"].as_str()),
+        (Some(LEAKED_KEY_USER), Some(egress_e2e::servers::UPSTREAM_KEY))
+    );
+    assert_eq!(leaked["proxy_identity"], true, "the proxy's upstream key, used by another identity: {leaked}");
+    assert_eq!(leaked["sources"], json!(["cloudtrail"]));
     let mallory = entry(bypass, MALLORY_ID);
     assert_eq!((mallory["requester"].as_str(), mallory["source_ip"].as_str()), (Some(MALLORY), Some(MALLORY_IP)));
     assert_eq!((mallory["bucket"].as_str(), mallory["key"].as_str()), (Some(DATA_BUCKET), Some(whole_c.key.as_str())));
@@ -719,7 +741,7 @@ fn assert_findings(report: &Value, reads: &Reads, delivery: &Delivery, earlier: 
             &trail["reads_in_window"],
             &trail["other_records"]
         ],
-        [1, 1, 6, 5, 1],
+        [1, 1, 7, 6, 1],
         "{trail:#}"
     );
     assert_eq!(trail["malformed_count"], 0, "{trail:#}");
@@ -799,7 +821,7 @@ fn a_run_finds_bypass_reads_gaps_and_untrustworthy_logs() {
     assert_eq!(note["report_sha256"], hash.as_str(), "the chain holds the hash of the report as served");
 
     let metrics = proxy.admin_get("/metrics");
-    assert_eq!(metric(&metrics, "egress_reconcile_bypass_reads_total"), Some(3.0), "{metrics}");
+    assert_eq!(metric(&metrics, "egress_reconcile_bypass_reads_total"), Some(4.0), "{metrics}");
     assert_eq!(metric(&metrics, "egress_reconcile_runs_total{status=\"partial\"}"), Some(1.0), "{metrics}");
     #[allow(clippy::cast_precision_loss)] // seconds since 1970 are far below 2^52
     let ran_after = now.0 as f64;
@@ -812,7 +834,7 @@ fn a_run_finds_bypass_reads_gaps_and_untrustworthy_logs() {
     assert_eq!(again["counts"], report["counts"]);
     assert_ne!(again["id"], report["id"]);
     let metrics = proxy.admin_get("/metrics");
-    assert_eq!(metric(&metrics, "egress_reconcile_bypass_reads_total"), Some(3.0), "{metrics}");
+    assert_eq!(metric(&metrics, "egress_reconcile_bypass_reads_total"), Some(4.0), "{metrics}");
     assert_eq!(metric(&metrics, "egress_reconcile_runs_total{status=\"partial\"}"), Some(2.0), "{metrics}");
 
     // A spec whose log bucket is gone: nothing is known, and the answer says so.
@@ -846,13 +868,14 @@ print("true")
     );
     let metrics = proxy.admin_get("/metrics");
     assert_eq!(metric(&metrics, "egress_reconcile_runs_total{status=\"failed\"}"), Some(1.0), "{metrics}");
-    assert_eq!(metric(&metrics, "egress_reconcile_bypass_reads_total"), Some(3.0), "{metrics}");
+    assert_eq!(metric(&metrics, "egress_reconcile_bypass_reads_total"), Some(4.0), "{metrics}");
 
     // The CLI, on the data dir of the stopped proxy: exit code 2, bypass.
     proxy.stop();
     let endpoint = moto.endpoint();
     let data_dir = proxy.data_dir.display().to_string();
     let mut args = vec!["reconcile", "--since", "15m", "--spec", "main", "--json", "--aws-endpoint", &endpoint];
+    args.extend(["--proxy-access-key-id", egress_e2e::servers::UPSTREAM_KEY]);
     args.extend(delivery_windows);
     args.extend(["--data-dir", &data_dir]);
     let cli: egress_e2e::Run = Command::new(egress_e2e::bin())
