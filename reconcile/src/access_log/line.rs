@@ -121,6 +121,38 @@ pub struct AccessLogLine<'a> {
     pub trailing: &'a str,
 }
 
+impl<'a> AccessLogLine<'a> {
+    /// Every text field, the required ones as `Some`, in the documented
+    /// order: for what holds of all of them (each is a slice of the line).
+    #[must_use]
+    pub fn text_fields(&self) -> [Option<&'a str>; 22] {
+        [
+            self.bucket_owner,
+            Some(self.bucket),
+            self.remote_ip,
+            self.requester,
+            Some(self.request_id),
+            Some(self.operation),
+            self.key_logged,
+            self.request_uri,
+            self.error_code,
+            self.referer,
+            self.user_agent,
+            self.version_id,
+            self.host_id,
+            self.signature_version,
+            self.cipher_suite,
+            self.authentication_type,
+            self.host_header,
+            self.tls_version,
+            self.access_point_arn,
+            self.acl_required,
+            self.source_region,
+            Some(self.trailing),
+        ]
+    }
+}
+
 /// Splits `line` (a trailing `\n` or `\r\n` is ignored) into a record.
 pub fn parse_line(line: &str) -> Result<AccessLogLine<'_>, LineError> {
     let line = line.strip_suffix('\n').unwrap_or(line);
@@ -695,23 +727,7 @@ mod tests {
             let own = s.as_bytes().as_ptr_range();
             range.start <= own.start && own.end <= range.end
         };
-        [parsed.bucket, parsed.request_id, parsed.operation, parsed.trailing].into_iter().all(inside)
-            && [
-                parsed.bucket_owner,
-                parsed.remote_ip,
-                parsed.requester,
-                parsed.key_logged,
-                parsed.request_uri,
-                parsed.error_code,
-                parsed.referer,
-                parsed.user_agent,
-                parsed.version_id,
-                parsed.host_id,
-                parsed.source_region,
-            ]
-            .into_iter()
-            .flatten()
-            .all(inside)
+        parsed.text_fields().into_iter().flatten().all(inside)
     }
 
     fn mutated(base: &str, edits: &[(usize, u8, char)]) -> String {
