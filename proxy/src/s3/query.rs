@@ -264,8 +264,10 @@ impl Query {
         &self.hoisted
     }
 
-    /// The query to forward: the parameters encoded strictly (SigV4's
-    /// unreserved set), in the order sent; `None` if there are none.
+    /// The client's parameters as they are forwarded (encoded strictly,
+    /// SigV4's unreserved set, in the order sent), without the tag the
+    /// pipeline adds ([`Query::to_forward_tagged`]); `None` if there are none.
+    #[cfg(test)]
     #[must_use]
     pub fn to_forward(&self) -> Option<String> {
         let mut out = String::new();
@@ -275,8 +277,9 @@ impl Query {
         (!out.is_empty()).then_some(out)
     }
 
-    /// [`Query::to_forward`] with the proxy's request id added as the last
-    /// parameter, [`TAG_PARAM`]`=req`, so that the upstream's access log
+    /// The query to forward: the parameters encoded strictly (SigV4's
+    /// unreserved set), in the order sent, then the proxy's request id as
+    /// the last parameter, [`TAG_PARAM`]`=req`, so that the upstream's access log
     /// names the ledger request (S3 ignores `x-` parameters and logs them in
     /// the Request-URI). A client's own parameter of that name is dropped:
     /// only the proxy names its requests.

@@ -1,6 +1,6 @@
 //! One S3 request, parsed once: what it addresses, its query, its
 //! operation, its copy source — and, from that same value, what is sent
-//! upstream ([`S3Request::forward_headers`], [`Query::to_forward`]).
+//! upstream ([`S3Request::forward_headers`], [`Query::to_forward_tagged`]).
 //!
 //! The signature check reads the raw request (it must: the signature is
 //! over the bytes sent), but it decodes the query as [`Query`] does, so a
@@ -213,7 +213,8 @@ pub fn forwarded_means_the_same(
     let Ok(target) = super::addressing::resolve(host, raw_path, &domains) else { return Ok(false) };
     let Ok(request) = S3Request::parse(method, target, raw_query, headers) else { return Ok(false) };
     let path = crate::upstream::client::path_style(request.target.bucket.as_deref(), request.target.key.as_deref());
-    let query = request.query.to_forward();
+    // As the pipeline forwards it: tagged with a request id.
+    let query = Some(request.query.to_forward_tagged("01234567-89ab-7cde-8f01-23456789abcd"));
     let forwarded_headers = request.forward_headers(headers);
     let target = super::addressing::resolve(None, &path, &[])
         .map_err(|e| format!("the forwarded path {path:?} does not parse: {e}"))?;
