@@ -27,7 +27,7 @@ mod signing;
 mod time;
 
 pub use canonical::{CanonicalRequest, MissingSignedHeader, canonical_headers, canonical_query};
-pub use encoding::{percent_decode, query_pairs, uri_encode, uri_encode_path};
+pub use encoding::{percent_decode, query_pairs, uri_encode, uri_encode_into, uri_encode_path};
 pub use signing::{SCOPE_TERMINATOR, SigningKey, chunk_string_to_sign, scope, string_to_sign, trailer_string_to_sign};
 pub use time::{format_amz_date, parse_amz_date, parse_http_date, unix_seconds};
 

@@ -24,7 +24,7 @@
 //! them and as the SDKs' presigners put them there. They are taken out of
 //! the query and forwarded as headers.
 
-use crate::auth::sigv4::uri_encode;
+use crate::sigv4::uri_encode_into;
 use http::{HeaderName, HeaderValue};
 
 use crate::auth::sigv4::{QueryAuth, query_auth_kind};
@@ -39,10 +39,11 @@ fn push_param(out: &mut String, name: &str, value: Option<&str>) {
     if !out.is_empty() {
         out.push('&');
     }
-    out.push_str(&uri_encode(name, true));
+    // Onto `out` directly: this runs for every parameter of every request.
+    uri_encode_into(name.as_bytes(), true, out);
     if let Some(value) = value {
         out.push('=');
-        out.push_str(&uri_encode(value, true));
+        uri_encode_into(value.as_bytes(), true, out);
     }
 }
 

@@ -18,7 +18,8 @@ pub fn uri_encode_path(raw: &str) -> String {
     out
 }
 
-pub(super) fn uri_encode_into(bytes: &[u8], encode_slash: bool, out: &mut String) {
+/// [`uri_encode`] onto the end of `out`.
+pub fn uri_encode_into(bytes: &[u8], encode_slash: bool, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (b == b'/' && !encode_slash) {
