@@ -25,6 +25,15 @@ use crate::provisioning::{Provisioner, ProvisioningError};
 /// Reports kept at most; the oldest go first.
 pub const MAX_REPORTS: usize = 1000;
 
+/// Key prefixes in the reconciliations tree: whole reports, and their
+/// summaries (what the list shows), each by run id.
+const REPORT: &[u8] = b"report/";
+const SUMMARY: &[u8] = b"summary/";
+
+fn key(prefix: &[u8], id: &str) -> Vec<u8> {
+    [prefix, id.as_bytes()].concat()
+}
+
 /// What a run is asked for.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -143,7 +152,7 @@ pub struct ReportSummary {
 
 impl ReportSummary {
     #[must_use]
-    pub fn of(report: &Report) -> ReportSummary {
+    pub fn of(report: &Report, report_sha256: String) -> ReportSummary {
         ReportSummary {
             id: report.id.clone(),
             spec: report.spec.clone(),
@@ -154,7 +163,7 @@ impl ReportSummary {
             window: report.window.clone(),
             counts: report.counts.clone(),
             ledger_seq: report.ledger_seq,
-            report_sha256: report.sha256(),
+            report_sha256,
         }
     }
 }
@@ -222,14 +231,14 @@ impl Reconciler {
         };
         let store = S3LogStore::new(self.provisioner.s3(&spec.region), spec.log_bucket.clone());
         let mut report = egress_reconcile::run::run(&self.ledger, &store, &plan).await;
-        let note = summary_note(&report);
+        let report_sha256 = report.sha256();
         let appended = self
             .ledger
-            .append(Entry::Note(note))
+            .append(Entry::Note(summary_note(&report, &report_sha256)))
             .await
             .map_err(|e| ApiError::internal(format!("the ledger refused the run's summary: {e}")))?;
         report.ledger_seq = Some(appended.seq);
-        self.keep(&report)?;
+        self.keep(&report, &ReportSummary::of(&report, report_sha256))?;
         self.metrics.record(&report);
         let error = report.error.as_deref().unwrap_or("");
         match report.status {
@@ -262,37 +271,44 @@ impl Reconciler {
         }
     }
 
-    fn keep(&self, report: &Report) -> Result<(), ApiError> {
-        let bytes = serde_json::to_vec(report).map_err(|e| ApiError::internal(e.to_string()))?;
-        self.reports.insert(report.id.as_bytes(), bytes).map_err(|e| ApiError::internal(e.to_string()))?;
-        while self.reports.len() > MAX_REPORTS {
-            match self.reports.pop_min() {
-                Ok(Some(_)) => {}
-                _ => break,
-            }
+    /// Keeps the report and, beside it, its summary with its hash (so that
+    /// listing reads neither whole reports nor hashes them again); the
+    /// oldest go past [`MAX_REPORTS`].
+    fn keep(&self, report: &Report, summary: &ReportSummary) -> Result<(), ApiError> {
+        let store = |e: &dyn std::fmt::Display| ApiError::internal(format!("the reconciliation store: {e}"));
+        let report_bytes = serde_json::to_vec(report).map_err(|e| store(&e))?;
+        let summary_bytes = serde_json::to_vec(summary).map_err(|e| store(&e))?;
+        self.reports.insert(key(REPORT, &report.id), report_bytes).map_err(|e| store(&e))?;
+        self.reports.insert(key(SUMMARY, &report.id), summary_bytes).map_err(|e| store(&e))?;
+        let kept = self.reports.scan_prefix(SUMMARY).count();
+        for item in self.reports.scan_prefix(SUMMARY).keys().take(kept.saturating_sub(MAX_REPORTS)) {
+            let old = item.map_err(|e| store(&e))?;
+            let id = &old[SUMMARY.len()..];
+            self.reports.remove(&old).map_err(|e| store(&e))?;
+            self.reports.remove([REPORT, id].concat()).map_err(|e| store(&e))?;
         }
         Ok(())
     }
 
     /// A kept report.
     pub fn get(&self, id: &str) -> Result<Option<Report>, ApiError> {
-        let Some(bytes) = self.reports.get(id.as_bytes()).map_err(|e| ApiError::internal(e.to_string()))? else {
+        let Some(bytes) = self.reports.get(key(REPORT, id)).map_err(|e| ApiError::internal(e.to_string()))? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::internal(format!("stored report {id}: {e}")))
     }
 
-    /// Kept reports, newest first, before the id `before`.
+    /// Kept runs' summaries, newest first, before the id `before`.
     pub fn list(&self, limit: usize, before: Option<&str>) -> Result<Vec<ReportSummary>, ApiError> {
-        let iter = match before {
-            Some(before) => self.reports.range(..before.as_bytes()),
-            None => self.reports.iter(),
+        let end = match before {
+            Some(before) => key(SUMMARY, before),
+            // Just past every `summary/` key.
+            None => [&SUMMARY[..SUMMARY.len() - 1], b"0"].concat(),
         };
         let mut out = Vec::new();
-        for item in iter.rev().take(limit) {
+        for item in self.reports.range(SUMMARY.to_vec()..end).rev().take(limit) {
             let (_, bytes) = item.map_err(|e| ApiError::internal(e.to_string()))?;
-            let report: Report = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
-            out.push(ReportSummary::of(&report));
+            out.push(serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?);
         }
         Ok(out)
     }
@@ -323,7 +339,7 @@ impl Reconciler {
 
 /// The note a run puts on the chain: what was known when.
 #[must_use]
-pub fn summary_note(report: &Report) -> NoteRecord {
+pub fn summary_note(report: &Report, report_sha256: &str) -> NoteRecord {
     let counts = serde_json::to_value(&report.counts).unwrap_or_default();
     let mut note = NoteRecord::new("reconciliation")
         .with("id", report.id.clone())
@@ -332,7 +348,7 @@ pub fn summary_note(report: &Report) -> NoteRecord {
         .with("since", report.window.since.clone())
         .with("until", report.window.until.clone())
         .with("counts", counts)
-        .with("report_sha256", report.sha256());
+        .with("report_sha256", report_sha256);
     if let Some(error) = &report.error {
         note = note.with("error", error.clone());
     }
@@ -344,4 +360,45 @@ pub fn summary_note(report: &Report) -> NoteRecord {
 fn run_id() -> String {
     let random: u64 = rand::random();
     format!("{:013x}-{random:016x}", now_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed")]
+
+    use super::*;
+    use egress_ledger::LedgerConfig;
+
+    #[tokio::test]
+    async fn the_newest_runs_are_kept_listed_newest_first_and_paged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = Ledger::open(&LedgerConfig::new(dir.path(), "reconciliation-test")).unwrap();
+        let store = ledger.store().unwrap();
+        let provisioner =
+            Arc::new(Provisioner::new(None, "us-east-1".into(), store.tree("provisioning").unwrap()).await);
+        let reconciler = Reconciler::new(
+            ledger.clone(),
+            provisioner,
+            store.tree("reconciliations").unwrap(),
+            DeliveryWindows::default(),
+            Vec::new(),
+        );
+        let window = ReportWindow { since: "a".into(), until: "b".into() };
+        let ids: Vec<String> = (0..MAX_REPORTS + 3).map(|n| format!("{n:013x}-0")).collect();
+        for id in &ids {
+            let report =
+                Report::failed(id.clone(), "main".into(), window.clone(), DeliveryWindows::default(), "e".into());
+            reconciler.keep(&report, &ReportSummary::of(&report, report.sha256())).unwrap();
+        }
+        let all = reconciler.list(MAX_REPORTS + 10, None).unwrap();
+        assert_eq!(all.len(), MAX_REPORTS);
+        assert_eq!(all[0].id, ids[ids.len() - 1], "newest first");
+        assert_eq!(all[MAX_REPORTS - 1].id, ids[3], "the three oldest are gone");
+        assert!(reconciler.get(&ids[2]).unwrap().is_none());
+        assert_eq!(reconciler.get(&ids[3]).unwrap().unwrap().id, ids[3]);
+        let page = reconciler.list(2, Some(&ids[10])).unwrap();
+        assert_eq!(page.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [&ids[9], &ids[8]]);
+        assert_eq!(page[0].report_sha256, reconciler.get(&ids[9]).unwrap().unwrap().sha256());
+        ledger.close().await.unwrap();
+    }
 }
