@@ -3,17 +3,15 @@
 //! independent oracle.
 //!
 //! moto comes from the test venv (`EGRESS_TEST_VENV`, made by
-//! scripts/venv.sh from tests/requirements.txt), or from `PATH`.
+//! scripts/venv.sh from tests/requirements.txt), or from `PATH`, started by
+//! the end-to-end crate's harness (`egress_e2e::moto`).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::BucketLoggingStatus;
 use egress_admin::provisioning::Provisioner;
 use egress_admin::{AdminState, AdminToken};
+use egress_e2e::moto::{ACCOUNT, Moto};
 use egress_metrics::Metrics;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
@@ -22,67 +20,7 @@ use tower::ServiceExt as _;
 
 const TOKEN: &str = "a-test-token-of-enough-length";
 const REGION: &str = "eu-west-1";
-/// moto's account.
-const ACCOUNT: &str = "123456789012";
 const PROXY_ARN: &str = "arn:aws:iam::123456789012:role/egress-proxy";
-
-/// A moto server on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let tool = match std::env::var_os("EGRESS_TEST_VENV") {
-            Some(venv) => PathBuf::from(venv).join("bin").join("moto_server"),
-            None => PathBuf::from("moto_server"),
-        };
-        // A free port may be taken before moto binds it: try again with another.
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-            let log = std::fs::File::create(dir.path().join("moto.log")).expect("moto log");
-            let child = Command::new(&tool)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("start {} ({e}); install it: pip install -r tests/requirements.txt", tool.display())
-                });
-            let mut moto = Moto { child, port, _dir: dir };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200))
-                    .is_ok()
-                {
-                    return moto;
-                }
-                if moto.child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = moto.child.kill();
-        }
-        panic!("moto_server did not come up in three attempts");
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// AWS configuration toward `endpoint` with dummy credentials: moto checks
 /// no signatures, and nothing asks the credential chain or IMDS.
