@@ -188,12 +188,6 @@ impl Reconciler {
         }
     }
 
-    /// The delivery windows runs judge with.
-    #[must_use]
-    pub fn delivery(&self) -> DeliveryWindows {
-        self.delivery
-    }
-
     /// Runs one reconciliation: reads the logs, puts the summary on the
     /// chain, keeps the report. A run that could not read the logs is a
     /// `failed` report (kept and on the chain too); an error here means the

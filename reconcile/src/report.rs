@@ -42,19 +42,6 @@ pub enum Rule {
     Fallback,
 }
 
-impl Rule {
-    pub const ALL: [Rule; 3] = [Rule::RequestId, Rule::Tag, Rule::Fallback];
-
-    #[must_use]
-    pub fn index(self) -> usize {
-        match self {
-            Rule::RequestId => 0,
-            Rule::Tag => 1,
-            Rule::Fallback => 2,
-        }
-    }
-}
-
 /// An AWS read no ledger request accounts for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Unaccounted {
