@@ -166,14 +166,22 @@ fn ledger_parts(ledger: &Ledger) -> Result<(LedgerReader, std::sync::Arc<egress_
     Ok((reader, std::sync::Arc::clone(&store.index)))
 }
 
-/// Every key under `prefix` after `start_after`, page by page, until
-/// `stop` says a key is past what the run needs.
+/// What a listing does with a key.
+enum Listed {
+    Keep,
+    Skip,
+    /// Past what the run needs: the listing ends.
+    Stop,
+}
+
+/// The keys under `prefix` after `start_after` that `judge` keeps, page by
+/// page, until it says a key is past what the run needs.
 async fn list_all(
     store: &impl LogStore,
     bucket: &str,
     prefix: &str,
     start_after: Option<&str>,
-    mut stop: impl FnMut(&str) -> bool,
+    mut judge: impl FnMut(&str) -> Listed,
 ) -> Result<Vec<String>, RunError> {
     let mut keys = Vec::new();
     let mut token = None;
@@ -184,10 +192,11 @@ async fn list_all(
             error,
         })?;
         for key in page.keys {
-            if stop(&key) {
-                return Ok(keys);
+            match judge(&key) {
+                Listed::Keep => keys.push(key),
+                Listed::Skip => {}
+                Listed::Stop => return Ok(keys),
             }
-            keys.push(key);
         }
         match page.next {
             Some(next) => token = Some(next),
@@ -209,13 +218,19 @@ async fn read_access_logs(
     let prefix = &plan.access_log_prefix;
     let start_after = access_log::simple_start_after(prefix, window.since.saturating_sub(HOUR));
     let mut keys = list_all(store, &plan.log_bucket, prefix, Some(&start_after), |key| {
-        access_log::parse_log_key(prefix, key)
-            .is_some_and(|k| matches!(k.layout, access_log::KeyLayout::Simple) && k.name_time_micros > last_delivery)
+        match access_log::parse_log_key(prefix, key) {
+            Some(k) if matches!(k.layout, access_log::KeyLayout::Simple) => {
+                if k.name_time_micros > last_delivery {
+                    Listed::Stop
+                } else {
+                    Listed::Keep
+                }
+            }
+            // Partitioned keys (listed by day below) and anything else.
+            _ => Listed::Skip,
+        }
     })
     .await?;
-    keys.retain(|key| {
-        access_log::parse_log_key(prefix, key).is_some_and(|k| matches!(k.layout, access_log::KeyLayout::Simple))
-    });
     reading.summary.locations.push(format!("{}{prefix}", store.location()));
     // Date-partitioned layout: one prefix per day (by event or delivery
     // time, as the bucket's logging says), from the day before the window.
@@ -227,7 +242,7 @@ async fn read_access_logs(
         window.since.saturating_sub(DAY),
         last_delivery,
     ) {
-        keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| false).await?);
+        keys.extend(list_all(store, &plan.log_bucket, &day, None, |_| Listed::Keep).await?);
     }
     // Files are parsed on blocking threads, a few ahead of the join, which
     // takes them in order: parsing one overlaps fetching the next and
@@ -346,7 +361,7 @@ async fn read_cloudtrail(
     let mut digests: Vec<(String, Vec<u8>)> = Vec::new();
     for day in cloudtrail::layout::digest_day_prefixes(prefix, account, region, window.since, last_delivery + 2 * HOUR)
     {
-        for key in list_all(store, &plan.log_bucket, &day, None, |_| false).await? {
+        for key in list_all(store, &plan.log_bucket, &day, None, |_| Listed::Keep).await? {
             match fetch_gunzipped(store, &key).await {
                 Ok(bytes) => digests.push((key, bytes)),
                 Err(problem) => reading.unusable(&key, problem),
@@ -379,7 +394,7 @@ async fn read_cloudtrail(
     let mut parsing = std::collections::VecDeque::new();
     for day in &days {
         reading.summary.locations.push(format!("{}{day}", store.location()));
-        for key in list_all(store, &plan.log_bucket, day, None, |_| false).await? {
+        for key in list_all(store, &plan.log_bucket, day, None, |_| Listed::Keep).await? {
             match store.get(&key, MAX_LOG_OBJECT_BYTES).await {
                 Ok(bytes) => parsing.push_back(tokio::task::spawn_blocking(move || parse_trail_file(key, &bytes))),
                 Err(e) => reading.unusable(&key, e.to_string()),
