@@ -39,6 +39,8 @@ pub struct AdminState {
     pub usage: Arc<dyn usage::UsageSource>,
     /// Reconciliation runs and their kept reports.
     pub reconciler: Arc<reconciliation::Reconciler>,
+    /// The archive shipper's status, when `serve --archive` ships.
+    pub archive: Option<Arc<egress_archive::status::ArchiveStatus>>,
 }
 
 /// The whole admin API: `/healthz` and `/readyz` open, everything else

@@ -1,6 +1,7 @@
 //! The routes, each group in its own module; every handler is annotated
 //! for the `OpenAPI` document (`/openapi.json`, see [`crate::openapi`]).
 
+pub mod archive;
 pub mod health;
 pub mod policies;
 pub mod principals;
@@ -30,6 +31,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .merge(provisioning::router())
         .merge(queries::router())
         .merge(reconciliations::router())
+        .merge(archive::router())
         .split_for_parts();
     let spec = axum::Json(api.clone());
     let protected = protected

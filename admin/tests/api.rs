@@ -56,6 +56,7 @@ impl Harness {
             )),
             grants: Arc::new(egress_admin::access::GrantsCache::new(ledger.store().unwrap().access.clone())),
             usage: Arc::new(egress_admin::usage::NoDataPlane),
+            archive: None,
         };
         Harness { dir, ledger, metrics, app: egress_admin::router(state) }
     }
@@ -80,15 +81,10 @@ impl Harness {
         self.call(Method::GET, uri, Some(TOKEN), None).await
     }
 
-    /// Every segment's bytes, in order.
+    /// Every segment's bytes, in order (sealed ones may have been compressed).
     fn segment_bytes(&self) -> Vec<u8> {
-        let mut names: Vec<_> = std::fs::read_dir(self.dir.path().join("ledger"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| egress_ledger::segment::parse_segment_name(n).is_some())
-            .collect();
-        names.sort();
-        names.iter().flat_map(|n| std::fs::read(self.dir.path().join("ledger").join(n)).unwrap()).collect()
+        let reader = egress_ledger::reader::LedgerReader::open(&self.dir.path().join("ledger")).unwrap();
+        reader.segments().iter().flat_map(|(_, name)| reader.read_segment(name).unwrap()).collect()
     }
 
     /// Every line of the ledger, parsed.
@@ -637,6 +633,41 @@ async fn verify_checkpoints_pubkey_export_and_metrics() {
     assert!(text.contains("egress_requests_total{operation=\"GetObject\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("egress_bytes_out_total{bucket=\"data\"} 4096"), "{text}");
     assert!(text.contains("egress_ledger_append_seconds_count"), "{text}");
+    h.close().await;
+}
+
+/// Once the oldest segments are pruned (archived elsewhere), a read that
+/// reaches before the first local seq is 410 Gone, naming the archive; what
+/// is local still answers, and verify says where the local history starts.
+#[tokio::test]
+async fn pruned_history_is_gone_with_a_message_naming_the_archive() {
+    let h = Harness::new().await;
+    fill(&h.ledger, 2400).await;
+    let ledger_dir = h.dir.path().join("ledger");
+    let listed = || egress_ledger::reader::LedgerReader::open(&ledger_dir).unwrap().segments().to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let compressed = |name: &str| egress_ledger::segment::form_of(name) == egress_ledger::segment::SegmentForm::Zstd;
+    while !compressed(&listed()[0].1) {
+        assert!(std::time::Instant::now() < deadline, "the compactor never compressed {:?}", listed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(listed().len() >= 3, "{:?}", listed());
+    egress_ledger::prune::prune_segment(&ledger_dir, listed()[0].0).unwrap();
+    let first_local = listed()[0].0;
+
+    let gone = h.get("/v1/ledger/export").await;
+    gone.assert_error(StatusCode::GONE, &format!("the history before seq {first_local} is no longer on this host"));
+    assert_eq!(gone.json()["error"]["code"], "pruned");
+    gone.assert_error_mentions(StatusCode::GONE, "archive");
+    h.get("/v1/egress/summary?group_by=principal").await.assert_error_mentions(StatusCode::GONE, "archive");
+    let local = h.get(&format!("/v1/ledger/export?from_seq={first_local}")).await;
+    assert_eq!(local.status, StatusCode::OK);
+    assert!(local.text().starts_with(&format!("{{\"v\":1,\"seq\":{first_local},")));
+    assert_eq!(h.get("/v1/egress?limit=10").await.status, StatusCode::OK, "the newest events are local");
+
+    let verify = h.call(Method::POST, "/v1/ledger/verify", Some(TOKEN), None).await;
+    assert_eq!(verify.json()["ok"], true, "{}", verify.text());
+    assert_eq!(verify.json()["from_seq"], first_local);
     h.close().await;
 }
 

@@ -61,13 +61,13 @@ impl Lister {
         for version in page.versions {
             if self.pending.last().is_some_and(|last| last.key != version.key) {
                 let group = std::mem::take(&mut self.pending);
-                self.ready.extend(group_of(group));
+                self.ready.extend(group_of(&group));
             }
             self.pending.push(version);
         }
         if self.done {
             let group = std::mem::take(&mut self.pending);
-            self.ready.extend(group_of(group));
+            self.ready.extend(group_of(&group));
         }
         Ok(())
     }
@@ -75,7 +75,7 @@ impl Lister {
 
 /// A key's versions, newest first, as one [`Archived`]; `None` if it has
 /// only delete markers.
-fn group_of(versions: Vec<Version>) -> Option<Archived> {
+fn group_of(versions: &[Version]) -> Option<Archived> {
     let first_real = versions.iter().rposition(|v| !v.delete_marker)?;
     let key = versions[first_real].key.clone();
     Some(Archived { key, version_id: versions[first_real].version_id.clone(), later_versions: versions.len() - 1 })
@@ -91,9 +91,9 @@ mod tests {
 
     #[test]
     fn the_first_real_version_is_the_one_read() {
-        let a = group_of(vec![v("k", "3", true), v("k", "2", false), v("k", "1", false)]).unwrap();
+        let a = group_of(&[v("k", "3", true), v("k", "2", false), v("k", "1", false)]).unwrap();
         assert_eq!((a.version_id.as_deref(), a.later_versions), (Some("1"), 2));
-        assert_eq!(group_of(vec![v("k", "1", true)]), None);
+        assert_eq!(group_of(&[v("k", "1", true)]), None);
     }
 
     #[tokio::test]

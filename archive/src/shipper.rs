@@ -120,7 +120,7 @@ impl<S: ObjectStore + 'static> Shipper<S> {
                 tracing::warn!(error = %e, archive = %self.layout.root(), "archive shipping round failed; retrying");
             }
             let snapshot = self.status.snapshot(None);
-            if snapshot.lagging && last_loud.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            if snapshot.lagging && last_loud.is_none_or(|t| t.elapsed() >= Duration::from_mins(1)) {
                 last_loud = Some(Instant::now());
                 tracing::error!(
                     lag_records = snapshot.lag_records,
@@ -383,7 +383,7 @@ impl<S: ObjectStore + 'static> Shipper<S> {
         let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
             .map(|entries| {
                 entries
-                    .filter_map(|e| e.ok())
+                    .filter_map(Result::ok)
                     .filter_map(|e| {
                         let name = e.file_name().into_string().ok()?;
                         let seq = name.strip_prefix("checkpoint-")?.strip_suffix(".txt")?.parse().ok()?;

@@ -107,3 +107,78 @@ impl ArchiveStatus {
         });
     }
 }
+
+impl ArchiveSnapshot {
+    /// The status as Prometheus text.
+    #[must_use]
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, kind: &str, value: f64| {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        };
+        #[allow(clippy::cast_precision_loss, reason = "metrics are floats; seqs stay exact far beyond any ledger")]
+        {
+            gauge(
+                "egress_archive_shipped_seq",
+                "Every ledger line up to this seq is in the archive (-1: none yet).",
+                "gauge",
+                self.shipped_seq.map_or(-1.0, |s| s as f64),
+            );
+            gauge(
+                "egress_archive_lag_records",
+                "Ledger lines not yet in the archive.",
+                "gauge",
+                self.lag_records as f64,
+            );
+            gauge(
+                "egress_archive_lag_seconds",
+                "Age of the oldest ledger line not yet in the archive.",
+                "gauge",
+                self.lag_seconds,
+            );
+            gauge(
+                "egress_archive_lagging",
+                "1 while the lag is beyond --archive-max-lag.",
+                "gauge",
+                f64::from(u8::from(self.lagging)),
+            );
+            gauge(
+                "egress_archive_diverged",
+                "1 if the archive and the local ledger disagree (shipping stopped).",
+                "gauge",
+                f64::from(u8::from(self.diverged.is_some())),
+            );
+            gauge(
+                "egress_archive_failures_in_a_row",
+                "Shipping rounds failed since the last that succeeded.",
+                "gauge",
+                self.failures_in_a_row as f64,
+            );
+            gauge(
+                "egress_archive_bytes_shipped_total",
+                "Bytes uploaded to the archive since start.",
+                "counter",
+                self.bytes_shipped as f64,
+            );
+            gauge(
+                "egress_archive_segments_pruned_total",
+                "Local segments removed after shipping since start.",
+                "counter",
+                self.segments_pruned as f64,
+            );
+        }
+        let _ =
+            writeln!(out, "# HELP egress_archive_uploads_total Objects uploaded and read back since start, by kind.");
+        let _ = writeln!(out, "# TYPE egress_archive_uploads_total counter");
+        for (kind, n) in [
+            ("segment", self.segments_shipped),
+            ("part", self.parts_shipped),
+            ("checkpoint", self.checkpoints_shipped),
+            ("events", self.events_files_shipped),
+        ] {
+            let _ = writeln!(out, "egress_archive_uploads_total{{kind=\"{kind}\"}} {n}");
+        }
+        out
+    }
+}

@@ -151,55 +151,50 @@ impl Planner {
             }
             _ => None,
         };
-        let chosen = match chosen {
-            Some(found) => found,
-            None => {
-                // No segment starts here: the longest part that does.
-                let mut best: Option<(LinesObject, Archived)> = None;
-                let mut shorter = Vec::new();
-                while let Some((part, archived)) =
-                    Self::peek_lines(&mut self.parts, store, &self.layout, LinesKind::Part).await?
-                {
-                    if part.first != next {
-                        break;
-                    }
-                    self.parts.next(store).await?;
-                    if let Some(prior) = best.take_if(|b| b.0.last < part.last) {
-                        shorter.push(prior);
-                    }
-                    match &best {
-                        None => best = Some((part, archived)),
-                        Some(_) => shorter.push((part, archived)),
-                    }
+        let Some(chosen) = chosen else {
+            // No segment starts here: the longest part that does.
+            let mut best: Option<(LinesObject, Archived)> = None;
+            let mut shorter = Vec::new();
+            while let Some((part, archived)) =
+                Self::peek_lines(&mut self.parts, store, &self.layout, LinesKind::Part).await?
+            {
+                if part.first != next {
+                    break;
                 }
-                let Some(best) = best else {
-                    let after = Self::peek_lines(&mut self.parts, store, &self.layout, LinesKind::Part)
-                        .await?
-                        .map(|p| p.0.first)
-                        .into_iter()
-                        .chain(segment_first)
-                        .min();
-                    return Ok(match after {
-                        None => Ok(None),
-                        Some(first) if first > next => {
-                            let msg = format!(
-                                "seqs {next} to {} are in no archived object: deleted or never shipped",
-                                first - 1
-                            );
-                            Err(problem(ProblemKind::Tampered, Some(next), None, msg))
-                        }
-                        Some(first) => {
-                            let msg = format!("a part starts at seq {first}, inside lines already read: two histories");
-                            Err(problem(ProblemKind::Fork, Some(first), None, msg))
-                        }
-                    });
-                };
-                let mut plan = Plan { object: best.0, archived: best.1, claims: BTreeMap::new() };
-                for (part, archived) in shorter {
-                    plan.claims.entry(part.last).or_default().push((archived.key, part.head));
+                self.parts.next(store).await?;
+                if let Some(prior) = best.take_if(|b| b.0.last < part.last) {
+                    shorter.push(prior);
                 }
-                return self.claim_parts(store, plan).await;
+                match &best {
+                    None => best = Some((part, archived)),
+                    Some(_) => shorter.push((part, archived)),
+                }
             }
+            let Some(best) = best else {
+                let after = Self::peek_lines(&mut self.parts, store, &self.layout, LinesKind::Part)
+                    .await?
+                    .map(|p| p.0.first)
+                    .into_iter()
+                    .chain(segment_first)
+                    .min();
+                return Ok(match after {
+                    None => Ok(None),
+                    Some(first) if first > next => {
+                        let msg =
+                            format!("seqs {next} to {} are in no archived object: deleted or never shipped", first - 1);
+                        Err(problem(ProblemKind::Tampered, Some(next), None, msg))
+                    }
+                    Some(first) => {
+                        let msg = format!("a part starts at seq {first}, inside lines already read: two histories");
+                        Err(problem(ProblemKind::Fork, Some(first), None, msg))
+                    }
+                });
+            };
+            let mut plan = Plan { object: best.0, archived: best.1, claims: BTreeMap::new() };
+            for (part, archived) in shorter {
+                plan.claims.entry(part.last).or_default().push((archived.key, part.head));
+            }
+            return self.claim_parts(store, plan).await;
         };
         let plan = Plan { object: chosen.0, archived: chosen.1, claims: BTreeMap::new() };
         self.claim_parts(store, plan).await
@@ -234,6 +229,9 @@ impl Planner {
         Ok(Ok(Some(plan)))
     }
 }
+
+/// An object being fetched.
+type Fetch = tokio::task::JoinHandle<Result<Vec<u8>, StoreError>>;
 
 /// The walk's state between objects.
 struct Walk {
@@ -298,7 +296,7 @@ pub async fn verify_archive<S: ObjectStore + 'static>(
         hash_at_want: options.hash_at,
         hash_at: None,
     };
-    let mut inflight: Option<(Plan, tokio::task::JoinHandle<Result<Vec<u8>, StoreError>>)> = None;
+    let mut inflight: Option<(Plan, Fetch)> = None;
     let mut pending_problem = None;
     loop {
         let plan = match planner.next(store.as_ref()).await? {
@@ -456,7 +454,7 @@ async fn checkpoints_up_to(
         if seq > plan.object.last {
             break;
         }
-        let archived = lister.next(store).await?.unwrap_or_else(|| archived_placeholder());
+        let archived = lister.next(store).await?.unwrap_or_else(archived_placeholder);
         note_versions(report, &archived);
         let bytes = store.get(&archived.key, archived.version_id.as_deref(), MAX_SMALL_BYTES).await?;
         let key = archived.key;
@@ -540,11 +538,8 @@ fn chain_object(
         let (header, hash) =
             walk.chain.advance(&line).map_err(|e| at(seq, line_no, ProblemKind::Tampered, e.to_string()))?;
         if header.kind == "checkpoint" {
-            let cp = match decode_line(&line).map(|d| d.entry) {
-                Ok(Entry::Checkpoint(cp)) => cp,
-                Ok(_) | Err(_) => {
-                    return Err(at(seq, line_no, ProblemKind::Tampered, "checkpoint does not decode".into()));
-                }
+            let Ok(Entry::Checkpoint(cp)) = decode_line(&line).map(|d| d.entry) else {
+                return Err(at(seq, line_no, ProblemKind::Tampered, "checkpoint does not decode".into()));
             };
             if seq == 0 || cp.head_seq != seq - 1 || cp.head != header.prev {
                 return Err(at(

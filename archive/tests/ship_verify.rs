@@ -55,7 +55,10 @@ fn wait_compacted(dir: &std::path::Path) {
     for _ in 0..200 {
         let reader = egress_ledger::reader::LedgerReader::open(&dir.join("ledger")).unwrap();
         let segments = reader.segments();
-        if segments[..segments.len() - 1].iter().all(|(_, name)| name.ends_with(".zst")) {
+        if segments[..segments.len() - 1]
+            .iter()
+            .all(|(_, name)| std::path::Path::new(name).extension().is_some_and(|e| e == "zst"))
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));

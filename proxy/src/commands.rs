@@ -1,6 +1,7 @@
 //! What each subcommand does. Each returns the process exit code, or an
 //! error whose message says what was wrong and what to do.
 
+pub mod archive_verify;
 pub mod config_check;
 pub mod ledger;
 pub mod policy;

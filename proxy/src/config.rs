@@ -149,7 +149,25 @@ pub struct ServeConfig {
     pub upstream_limits: UpstreamLimits,
     /// Name of the ledger (its checkpoint origin), used when the key is made.
     pub origin: String,
+    /// `--origin` was given: the key's origin must be this one.
+    pub origin_given: bool,
+    /// A ledger segment is sealed once it holds this many bytes.
+    pub segment_max_bytes: u64,
+    /// Where the ledger is shipped, if anywhere.
+    pub archive: Option<ArchiveConfig>,
     pub admin: AdminConfig,
+}
+
+/// `--archive` and its settings.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    pub url: egress_archive::location::ArchiveUrl,
+    pub region: String,
+    /// Object Lock retention asked for on each upload; `None`: the bucket's default.
+    pub retention: Option<Duration>,
+    pub interval: Duration,
+    pub max_lag: Duration,
+    pub local_retention: Option<Duration>,
 }
 
 /// Where the proxy forwards requests.
@@ -196,6 +214,42 @@ fn duration_setting(name: &str, text: &str, min: Duration) -> anyhow::Result<Dur
     Ok(d)
 }
 
+/// The archive's settings; `local_retention` without an archive is refused.
+fn archive_config(s: &ServeSettings) -> anyhow::Result<Option<ArchiveConfig>> {
+    let Some(url) = &s.archive else {
+        anyhow::ensure!(
+            s.local_retention.is_none(),
+            "local_retention needs an archive: segments are removed locally only once shipped (--archive)"
+        );
+        return Ok(None);
+    };
+    let url = url.parse::<egress_archive::location::ArchiveUrl>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let interval =
+        duration_setting("archive_interval", s.archive_interval.as_deref().unwrap_or("15s"), Duration::from_secs(1))?;
+    anyhow::ensure!(
+        interval <= Duration::from_mins(1),
+        "archive_interval must be at most 60s: at most a minute of history may be only on this host"
+    );
+    let days = s.archive_retention_days.unwrap_or(365);
+    anyhow::ensure!(days <= 36_500, "archive_retention_days must be at most 36500");
+    Ok(Some(ArchiveConfig {
+        url,
+        region: s.archive_region.clone().or_else(|| s.region.clone()).unwrap_or_else(|| "us-east-1".to_owned()),
+        retention: (days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400)),
+        interval,
+        max_lag: duration_setting(
+            "archive_max_lag",
+            s.archive_max_lag.as_deref().unwrap_or("5m"),
+            Duration::from_secs(1),
+        )?,
+        local_retention: s
+            .local_retention
+            .as_deref()
+            .map(|text| duration_setting("local_retention", text, Duration::ZERO))
+            .transpose()?,
+    }))
+}
+
 impl ServeConfig {
     /// The configuration from settings already layered
     /// ([`ServeSettings::layered`]); a setting none of them has takes its
@@ -203,6 +257,10 @@ impl ServeConfig {
     /// can run with.
     pub fn from_settings(settings: ServeSettings) -> anyhow::Result<ServeConfig> {
         let s = settings.or(ServeSettings::defaults());
+        if let Some(origin) = &s.origin {
+            origin.parse::<egress_archive::location::Origin>().map_err(|e| anyhow::anyhow!("origin: {e}"))?;
+        }
+        let archive = archive_config(&s)?;
         // No upstream is not an error: the embedded dev store stands in.
         let upstream = match s.upstream {
             None => UpstreamTarget::Embedded,
@@ -284,7 +342,10 @@ impl ServeConfig {
                 pool_idle_timeout: Duration::from_secs(setting!(s.upstream_pool_idle_timeout_secs >= 1)?),
                 read_buffer_bytes: setting!(s.upstream_read_buffer_kib >= 8)?.saturating_mul(1024),
             },
-            origin: crate::commands::default_origin(),
+            origin_given: s.origin.is_some(),
+            segment_max_bytes: setting!(s.ledger_segment_kib >= 4)?.saturating_mul(1024),
+            origin: s.origin.clone().unwrap_or_else(crate::commands::default_origin),
+            archive,
             admin: AdminConfig {
                 listen: setting!(s.admin_listen)?,
                 token_file: s.admin_token_file,
@@ -316,7 +377,9 @@ impl ServeConfig {
 
     #[must_use]
     pub fn ledger_config(&self) -> LedgerConfig {
-        LedgerConfig::new(&self.data_dir, &self.origin)
+        let mut config = LedgerConfig::new(&self.data_dir, &self.origin);
+        config.writer.segment_max_bytes = self.segment_max_bytes;
+        config
     }
 
     /// The worker threads `serve` starts.

@@ -38,6 +38,16 @@ use workers::Workers;
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let open_files = descriptors::raise_open_file_limit();
     let (ledger, recovery) = Ledger::open(&config.ledger_config())?;
+    // The origin is the key's, fixed when the key was made.
+    let origin = ledger.verifier_key().split('+').next().unwrap_or_default().to_owned();
+    if config.origin_given && origin != config.origin {
+        let _ = ledger.close().await;
+        anyhow::bail!(
+            "--origin {:?}: this ledger's checkpoint key signs for origin {origin:?} (an origin is fixed when the key is \
+             made); leave --origin out or give {origin:?}",
+            config.origin
+        );
+    }
     if recovery.cut_bytes > 0 || !recovery.interrupted.is_empty() {
         tracing::warn!(
             cut_bytes = recovery.cut_bytes,
@@ -45,13 +55,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "ledger recovered after an unclean stop"
         );
     }
-    let result = run(&config, ledger.clone(), open_files).await;
+    let result = run(&config, ledger.clone(), &origin, open_files).await;
     ledger.close().await.context("closing the ledger")?;
     tracing::info!(head = ledger.head().records, "ledger closed");
     result
 }
 
-async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::Result<()> {
+async fn run(config: &ServeConfig, ledger: Ledger, origin: &str, open_files: u64) -> anyhow::Result<()> {
     let store = ledger.store().context("ledger opened without its state store")?.clone();
     let principals = store.principals.clone();
     let metrics = Arc::new(egress_metrics::Metrics::default());
@@ -123,9 +133,23 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
         let _ = stop_tx.send(true);
     });
     let summaries = tokio::spawn(crate::denials::write_summaries(Arc::clone(&denials), ledger.clone(), stop.clone()));
-    let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } =
-        start_admin(config, ledger.clone(), &store, Arc::clone(&metrics), &authorizer, upstream_key_ids, stop.clone())
-            .await?;
+    let (archive_status, shipper) = match &config.archive {
+        Some(archive) => {
+            let (status, task) = start_shipper(config, archive, origin, ledger.clone(), stop.clone()).await?;
+            (Some(status), Some(task))
+        }
+        None => (None, None),
+    };
+    let AdminApi { addr: admin_addr, token_file: admin_token_file, task: admin } = start_admin(
+        config,
+        ledger.clone(),
+        &store,
+        Arc::clone(&metrics),
+        &authorizer,
+        AdminServices { upstream_key_ids, archive: archive_status },
+        stop.clone(),
+    )
+    .await?;
 
     let plain =
         TcpListener::bind(config.listen).await.with_context(|| format!("binding --listen {}", config.listen))?;
@@ -199,6 +223,13 @@ async fn run(config: &ServeConfig, ledger: Ledger, open_files: u64) -> anyhow::R
     // too, go on the chain before it closes.
     let _ = summaries.await;
     crate::denials::write_all_summaries(&denials, &ledger).await;
+    // The shipper's last round, bounded: an unreachable archive must not
+    // hold the shutdown (the next start ships what is left).
+    if let Some(shipper) = shipper
+        && tokio::time::timeout(config.limits.shutdown_grace, shipper).await.is_err()
+    {
+        tracing::warn!("the archive shipper's last round outlasted the grace period; the next start resumes it");
+    }
     match tokio::time::timeout(config.limits.shutdown_grace, admin).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin API ended with an error"),
@@ -212,12 +243,51 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
+/// Starts the archive shipper (`--archive`); it makes a last round when
+/// `stop` fires.
+async fn start_shipper(
+    config: &ServeConfig,
+    archive: &crate::config::ArchiveConfig,
+    origin: &str,
+    ledger: Ledger,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(Arc<egress_archive::status::ArchiveStatus>, tokio::task::JoinHandle<()>)> {
+    use egress_archive::shipper::{Shipper, ShipperConfig};
+    let store = egress_archive::store::S3Store::connect(
+        config.admin.aws_endpoint.as_deref(),
+        &archive.region,
+        archive.url.bucket.clone(),
+    )
+    .await;
+    let shipper_config = ShipperConfig {
+        data_dir: config.data_dir.clone(),
+        url: archive.url.clone(),
+        origin: origin.parse().map_err(|e| anyhow::anyhow!("the ledger's {e}; it cannot name an archive folder"))?,
+        retention: archive.retention,
+        local_retention: archive.local_retention,
+        interval: archive.interval,
+        max_lag: archive.max_lag,
+    };
+    let shipper = Shipper::new(Arc::new(store), shipper_config, Some(ledger))?;
+    tracing::info!(archive = %archive.url, origin, every = %humantime::format_duration(archive.interval), "shipping the ledger");
+    let status = shipper.status();
+    Ok((status, tokio::spawn(shipper.run(stopped(stop)))))
+}
+
 /// The running admin API: where it listens, where its token is kept (none
 /// when it came from the environment), and its task.
 struct AdminApi {
     addr: SocketAddr,
     token_file: Option<std::path::PathBuf>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// What the admin API reports on besides the ledger: the proxy's upstream
+/// access key ids (reconciliation tells them apart in CloudTrail) and the
+/// archive shipper's status.
+struct AdminServices {
+    upstream_key_ids: Vec<String>,
+    archive: Option<Arc<egress_archive::status::ArchiveStatus>>,
 }
 
 /// Starts the admin API on its own listener; it stops with `stop`.
@@ -227,9 +297,10 @@ async fn start_admin(
     store: &egress_ledger::store::Store,
     metrics: Arc<egress_metrics::Metrics>,
     authorizer: &Authorizer,
-    upstream_key_ids: Vec<String>,
+    services: AdminServices,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<AdminApi> {
+    let AdminServices { upstream_key_ids, archive } = services;
     let admin = &config.admin;
     let (token, source) = egress_admin::AdminToken::load(
         admin.token_file.as_deref(),
@@ -276,6 +347,7 @@ async fn start_admin(
         reconciler,
         grants: Arc::clone(&authorizer.grants),
         usage: Arc::clone(&authorizer.limits) as Arc<dyn egress_admin::usage::UsageSource>,
+        archive,
     });
     let listener =
         TcpListener::bind(admin.listen).await.with_context(|| format!("binding --admin-listen {}", admin.listen))?;

@@ -610,14 +610,22 @@ pub fn ledger_lines(data_dir: &Path) -> Vec<Value> {
     let mut names: Vec<PathBuf> = fs::read_dir(data_dir.join("ledger"))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
+    // Sealed segments are zstd-compressed (`segment-N.jsonl.zst`).
     names.retain(|p| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("segment-"))
-            && p.extension().is_some_and(|e| e == "jsonl")
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("segment-") && [".jsonl", ".jsonl.zst"].iter().any(|s| n.ends_with(s)))
     });
     names.sort();
     let mut out = Vec::new();
     for path in names {
-        let text = fs::read_to_string(&path).expect("read segment");
+        let bytes = fs::read(&path).expect("read segment");
+        let bytes = if path.extension().is_some_and(|e| e == "zst") {
+            zstd::decode_all(bytes.as_slice()).expect("a compressed segment decompresses")
+        } else {
+            bytes
+        };
+        let text = String::from_utf8(bytes).expect("a segment is UTF-8");
         for line in text.split_inclusive('\n') {
             if !line.ends_with('\n') {
                 break; // a write in progress

@@ -26,10 +26,22 @@ async fn healthz(State(state): State<AdminState>, headers: HeaderMap) -> Json<Va
         return Json(json!({ "status": "ok" }));
     }
     let head = state.ledger.head();
+    let archive = state.archive.as_ref().map(|archive| {
+        let s = archive.snapshot(head.records.checked_sub(1));
+        json!({
+            "shipped_seq": s.shipped_seq,
+            "lag_records": s.lag_records,
+            "lag_seconds": s.lag_seconds,
+            "lagging": s.lagging,
+            "diverged": s.diverged.is_some(),
+            "last_error": s.last_error,
+        })
+    });
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "ledger": { "records": head.records, "seq": head.records.checked_sub(1), "head": head.hash.to_hex() },
+        "archive": archive,
     }))
 }
 
@@ -82,6 +94,7 @@ mod tests {
             )),
             grants: Arc::new(crate::access::GrantsCache::new(ledger.store().unwrap().access.clone())),
             usage: Arc::new(crate::usage::NoDataPlane),
+            archive: None,
         };
         (ledger, crate::router(state))
     }

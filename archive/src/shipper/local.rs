@@ -110,7 +110,7 @@ impl LocalLines {
                 first: *first,
                 last: next.saturating_sub(1),
                 name: name.clone(),
-                compressed: name.ends_with(".zst"),
+                compressed: std::path::Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case("zst")),
                 modified,
             });
         }

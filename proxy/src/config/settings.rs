@@ -231,6 +231,42 @@ settings! {
         /// it lacks is `missing_from_aws` (e.g. `1h`).
         #[arg(long, env = "EGRESS_CLOUDTRAIL_DELIVERY", default_value = "1h")]
         pub cloudtrail_delivery: Option<String>,
+        /// KiB a ledger segment holds before it is sealed (compressed, then
+        /// shipped whole with --archive). At least 4.
+        #[arg(long, env = "EGRESS_LEDGER_SEGMENT_KIB", default_value = "65536")]
+        pub ledger_segment_kib: Option<u64>,
+        /// Name of this proxy's chain: the origin line of its checkpoints and
+        /// its folder in the archive. Fixed when the checkpoint key is made
+        /// (default then: `egress-proxy@<host name>`); a different value
+        /// later is refused.
+        #[arg(long, env = "EGRESS_ORIGIN")]
+        pub origin: Option<String>,
+        /// Ship the ledger to this S3 bucket (`s3://BUCKET/PREFIX`), ideally
+        /// one with Object Lock: sealed segments, the open segment's growth
+        /// and checkpoints, and each segment's requests as Parquet.
+        #[arg(long, env = "EGRESS_ARCHIVE")]
+        pub archive: Option<String>,
+        /// Region of the archive bucket (default: --region).
+        #[arg(long, env = "EGRESS_ARCHIVE_REGION")]
+        pub archive_region: Option<String>,
+        /// Days each archived object is locked (Object Lock, COMPLIANCE
+        /// mode, an explicit date on every upload); 0: only the bucket's
+        /// default retention, for a bucket without Object Lock.
+        #[arg(long, env = "EGRESS_ARCHIVE_RETENTION_DAYS", default_value = "365")]
+        pub archive_retention_days: Option<u32>,
+        /// How often the shipper uploads what is new (the open segment's
+        /// growth included); at most 60s.
+        #[arg(long, env = "EGRESS_ARCHIVE_INTERVAL", default_value = "15s")]
+        pub archive_interval: Option<String>,
+        /// A shipping lag beyond this is logged as an error and flagged in
+        /// /metrics, /healthz and GET /v1/archive.
+        #[arg(long, env = "EGRESS_ARCHIVE_MAX_LAG", default_value = "5m")]
+        pub archive_max_lag: Option<String>,
+        /// Remove sealed segments from this host this long after they were
+        /// sealed, once shipped, read back and signed by a shipped
+        /// checkpoint (e.g. `7d`). Needs --archive; default: keep all.
+        #[arg(long, env = "EGRESS_LOCAL_RETENTION")]
+        pub local_retention: Option<String>,
     }
 }
 
