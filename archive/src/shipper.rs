@@ -176,7 +176,11 @@ impl<S: ObjectStore + 'static> Shipper<S> {
             self.ship_segment(sealed).await?;
         }
         if let Some(open) = &view.open {
-            self.ship_part(open.first, &open.name).await?;
+            // Only what the writer made durable (see `LocalLines::read_open`).
+            let durable = self.ledger.as_ref().map(|l| l.head().records.checked_sub(1));
+            if durable != Some(None) {
+                self.ship_part(open.first, &open.name, durable.flatten()).await?;
+            }
         }
         self.ship_checkpoints().await?;
         if let Some(keep) = self.config.local_retention {
@@ -356,9 +360,9 @@ impl<S: ObjectStore + 'static> Shipper<S> {
         Ok(())
     }
 
-    async fn ship_part(&mut self, segment_first: u64, name: &str) -> Result<(), ShipError> {
+    async fn ship_part(&mut self, segment_first: u64, name: &str, until: Option<u64>) -> Result<(), ShipError> {
         let from = self.state.shipped.as_ref().map_or(0, |s| s.seq + 1).max(segment_first);
-        let Some(part) = self.local.read_open(segment_first, name, from).map_err(ShipError::Local)? else {
+        let Some(part) = self.local.read_open(segment_first, name, from, until).map_err(ShipError::Local)? else {
             return Ok(());
         };
         self.check_extends(part.first, &part.first_prev, |_| None)?;

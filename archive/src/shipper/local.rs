@@ -149,9 +149,21 @@ impl LocalLines {
         Ok(Lines { first, last, first_prev, head, content, compressed })
     }
 
-    /// The open segment's complete lines from seq `from` on; `None` if
+    /// The open segment's complete lines from seq `from` on, up to seq
+    /// `until` if given (the durable head: a line written but not yet
+    /// fsynced could still be lost to a power cut, and the archive must
+    /// never hold a line the host then writes differently); `None` if
     /// there are none yet.
-    pub fn read_open(&mut self, segment: u64, name: &str, from: u64) -> Result<Option<Lines>, String> {
+    pub fn read_open(
+        &mut self,
+        segment: u64,
+        name: &str,
+        from: u64,
+        until: Option<u64>,
+    ) -> Result<Option<Lines>, String> {
+        if until.is_some_and(|until| until < from) {
+            return Ok(None);
+        }
         let path = self.dir.join(name);
         let mut file = fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mark = self.marks.iter().find(|(s, seq, _)| *s == segment && *seq == from).map(|m| m.2);
@@ -184,7 +196,14 @@ impl LocalLines {
         let mut content = Vec::new();
         file.read_to_end(&mut content).map_err(|e| format!("{}: {e}", path.display()))?;
         // A line being written has no newline yet: not part of this part.
-        let complete = content.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let mut complete = content.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        if let Some(until) = until {
+            // Cut after line `until` (seqs go up by one from `from`).
+            let keep = usize::try_from(until - from + 1).unwrap_or(usize::MAX);
+            if let Some(end) = content[..complete].iter().enumerate().filter(|(_, b)| **b == b'\n').nth(keep - 1) {
+                complete = end.0 + 1;
+            }
+        }
         content.truncate(complete);
         let Some((first, last, first_prev, head)) = check_lines(&content, name)? else {
             return Ok(None);
@@ -213,5 +232,53 @@ impl LocalLines {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed")]
+
+    use super::*;
+    use egress_ledger::record::{Entry, NoteRecord, encode_line};
+
+    fn segment(dir: &std::path::Path, lines: u64, partial: bool) -> String {
+        let mut text = Vec::new();
+        let mut prev = LineHash::GENESIS;
+        for seq in 0..lines {
+            let line = encode_line(seq, &prev, "2026-12-03T00:00:00.000000Z", &Entry::Note(NoteRecord::new("t")));
+            prev = line_hash(&line);
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+        }
+        if partial {
+            text.extend_from_slice(b"{\"v\":1,\"seq\":");
+        }
+        let name = egress_ledger::segment::segment_name(0);
+        fs::write(dir.join(&name), text).unwrap();
+        name
+    }
+
+    #[test]
+    fn the_open_segment_is_read_up_to_the_durable_head_and_never_a_partial_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = segment(dir.path(), 5, true);
+        let mut local = LocalLines::new(dir.path().to_path_buf());
+        let part = local.read_open(0, &name, 0, Some(2)).unwrap().unwrap();
+        assert_eq!((part.first, part.last), (0, 2));
+        assert_eq!(part.content.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 3);
+        // From the mark left at seq 3, without the durable cap.
+        let rest = local.read_open(0, &name, 3, None).unwrap().unwrap();
+        assert_eq!((rest.first, rest.last), (3, 4), "the partial line is left out");
+        assert!(rest.content.ends_with(b"\n"));
+        // Found by scanning when there is no mark.
+        let mut fresh = LocalLines::new(dir.path().to_path_buf());
+        let found = fresh.read_open(0, &name, 4, None).unwrap().unwrap();
+        assert_eq!(
+            (found.first, found.last, found.first_prev),
+            (4, 4, part.hash_at(2).map_or(LineHash::GENESIS, |_| rest.hash_at(3).unwrap()))
+        );
+        assert!(fresh.read_open(0, &name, 5, None).unwrap().is_none());
+        assert!(local.read_open(0, &name, 3, Some(2)).unwrap().is_none());
     }
 }
