@@ -274,10 +274,7 @@ mod tests {
         // Found by scanning when there is no mark.
         let mut fresh = LocalLines::new(dir.path().to_path_buf());
         let found = fresh.read_open(0, &name, 4, None).unwrap().unwrap();
-        assert_eq!(
-            (found.first, found.last, found.first_prev),
-            (4, 4, part.hash_at(2).map_or(LineHash::GENESIS, |_| rest.hash_at(3).unwrap()))
-        );
+        assert_eq!((found.first, found.last, found.first_prev), (4, 4, rest.hash_at(3).unwrap()));
         assert!(fresh.read_open(0, &name, 5, None).unwrap().is_none());
         assert!(local.read_open(0, &name, 3, Some(2)).unwrap().is_none());
     }
