@@ -8,6 +8,10 @@
 //! the second time, a dry run is the plan alone, and `GET` is the plan
 //! read as drift. `docs/PROVISIONING.md` describes what each step sets and
 //! why.
+//!
+//! The one state an apply does not correct is an archive bucket that exists
+//! without Object Lock: that step and the ones under it fail, and nothing is
+//! sent for them.
 
 pub mod policy;
 pub mod spec;
@@ -20,7 +24,7 @@ use serde::Serialize;
 
 pub use spec::{ProvisioningSpec, SpecError};
 use steps::{Aws, Observed};
-pub use steps::{AwsFailure, Step};
+pub use steps::{AwsFailure, NO_OBJECT_LOCK, Step};
 
 /// Applies provisioning specs with the AWS SDK and keeps them by name.
 #[derive(Debug)]
@@ -102,6 +106,9 @@ pub enum StepState {
     Drifted,
     /// It could not be read (see `error`).
     Unknown,
+    /// It differs in a way no apply corrects (an archive bucket made
+    /// without Object Lock); `error` says what to do.
+    Unfixable,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -209,34 +216,51 @@ impl Provisioner {
             self.specs.flush_async().await?;
         }
         let aws = self.aws(&spec.region);
-        let mut plan = Vec::with_capacity(Step::ALL.len());
-        for step in Step::ALL {
+        let planned = Step::of(&spec);
+        let mut plan = Vec::with_capacity(planned.len());
+        for step in planned {
             plan.push((step, aws.observe(&spec, step).await));
         }
         // A configuration missing from a bucket or trail that exists was
         // removed, so putting it back is an update; on a new one, a creation.
         let new_parents: Vec<Step> =
             plan.iter().filter(|(_, o)| matches!(o, Ok(Observed::Missing))).map(|(step, _)| *step).collect();
+        // Nothing is sent to a bucket that cannot be made what the spec says.
+        let unfixable: Vec<(Step, AwsFailure)> = plan
+            .iter()
+            .filter_map(|(step, o)| match o {
+                Ok(Observed::Unfixable(why)) => Some((*step, why.clone())),
+                _ => None,
+            })
+            .collect();
         let mut steps = Vec::with_capacity(plan.len());
         for (step, observed) in plan {
             let creates = step.parent().is_none_or(|parent| new_parents.contains(&parent));
-            let (result, detail, error) = match observed {
-                Err(e) => (StepResult::Failed, None, Some(e)),
-                Ok(Observed::InSync) => (StepResult::Unchanged, None, None),
-                Ok(Observed::Missing) if dry_run && creates => (StepResult::WouldCreate, None, None),
-                Ok(Observed::Missing) if dry_run => (StepResult::WouldUpdate, Some("missing".to_owned()), None),
-                Ok(Observed::Drifted(how)) if dry_run => (StepResult::WouldUpdate, Some(how), None),
-                Ok(observed) => {
-                    let (done, detail) = match &observed {
-                        Observed::Drifted(how) => (StepResult::Updated, Some(how.clone())),
-                        Observed::Missing if !creates => (StepResult::Updated, Some("missing".to_owned())),
-                        _ => (StepResult::Created, None),
-                    };
-                    match aws.enforce(&spec, step, &observed).await {
-                        Ok(()) => (done, detail, None),
-                        Err(e) => (StepResult::Failed, detail, Some(e)),
-                    }
+            let blocked = step.parent().and_then(|parent| unfixable.iter().find(|(p, _)| *p == parent));
+            let (result, detail, error) = match (observed, blocked) {
+                (Err(e), _) => (StepResult::Failed, None, Some(e)),
+                (Ok(Observed::Unfixable(why)), _) => (StepResult::Failed, None, Some(why)),
+                (Ok(Observed::Missing | Observed::Drifted(_)), Some((_, why))) => {
+                    let message = format!("not attempted: {}", why.message);
+                    (StepResult::Failed, None, Some(AwsFailure { code: why.code.clone(), message }))
                 }
+                (Ok(observed), _) => match observed {
+                    Observed::InSync => (StepResult::Unchanged, None, None),
+                    Observed::Missing if dry_run && creates => (StepResult::WouldCreate, None, None),
+                    Observed::Missing if dry_run => (StepResult::WouldUpdate, Some("missing".to_owned()), None),
+                    Observed::Drifted(how) if dry_run => (StepResult::WouldUpdate, Some(how), None),
+                    observed => {
+                        let (done, detail) = match &observed {
+                            Observed::Drifted(how) => (StepResult::Updated, Some(how.clone())),
+                            Observed::Missing if !creates => (StepResult::Updated, Some("missing".to_owned())),
+                            _ => (StepResult::Created, None),
+                        };
+                        match aws.enforce(&spec, step, &observed).await {
+                            Ok(()) => (done, detail, None),
+                            Err(e) => (StepResult::Failed, detail, Some(e)),
+                        }
+                    }
+                },
             };
             if let Some(e) = &error {
                 tracing::warn!(provisioning = name, step = ?step, code = %e.code, message = %e.message, "provisioning step failed");
@@ -253,15 +277,17 @@ impl Provisioner {
     pub async fn state(&self, name: &str) -> Result<StateReport, ProvisioningError> {
         let spec = self.spec(name)?;
         let aws = self.aws(&spec.region);
-        let mut steps = Vec::with_capacity(Step::ALL.len());
-        for step in Step::ALL {
+        let planned = Step::of(&spec);
+        let mut steps = Vec::with_capacity(planned.len());
+        for step in planned {
             let (state, detail, error) = match aws.observe(&spec, step).await {
                 Ok(Observed::InSync) => (StepState::InSync, None, None),
                 Ok(Observed::Missing) => (StepState::Missing, None, None),
                 Ok(Observed::Drifted(how)) => (StepState::Drifted, Some(how), None),
+                Ok(Observed::Unfixable(why)) => (StepState::Unfixable, None, Some(why)),
                 Err(e) => (StepState::Unknown, None, Some(e)),
             };
-            let drift = matches!(state, StepState::Missing | StepState::Drifted);
+            let drift = matches!(state, StepState::Missing | StepState::Drifted | StepState::Unfixable);
             steps.push(StepStatus { step, resource: step.resource(&spec), state, drift, detail, error });
         }
         let trail_is_logging = aws.trail_is_logging(&spec).await.ok().flatten();

@@ -1,6 +1,7 @@
-//! The two bucket policies a spec asks for, and their comparison with what
-//! AWS holds: by meaning (statement order, a single value or a list of one,
-//! `Sid`s and the case of action names do not matter), never by string.
+//! The bucket policies a spec asks for (data, log and, if asked, archive
+//! bucket), and their comparison with what AWS holds: by meaning (statement
+//! order, a single value or a list of one, `Sid`s and the case of action
+//! names do not matter), never by string.
 
 use std::collections::BTreeSet;
 
@@ -101,6 +102,89 @@ pub fn log_bucket_policy(spec: &ProvisioningSpec) -> Value {
     })
 }
 
+/// The archive bucket's policy: the proxy writes each key once and reads
+/// back; nobody deletes a version, touches a retention, or changes the lock
+/// or lifecycle configuration; nothing without TLS.
+///
+/// The grant names the account as principal and the proxy by
+/// `aws:PrincipalArn`, as the data bucket's policy does, so that it can be
+/// put before the proxy's role exists (S3 refuses a policy naming a
+/// principal that does not exist) and survives the role being recreated.
+/// The denies back up Object Lock, which alone already refuses to delete or
+/// overwrite a locked version: they also refuse delete markers, new
+/// versions over a key (a write must carry `If-None-Match`), and changes to
+/// the bucket's default retention or lifecycle.
+#[must_use]
+pub fn archive_bucket_policy(spec: &ProvisioningSpec, archive: &str) -> Value {
+    let bucket = spec.bucket_arn(archive);
+    let objects = format!("{bucket}/*");
+    let account = json!({ "AWS": format!("arn:{}:iam::{}:root", spec.partition(), spec.account_id()) });
+    let only_the_proxy = json!({ "ArnEquals": { "aws:PrincipalArn": spec.proxy_principal_arn } });
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyRequestsWithoutTls",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket, objects],
+                "Condition": { "Bool": { "aws:SecureTransport": "false" } },
+            },
+            {
+                "Sid": "TheProxyWritesAndReadsObjects",
+                "Effect": "Allow",
+                "Principal": account,
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention"],
+                "Resource": objects,
+                "Condition": only_the_proxy,
+            },
+            {
+                "Sid": "TheProxyListsObjects",
+                "Effect": "Allow",
+                "Principal": account,
+                "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+                "Resource": bucket,
+                "Condition": only_the_proxy,
+            },
+            {
+                "Sid": "NothingIsDeleted",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": [
+                    "s3:DeleteObject",
+                    "s3:DeleteObjectVersion",
+                    "s3:PutObjectRetention",
+                    "s3:BypassGovernanceRetention",
+                ],
+                "Resource": objects,
+            },
+            {
+                "Sid": "TheLockStays",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration"],
+                "Resource": bucket,
+            },
+            {
+                // S3's documented form (User Guide, "Enforce conditional
+                // writes on Amazon S3 buckets"): the ObjectCreationOperation
+                // clause keeps the deny off the multipart calls that cannot
+                // carry the header; CompleteMultipartUpload still must.
+                "Sid": "NoKeyIsWrittenTwice",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": objects,
+                "Condition": {
+                    "Null": { "s3:if-none-match": "true" },
+                    "Bool": { "s3:ObjectCreationOperation": "true" },
+                },
+            },
+        ],
+    })
+}
+
 /// Whether two policy documents mean the same.
 #[must_use]
 pub fn same_policy(a: &Value, b: &Value) -> bool {
@@ -186,6 +270,103 @@ fn lowercase_set(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec() -> ProvisioningSpec {
+        let body = json!({
+            "data_bucket": "acme-data",
+            "log_bucket": "acme-logs",
+            "trail_name": "acme-trail",
+            "region": "eu-west-1",
+            "proxy_principal_arn": "arn:aws:iam::123456789012:role/egress-proxy",
+            "archive_bucket": "acme-archive",
+            "archive_retention_days": 30,
+        });
+        ProvisioningSpec::from_json(body.to_string().as_bytes()).expect("valid")
+    }
+
+    /// The statements of `policy` with this effect whose actions include `action`.
+    fn matching<'a>(policy: &'a Value, effect: &str, action: &str) -> Vec<&'a Value> {
+        let actions = |s: &Value| match &s["Action"] {
+            Value::Array(list) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Value::String(one) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        policy["Statement"]
+            .as_array()
+            .map(|list| {
+                list.iter().filter(|s| s["Effect"] == effect && actions(s).contains(&action.to_owned())).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_archive_policy_lets_the_proxy_write_once_and_nobody_delete() {
+        let policy = archive_bucket_policy(&spec(), "acme-archive");
+        for action in [
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:GetObjectRetention",
+            "s3:ListBucket",
+            "s3:ListBucketVersions",
+        ] {
+            let [allow] = matching(&policy, "Allow", action)[..] else { panic!("one allow of {action}: {policy}") };
+            assert_eq!(allow["Principal"]["AWS"], "arn:aws:iam::123456789012:root", "{action}");
+            assert_eq!(
+                allow["Condition"]["ArnEquals"]["aws:PrincipalArn"], "arn:aws:iam::123456789012:role/egress-proxy",
+                "{action}"
+            );
+            let resource =
+                if action.starts_with("s3:List") { "arn:aws:s3:::acme-archive" } else { "arn:aws:s3:::acme-archive/*" };
+            assert_eq!(allow["Resource"], resource, "{action}");
+        }
+        for action in [
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:PutObjectRetention",
+            "s3:BypassGovernanceRetention",
+            "s3:PutBucketObjectLockConfiguration",
+            "s3:PutLifecycleConfiguration",
+        ] {
+            let [deny] = matching(&policy, "Deny", action)[..] else { panic!("one deny of {action}: {policy}") };
+            assert_eq!((&deny["Principal"], deny.get("Condition")), (&json!("*"), None), "{action} unconditionally");
+        }
+        let [overwrite] = matching(&policy, "Deny", "s3:PutObject")[..] else { panic!("one deny of puts: {policy}") };
+        assert_eq!(overwrite["Principal"], "*");
+        assert_eq!(overwrite["Resource"], "arn:aws:s3:::acme-archive/*");
+        assert_eq!(
+            overwrite["Condition"],
+            json!({"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}})
+        );
+        let [tls] = matching(&policy, "Deny", "s3:*")[..] else { panic!("one deny without TLS: {policy}") };
+        assert_eq!(tls["Condition"]["Bool"]["aws:SecureTransport"], "false");
+        assert_eq!(tls["Resource"], json!(["arn:aws:s3:::acme-archive", "arn:aws:s3:::acme-archive/*"]));
+        // Nothing else grants anything.
+        let allows = policy["Statement"].as_array().map_or(0, |l| l.iter().filter(|s| s["Effect"] == "Allow").count());
+        assert_eq!(allows, 2, "{policy}");
+    }
+
+    #[test]
+    fn the_archive_policy_compares_by_meaning() {
+        let policy = archive_bucket_policy(&spec(), "acme-archive");
+        let mut rewritten = policy.clone();
+        if let Some(list) = rewritten["Statement"].as_array_mut() {
+            list.reverse();
+            for s in list.iter_mut() {
+                s.as_object_mut().map(|m| m.remove("Sid"));
+            }
+        }
+        assert!(same_policy(&policy, &rewritten));
+        // Dropping the If-None-Match condition makes the deny refuse every
+        // write: a different policy, not the same one.
+        let mut strict = policy.clone();
+        if let Some(list) = strict["Statement"].as_array_mut() {
+            for s in list.iter_mut().filter(|s| s["Sid"] == "NoKeyIsWrittenTwice") {
+                s.as_object_mut().map(|m| m.remove("Condition"));
+            }
+        }
+        assert!(!same_policy(&policy, &strict));
+    }
 
     #[test]
     fn order_single_values_sids_and_case_do_not_matter() {

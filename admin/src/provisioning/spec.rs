@@ -34,15 +34,32 @@ pub struct ProvisioningSpec {
     /// If given, the proxy may read only from these networks.
     #[serde(default)]
     pub allowed_source_cidrs: Vec<String>,
-    /// Object Lock retention on the log bucket. Refused for now: S3 does not
-    /// deliver server access logs into a bucket with Object Lock.
+    /// Object Lock retention on the log bucket. Always refused: S3 does not
+    /// deliver server access logs into a bucket with Object Lock. Use
+    /// `archive_bucket` with `archive_retention_days` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
-    /// Default encryption of the data bucket with this KMS key instead of
-    /// SSE-S3 (key id, key ARN or alias ARN).
+    /// Default encryption of the data bucket (and of the archive bucket) with
+    /// this KMS key instead of SSE-S3 (key id, key ARN or alias ARN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// A bucket with S3 Object Lock (COMPLIANCE mode) that the proxy ships
+    /// its ledger to: it writes each key once and nobody, the account root
+    /// included, deletes or rewrites a version before its retention ends.
+    /// Must differ from `data_bucket` and `log_bucket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "acme-egress-archive")]
+    pub archive_bucket: Option<String>,
+    /// Default retention of every object version put in `archive_bucket`,
+    /// in days (1 to 36500); required with `archive_bucket`, refused
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 2557, minimum = 1, maximum = 36500)]
+    pub archive_retention_days: Option<u32>,
 }
+
+/// The longest default retention S3 Object Lock takes, in days (100 years).
+pub const MAX_ARCHIVE_RETENTION_DAYS: u32 = 36_500;
 
 /// A spec field that is missing or wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +75,7 @@ impl SpecError {
     }
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 11] = [
     "data_bucket",
     "log_bucket",
     "log_prefix",
@@ -68,6 +85,8 @@ const FIELDS: [&str; 9] = [
     "allowed_source_cidrs",
     "retention_days",
     "kms_key_id",
+    "archive_bucket",
+    "archive_retention_days",
 ];
 
 impl ProvisioningSpec {
@@ -91,6 +110,8 @@ impl ProvisioningSpec {
             allowed_source_cidrs: string_list(&mut map, "allowed_source_cidrs")?,
             retention_days: optional_days(&mut map, "retention_days")?,
             kms_key_id: optional_string(&mut map, "kms_key_id")?,
+            archive_bucket: optional_string(&mut map, "archive_bucket")?,
+            archive_retention_days: optional_days(&mut map, "archive_retention_days")?,
         };
         spec.validate()?;
         Ok(spec)
@@ -118,15 +139,50 @@ impl ProvisioningSpec {
             return Err(SpecError::new(
                 "retention_days",
                 "not supported: S3 refuses a bucket with Object Lock as the destination of server access logs, \
-                 and the log bucket is that destination; leave retention_days out",
+                 and the log bucket is that destination; leave retention_days out, and for an archive nobody can \
+                 rewrite give archive_bucket (a separate bucket, made with Object Lock) with archive_retention_days",
             ));
         }
+        self.check_archive()?;
         if let Some(key) = &self.kms_key_id
             && (key.is_empty() || key.len() > 2048 || key.chars().any(char::is_whitespace))
         {
             return Err(SpecError::new("kms_key_id", "must be a KMS key id, key ARN or alias ARN"));
         }
         Ok(())
+    }
+
+    fn check_archive(&self) -> Result<(), SpecError> {
+        let Some(archive) = &self.archive_bucket else {
+            return match self.archive_retention_days {
+                Some(_) => Err(SpecError::new(
+                    "archive_retention_days",
+                    "only with archive_bucket: it is the default retention of that bucket; give archive_bucket too, \
+                     or leave archive_retention_days out",
+                )),
+                None => Ok(()),
+            };
+        };
+        check_bucket_name("archive_bucket", archive)?;
+        if archive == &self.data_bucket || archive == &self.log_bucket {
+            return Err(SpecError::new(
+                "archive_bucket",
+                "must differ from data_bucket and log_bucket: the archive bucket has Object Lock, which S3 \
+                 refuses on a bucket that receives access logs, and nothing in it can ever be deleted",
+            ));
+        }
+        match self.archive_retention_days {
+            None => Err(SpecError::new(
+                "archive_retention_days",
+                "required with archive_bucket: how many days each archived object version stays locked \
+                 (COMPLIANCE mode: nobody, the account root included, can shorten it)",
+            )),
+            Some(days) if days > MAX_ARCHIVE_RETENTION_DAYS => Err(SpecError::new(
+                "archive_retention_days",
+                format!("{days} is more than S3 Object Lock takes: at most {MAX_ARCHIVE_RETENTION_DAYS} days"),
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     /// The partition of the proxy's ARN (`aws`, `aws-cn`, `aws-us-gov`):
@@ -381,6 +437,57 @@ mod tests {
         assert_eq!(field_of(&[("surprise", 1.into())]), "surprise");
         assert_eq!(field_of(&[("retention_days", 30.into())]), "retention_days");
         assert_eq!(field_of(&[("log_prefix", "AWSLogs/x/".into())]), "log_prefix");
+    }
+
+    #[test]
+    fn archive_refusals_name_their_field() {
+        let days = ("archive_retention_days", Value::from(30));
+        assert_eq!(field_of(std::slice::from_ref(&days)), "archive_retention_days");
+        assert_eq!(field_of(&[("archive_bucket", "acme-archive".into())]), "archive_retention_days");
+        assert_eq!(field_of(&[("archive_bucket", "Acme_Archive".into()), days.clone()]), "archive_bucket");
+        assert_eq!(field_of(&[("archive_bucket", "acme-data".into()), days.clone()]), "archive_bucket");
+        assert_eq!(field_of(&[("archive_bucket", "acme-logs".into()), days]), "archive_bucket");
+        assert_eq!(field_of(&[("archive_bucket", 7.into()), ("archive_retention_days", 30.into())]), "archive_bucket");
+        for bad in [Value::from(0), Value::from(36_501), Value::from(-1), Value::from(1.5), Value::from("30")] {
+            assert_eq!(
+                field_of(&[("archive_bucket", "acme-archive".into()), ("archive_retention_days", bad.clone())]),
+                "archive_retention_days",
+                "{bad}"
+            );
+        }
+        for good in [1, 36_500] {
+            let spec = ProvisioningSpec::from_json(&body(&[
+                ("archive_bucket", "acme-archive".into()),
+                ("archive_retention_days", good.into()),
+            ]));
+            assert_eq!(spec.ok().and_then(|s| s.archive_retention_days), Some(good));
+        }
+    }
+
+    #[test]
+    fn a_stored_spec_without_the_archive_fields_still_reads() {
+        // Specs stored before the archive fields existed.
+        let old = body(&[("log_prefix", "s3-access/".into())]);
+        let spec: ProvisioningSpec = serde_json::from_slice(&old).expect("reads");
+        assert_eq!((spec.archive_bucket, spec.archive_retention_days), (None, None));
+    }
+
+    #[test]
+    fn an_archive_bucket_with_its_retention_is_accepted() {
+        let spec = ProvisioningSpec::from_json(&body(&[
+            ("archive_bucket", "acme-archive".into()),
+            ("archive_retention_days", 365.into()),
+        ]))
+        .expect("valid");
+        assert_eq!(serde_json::to_value(&spec).unwrap_or_default()["archive_bucket"], "acme-archive");
+    }
+
+    #[test]
+    fn retention_days_is_refused_pointing_at_the_archive_bucket() {
+        let err = ProvisioningSpec::from_json(&body(&[("retention_days", 30.into())])).err();
+        let err = err.expect("refused");
+        assert_eq!(err.field, "retention_days");
+        assert!(err.reason.contains("archive_bucket") && err.reason.contains("archive_retention_days"), "{err}");
     }
 
     #[test]

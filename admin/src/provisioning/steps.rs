@@ -4,6 +4,11 @@
 //! Every step is idempotent on its own: enforcing one that is already right
 //! changes nothing. Reading a step whose bucket or trail does not exist yet
 //! answers "missing", so a plan can be made before anything is created.
+//!
+//! One state cannot be corrected: an archive bucket that exists without
+//! Object Lock. Enabling Object Lock on it is possible but irreversible and
+//! leaves the objects already there unlocked, so it is reported
+//! ([`Observed::Unfixable`]) and never done here.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -11,9 +16,11 @@ use std::fmt::Debug;
 use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
 use aws_sdk_s3::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketLoggingStatus, CreateBucketConfiguration, LoggingEnabled, ObjectOwnership,
-    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
+    BucketLocationConstraint, BucketLoggingStatus, BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention,
+    LoggingEnabled, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    VersioningConfiguration,
 };
 use serde::Serialize;
 
@@ -23,6 +30,8 @@ use super::spec::ProvisioningSpec;
 /// One piece of the upstream configuration, in the order they are applied:
 /// the log bucket and its policy before the data bucket logs into it, and
 /// both before the trail (CloudTrail checks the bucket policy on creation).
+/// The archive bucket, when the spec has one, comes last, its policy after
+/// its lock configuration (the policy denies changing it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum Step {
     #[serde(rename = "log_bucket")]
@@ -49,10 +58,25 @@ pub enum Step {
     TrailEventSelectors,
     #[serde(rename = "trail.logging")]
     TrailLogging,
+    #[serde(rename = "archive_bucket")]
+    ArchiveBucket,
+    #[serde(rename = "archive_bucket.versioning")]
+    ArchiveBucketVersioning,
+    #[serde(rename = "archive_bucket.object_lock")]
+    ArchiveBucketObjectLock,
+    #[serde(rename = "archive_bucket.public_access_block")]
+    ArchiveBucketPublicAccessBlock,
+    #[serde(rename = "archive_bucket.ownership_controls")]
+    ArchiveBucketOwnership,
+    #[serde(rename = "archive_bucket.encryption")]
+    ArchiveBucketEncryption,
+    #[serde(rename = "archive_bucket.policy")]
+    ArchiveBucketPolicy,
 }
 
 impl Step {
-    pub const ALL: [Step; 12] = [
+    /// The steps of every spec.
+    pub const BASE: [Step; 12] = [
         Step::LogBucket,
         Step::LogBucketPublicAccessBlock,
         Step::LogBucketOwnership,
@@ -67,12 +91,30 @@ impl Step {
         Step::TrailLogging,
     ];
 
+    /// The steps of a spec with an `archive_bucket`, after the others.
+    pub const ARCHIVE: [Step; 7] = [
+        Step::ArchiveBucket,
+        Step::ArchiveBucketVersioning,
+        Step::ArchiveBucketObjectLock,
+        Step::ArchiveBucketPublicAccessBlock,
+        Step::ArchiveBucketOwnership,
+        Step::ArchiveBucketEncryption,
+        Step::ArchiveBucketPolicy,
+    ];
+
+    /// The steps `spec` asks for, in the order they are applied.
+    #[must_use]
+    pub fn of(spec: &ProvisioningSpec) -> Vec<Step> {
+        let archive: &[Step] = if spec.archive_bucket.is_some() { &Step::ARCHIVE } else { &[] };
+        Step::BASE.iter().chain(archive).copied().collect()
+    }
+
     /// The bucket or trail a configuration step belongs to; `None` for the
     /// steps that create a bucket or trail.
     #[must_use]
     pub fn parent(self) -> Option<Step> {
         match self {
-            Step::LogBucket | Step::DataBucket | Step::Trail => None,
+            Step::LogBucket | Step::DataBucket | Step::Trail | Step::ArchiveBucket => None,
             Step::LogBucketPublicAccessBlock | Step::LogBucketOwnership | Step::LogBucketPolicy => {
                 Some(Step::LogBucket)
             }
@@ -81,6 +123,12 @@ impl Step {
             | Step::DataBucketLogging
             | Step::DataBucketPolicy => Some(Step::DataBucket),
             Step::TrailEventSelectors | Step::TrailLogging => Some(Step::Trail),
+            Step::ArchiveBucketVersioning
+            | Step::ArchiveBucketObjectLock
+            | Step::ArchiveBucketPublicAccessBlock
+            | Step::ArchiveBucketOwnership
+            | Step::ArchiveBucketEncryption
+            | Step::ArchiveBucketPolicy => Some(Step::ArchiveBucket),
         }
     }
 
@@ -97,6 +145,13 @@ impl Step {
             | Step::DataBucketLogging
             | Step::DataBucketPolicy => spec.bucket_arn(&spec.data_bucket),
             Step::Trail | Step::TrailEventSelectors | Step::TrailLogging => spec.trail_arn(),
+            Step::ArchiveBucket
+            | Step::ArchiveBucketVersioning
+            | Step::ArchiveBucketObjectLock
+            | Step::ArchiveBucketPublicAccessBlock
+            | Step::ArchiveBucketOwnership
+            | Step::ArchiveBucketEncryption
+            | Step::ArchiveBucketPolicy => spec.bucket_arn(spec.archive_bucket.as_deref().unwrap_or_default()),
         }
     }
 }
@@ -108,6 +163,9 @@ pub enum Observed {
     Missing,
     /// Present but different; says how.
     Drifted(String),
+    /// Different in a way no apply corrects (an archive bucket without
+    /// Object Lock): the apply fails the step with this, sending nothing.
+    Unfixable(AwsFailure),
 }
 
 /// An AWS call that failed: the AWS error code and message.
@@ -143,7 +201,25 @@ impl AwsFailure {
     fn build(err: &BuildError) -> AwsFailure {
         AwsFailure { code: "InvalidRequest".to_owned(), message: err.to_string() }
     }
+
+    /// The archive bucket exists but was made without Object Lock.
+    fn no_object_lock(bucket: &str) -> AwsFailure {
+        AwsFailure {
+            code: NO_OBJECT_LOCK.to_owned(),
+            message: format!(
+                "bucket {bucket} exists without Object Lock, so it cannot be the archive bucket; nothing was \
+                 changed on it. Name a bucket that does not exist yet in archive_bucket (the apply creates it \
+                 with Object Lock), or, if this bucket is meant to be the archive, enable Object Lock on it \
+                 yourself (PutBucketVersioning Enabled, then PutObjectLockConfiguration ObjectLockEnabled=Enabled: \
+                 irreversible, and the objects already in it stay unlocked) and PUT again"
+            ),
+        }
+    }
 }
+
+/// The code of [`AwsFailure::no_object_lock`] (not an AWS code: S3 has no
+/// such error, the apply refuses).
+pub const NO_OBJECT_LOCK: &str = "ObjectLockNotEnabled";
 
 /// Error codes that mean "this configuration (or its bucket or trail) does
 /// not exist".
@@ -178,6 +254,51 @@ where
     result.map(|_| ()).map_err(|err| AwsFailure::from_sdk(&err))
 }
 
+/// The Object Lock configuration of a bucket as far as this code cares.
+enum Lock {
+    NoBucket,
+    /// The bucket exists without Object Lock.
+    NotEnabled,
+    /// Enabled, with this default retention (`None`: no default).
+    Enabled(Option<Retention>),
+}
+
+/// A default retention: mode, days, years (S3 takes days or years).
+#[derive(Debug, PartialEq, Eq)]
+struct Retention {
+    mode: String,
+    days: Option<i32>,
+    years: Option<i32>,
+}
+
+impl std::fmt::Display for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.days, self.years) {
+            (Some(days), None) => write!(f, "{} {days} days", self.mode),
+            (None, Some(years)) => write!(f, "{} {years} years", self.mode),
+            (days, years) => write!(f, "{} days {days:?} years {years:?}", self.mode),
+        }
+    }
+}
+
+/// COMPLIANCE for `archive_retention_days` days.
+fn wanted_retention(spec: &ProvisioningSpec) -> Retention {
+    Retention {
+        mode: ObjectLockRetentionMode::Compliance.as_str().to_owned(),
+        // Validated to at most 36500.
+        days: spec.archive_retention_days.and_then(|d| i32::try_from(d).ok()),
+        years: None,
+    }
+}
+
+/// The name of the spec's archive bucket (only archive steps ask).
+fn archive(spec: &ProvisioningSpec) -> Result<&str, AwsFailure> {
+    spec.archive_bucket.as_deref().ok_or_else(|| AwsFailure {
+        code: "InvalidRequest".to_owned(),
+        message: "the spec has no archive_bucket".to_owned(),
+    })
+}
+
 /// The AWS clients of one region.
 #[derive(Debug, Clone)]
 pub struct Aws {
@@ -196,7 +317,7 @@ impl Aws {
             Step::LogBucketOwnership => self.observe_ownership(&spec.log_bucket).await,
             Step::LogBucketPolicy => self.observe_policy(&spec.log_bucket, &policy::log_bucket_policy(spec)).await,
             Step::DataBucketPolicy => self.observe_policy(&spec.data_bucket, &policy::data_bucket_policy(spec)).await,
-            Step::DataBucketEncryption => self.observe_encryption(spec).await,
+            Step::DataBucketEncryption => self.observe_encryption(spec, &spec.data_bucket).await,
             Step::DataBucketLogging => self.observe_logging(spec).await,
             Step::Trail => self.observe_trail(spec).await,
             Step::TrailEventSelectors => self.observe_event_selectors(spec).await,
@@ -205,59 +326,46 @@ impl Aws {
                 Some(true) => Observed::InSync,
                 Some(false) => Observed::Drifted("the trail is not logging".to_owned()),
             }),
+            Step::ArchiveBucket => {
+                let bucket = archive(spec)?;
+                match self.observe_bucket(bucket).await? {
+                    Observed::InSync => Ok(match self.lock(bucket).await? {
+                        Lock::Enabled(_) => Observed::InSync,
+                        Lock::NotEnabled => Observed::Unfixable(AwsFailure::no_object_lock(bucket)),
+                        // Deleted between the two calls.
+                        Lock::NoBucket => Observed::Missing,
+                    }),
+                    other => Ok(other),
+                }
+            }
+            Step::ArchiveBucketVersioning => self.observe_versioning(archive(spec)?).await,
+            Step::ArchiveBucketObjectLock => self.observe_lock(spec).await,
+            Step::ArchiveBucketPublicAccessBlock => self.observe_public_access_block(archive(spec)?).await,
+            Step::ArchiveBucketOwnership => self.observe_ownership(archive(spec)?).await,
+            Step::ArchiveBucketEncryption => self.observe_encryption(spec, archive(spec)?).await,
+            Step::ArchiveBucketPolicy => {
+                let bucket = archive(spec)?;
+                self.observe_policy(bucket, &policy::archive_bucket_policy(spec, bucket)).await
+            }
         }
     }
 
     /// Puts the step's configuration in place; `observed` says whether it
     /// is to be created or corrected.
     pub async fn enforce(&self, spec: &ProvisioningSpec, step: Step, observed: &Observed) -> Result<(), AwsFailure> {
+        if let Observed::Unfixable(why) = observed {
+            return Err(why.clone());
+        }
         let s3 = &self.s3;
         match step {
             Step::LogBucket => self.create_bucket(&spec.log_bucket, &spec.region).await,
             Step::DataBucket => self.create_bucket(&spec.data_bucket, &spec.region).await,
             Step::LogBucketPublicAccessBlock => self.block_public_access(&spec.log_bucket).await,
             Step::DataBucketPublicAccessBlock => self.block_public_access(&spec.data_bucket).await,
-            Step::LogBucketOwnership => {
-                let rule = OwnershipControlsRule::builder()
-                    .object_ownership(ObjectOwnership::BucketOwnerEnforced)
-                    .build()
-                    .map_err(|e| AwsFailure::build(&e))?;
-                let controls = OwnershipControls::builder().rules(rule).build().map_err(|e| AwsFailure::build(&e))?;
-                done(
-                    s3.put_bucket_ownership_controls()
-                        .bucket(&spec.log_bucket)
-                        .ownership_controls(controls)
-                        .send()
-                        .await,
-                )
-            }
+            Step::LogBucketOwnership => self.enforce_ownership(&spec.log_bucket).await,
             Step::LogBucketPolicy => self.put_policy(&spec.log_bucket, &policy::log_bucket_policy(spec)).await,
             Step::DataBucketPolicy => self.put_policy(&spec.data_bucket, &policy::data_bucket_policy(spec)).await,
-            Step::DataBucketEncryption => {
-                let default = match &spec.kms_key_id {
-                    Some(key) => ServerSideEncryptionByDefault::builder()
-                        .sse_algorithm(ServerSideEncryption::AwsKms)
-                        .kms_master_key_id(key),
-                    None => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
-                }
-                .build()
-                .map_err(|e| AwsFailure::build(&e))?;
-                let rule = ServerSideEncryptionRule::builder()
-                    .apply_server_side_encryption_by_default(default)
-                    .bucket_key_enabled(spec.kms_key_id.is_some())
-                    .build();
-                let config = ServerSideEncryptionConfiguration::builder()
-                    .rules(rule)
-                    .build()
-                    .map_err(|e| AwsFailure::build(&e))?;
-                done(
-                    s3.put_bucket_encryption()
-                        .bucket(&spec.data_bucket)
-                        .server_side_encryption_configuration(config)
-                        .send()
-                        .await,
-                )
-            }
+            Step::DataBucketEncryption => self.enforce_encryption(spec, &spec.data_bucket).await,
             Step::DataBucketLogging => {
                 let target = LoggingEnabled::builder()
                     .target_bucket(&spec.log_bucket)
@@ -308,6 +416,19 @@ impl Aws {
                 )
             }
             Step::TrailLogging => done(self.cloudtrail.start_logging().name(&spec.trail_name).send().await),
+            Step::ArchiveBucket => self.create_archive_bucket(archive(spec)?, &spec.region).await,
+            Step::ArchiveBucketVersioning => {
+                let config = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+                done(s3.put_bucket_versioning().bucket(archive(spec)?).versioning_configuration(config).send().await)
+            }
+            Step::ArchiveBucketObjectLock => self.enforce_lock(spec).await,
+            Step::ArchiveBucketPublicAccessBlock => self.block_public_access(archive(spec)?).await,
+            Step::ArchiveBucketOwnership => self.enforce_ownership(archive(spec)?).await,
+            Step::ArchiveBucketEncryption => self.enforce_encryption(spec, archive(spec)?).await,
+            Step::ArchiveBucketPolicy => {
+                let bucket = archive(spec)?;
+                self.put_policy(bucket, &policy::archive_bucket_policy(spec, bucket)).await
+            }
         }
     }
 
@@ -334,7 +455,29 @@ impl Aws {
     }
 
     async fn create_bucket(&self, bucket: &str, region: &str) -> Result<(), AwsFailure> {
+        self.create(bucket, region, false).await
+    }
+
+    /// Creates the archive bucket with Object Lock (which turns versioning
+    /// on). One found in its place, made in the meantime without Object
+    /// Lock, fails the step: the next ones must not enable it there.
+    async fn create_archive_bucket(&self, bucket: &str, region: &str) -> Result<(), AwsFailure> {
+        self.create(bucket, region, true).await?;
+        match self.lock(bucket).await? {
+            Lock::Enabled(_) => Ok(()),
+            Lock::NotEnabled => Err(AwsFailure::no_object_lock(bucket)),
+            Lock::NoBucket => Err(AwsFailure {
+                code: "NoSuchBucket".to_owned(),
+                message: format!("bucket {bucket} was created and is gone (deleted in the meantime?)"),
+            }),
+        }
+    }
+
+    async fn create(&self, bucket: &str, region: &str, object_lock: bool) -> Result<(), AwsFailure> {
         let mut request = self.s3.create_bucket().bucket(bucket);
+        if object_lock {
+            request = request.object_lock_enabled_for_bucket(true);
+        }
         // us-east-1 is the one region that refuses its own name as a
         // location constraint.
         if region != "us-east-1" {
@@ -380,6 +523,15 @@ impl Aws {
         done(self.s3.put_public_access_block().bucket(bucket).public_access_block_configuration(config).send().await)
     }
 
+    async fn enforce_ownership(&self, bucket: &str) -> Result<(), AwsFailure> {
+        let rule = OwnershipControlsRule::builder()
+            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+            .build()
+            .map_err(|e| AwsFailure::build(&e))?;
+        let controls = OwnershipControls::builder().rules(rule).build().map_err(|e| AwsFailure::build(&e))?;
+        done(self.s3.put_bucket_ownership_controls().bucket(bucket).ownership_controls(controls).send().await)
+    }
+
     async fn observe_ownership(&self, bucket: &str) -> Result<Observed, AwsFailure> {
         let Some(output) = found(self.s3.get_bucket_ownership_controls().bucket(bucket).send().await)? else {
             return Ok(Observed::Missing);
@@ -417,8 +569,28 @@ impl Aws {
         done(self.s3.put_bucket_policy().bucket(bucket).policy(policy.to_string()).send().await)
     }
 
-    async fn observe_encryption(&self, spec: &ProvisioningSpec) -> Result<Observed, AwsFailure> {
-        let Some(output) = found(self.s3.get_bucket_encryption().bucket(&spec.data_bucket).send().await)? else {
+    /// Default encryption of `bucket` (data or archive): SSE-S3, or SSE-KMS
+    /// with the spec's key and the bucket key on.
+    async fn enforce_encryption(&self, spec: &ProvisioningSpec, bucket: &str) -> Result<(), AwsFailure> {
+        let default = match &spec.kms_key_id {
+            Some(key) => ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::AwsKms)
+                .kms_master_key_id(key),
+            None => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
+        }
+        .build()
+        .map_err(|e| AwsFailure::build(&e))?;
+        let rule = ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(default)
+            .bucket_key_enabled(spec.kms_key_id.is_some())
+            .build();
+        let config =
+            ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| AwsFailure::build(&e))?;
+        done(self.s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config).send().await)
+    }
+
+    async fn observe_encryption(&self, spec: &ProvisioningSpec, bucket: &str) -> Result<Observed, AwsFailure> {
+        let Some(output) = found(self.s3.get_bucket_encryption().bucket(bucket).send().await)? else {
             return Ok(Observed::Missing);
         };
         let default = output
@@ -441,6 +613,99 @@ impl Aws {
                 live.1.unwrap_or("")
             ))
         })
+    }
+
+    async fn observe_versioning(&self, bucket: &str) -> Result<Observed, AwsFailure> {
+        let status = match self.s3.get_bucket_versioning().bucket(bucket).send().await {
+            Ok(output) => output.status().map(|s| s.as_str().to_owned()),
+            // moto 5.2 names the answer's root element
+            // GetBucketVersioningResponse where S3 says
+            // VersioningConfiguration, and the SDK refuses the whole answer;
+            // the one element wanted is the same in both.
+            Err(SdkError::ServiceError(err)) if err.raw().status().is_success() => {
+                versioning_status(err.raw().body().bytes().unwrap_or_default())
+            }
+            Err(err) if err.code() == Some("NoSuchBucket") => return Ok(Observed::Missing),
+            Err(err) => return Err(AwsFailure::from_sdk(&err)),
+        };
+        Ok(match status.as_deref() {
+            Some("Enabled") => Observed::InSync,
+            None | Some("") => Observed::Missing,
+            Some(other) => Observed::Drifted(format!("versioning is {other}, want Enabled")),
+        })
+    }
+
+    /// `GetObjectLockConfiguration`, read into [`Lock`].
+    async fn lock(&self, bucket: &str) -> Result<Lock, AwsFailure> {
+        let output = match self.s3.get_object_lock_configuration().bucket(bucket).send().await {
+            Ok(output) => output,
+            Err(err) if err.code() == Some("ObjectLockConfigurationNotFoundError") => return Ok(Lock::NotEnabled),
+            Err(err) if err.code() == Some("NoSuchBucket") => return Ok(Lock::NoBucket),
+            Err(err) => return Err(AwsFailure::from_sdk(&err)),
+        };
+        let Some(config) = output.object_lock_configuration() else { return Ok(Lock::NotEnabled) };
+        if config.object_lock_enabled() != Some(&ObjectLockEnabled::Enabled) {
+            return Ok(Lock::NotEnabled);
+        }
+        // Emulators answer an unset field as 0.
+        let set = |n: Option<i32>| n.filter(|n| *n != 0);
+        let retention = config.rule().and_then(ObjectLockRule::default_retention).map(|d| Retention {
+            mode: d.mode().map(|m| m.as_str().to_owned()).unwrap_or_default(),
+            days: set(d.days()),
+            years: set(d.years()),
+        });
+        Ok(Lock::Enabled(retention))
+    }
+
+    async fn observe_lock(&self, spec: &ProvisioningSpec) -> Result<Observed, AwsFailure> {
+        let bucket = archive(spec)?;
+        let want = wanted_retention(spec);
+        Ok(match self.lock(bucket).await? {
+            Lock::NoBucket | Lock::Enabled(None) => Observed::Missing,
+            Lock::NotEnabled => Observed::Unfixable(AwsFailure::no_object_lock(bucket)),
+            Lock::Enabled(Some(live)) if live == want => Observed::InSync,
+            Lock::Enabled(Some(live)) => Observed::Drifted(format!("the default retention is {live}, want {want}")),
+        })
+    }
+
+    /// The default retention, on a bucket that has Object Lock: it is read
+    /// again first, so that this never enables Object Lock on a bucket that
+    /// was made without it.
+    async fn enforce_lock(&self, spec: &ProvisioningSpec) -> Result<(), AwsFailure> {
+        let bucket = archive(spec)?;
+        match self.lock(bucket).await? {
+            Lock::Enabled(_) => {}
+            Lock::NotEnabled => return Err(AwsFailure::no_object_lock(bucket)),
+            Lock::NoBucket => {
+                return Err(AwsFailure {
+                    code: "NoSuchBucket".to_owned(),
+                    message: format!("bucket {bucket} does not exist (its creation failed or it was deleted)"),
+                });
+            }
+        }
+        let mut retention = DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance);
+        if let Some(days) = wanted_retention(spec).days {
+            retention = retention.days(days);
+        }
+        let retention = retention.build();
+        let config = ObjectLockConfiguration::builder()
+            .object_lock_enabled(ObjectLockEnabled::Enabled)
+            .rule(ObjectLockRule::builder().default_retention(retention).build())
+            .build();
+        match self.s3.put_object_lock_configuration().bucket(bucket).object_lock_configuration(config).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let mut failure = AwsFailure::from_sdk(&err);
+                if failure.code == "AccessDenied" {
+                    failure.message.push_str(
+                        " (the archive bucket's policy denies s3:PutBucketObjectLockConfiguration to everyone, \
+                         this apply included: to change the default retention on purpose, delete the bucket's \
+                         policy and PUT again; the apply sets the retention and puts the policy back)",
+                    );
+                }
+                Err(failure)
+            }
+        }
     }
 
     async fn observe_logging(&self, spec: &ProvisioningSpec) -> Result<Observed, AwsFailure> {
@@ -502,6 +767,15 @@ impl Aws {
     }
 }
 
+/// The text of the `Status` element of a `GetBucketVersioning` answer
+/// (absent: versioning was never turned on).
+fn versioning_status(xml: &[u8]) -> Option<String> {
+    let xml = std::str::from_utf8(xml).ok()?;
+    let (_, rest) = xml.split_once("<Status>")?;
+    let (status, _) = rest.split_once("</Status>")?;
+    Some(status.trim().to_owned())
+}
+
 /// Data events for reads (`GetObject` and the like) of the data bucket's
 /// objects, and nothing else.
 fn desired_selector(spec: &ProvisioningSpec) -> Result<AdvancedEventSelector, BuildError> {
@@ -543,4 +817,30 @@ fn selector_shape(selector: &AdvancedEventSelector) -> SelectorShape {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_versioning_status_is_read_from_either_root_element() {
+        let s3 = b"<?xml version=\"1.0\"?><VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                   <Status>Enabled</Status></VersioningConfiguration>";
+        let moto = b"<GetBucketVersioningResponse xmlns=\"x\"><Status>Suspended</Status></GetBucketVersioningResponse>";
+        assert_eq!(versioning_status(s3).as_deref(), Some("Enabled"));
+        assert_eq!(versioning_status(moto).as_deref(), Some("Suspended"));
+        assert_eq!(versioning_status(b"<GetBucketVersioningResponse xmlns=\"x\"/>"), None);
+        assert_eq!(versioning_status(b"\xff<Status>"), None);
+    }
+
+    #[test]
+    fn a_retention_says_its_mode_and_period() {
+        let days = Retention { mode: "COMPLIANCE".to_owned(), days: Some(30), years: None };
+        let years = Retention { mode: "GOVERNANCE".to_owned(), days: None, years: Some(2) };
+        assert_eq!(
+            (days.to_string(), years.to_string()),
+            ("COMPLIANCE 30 days".to_owned(), "GOVERNANCE 2 years".to_owned())
+        );
+    }
 }

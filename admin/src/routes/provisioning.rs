@@ -61,7 +61,8 @@ impl From<ProvisioningError> for ApiError {
         (status = 200, description = "Every step and its result", body = ApplyReport),
         (status = 400, description = "A spec field is missing or wrong; the message names it", body = ErrorBody),
         (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 502, description = "AWS refused a step; every step's result is beside the error", body = ApplyFailure),
+        (status = 502, description = "AWS refused a step, or the archive bucket exists without Object Lock \
+            (code ObjectLockNotEnabled); every step's result is beside the error", body = ApplyFailure),
     )
 )]
 async fn put_provisioning(
