@@ -103,8 +103,10 @@ pub fn log_bucket_policy(spec: &ProvisioningSpec) -> Value {
 }
 
 /// The archive bucket's policy: the proxy writes each key once and reads
-/// back; nobody deletes a version, touches a retention, or changes the lock
-/// or lifecycle configuration; nothing without TLS.
+/// back, each object locked in COMPLIANCE mode (its own date or the
+/// bucket's default); nobody deletes a version, locks in GOVERNANCE mode
+/// (which can be bypassed), or changes the lock or lifecycle configuration;
+/// nothing without TLS.
 ///
 /// The grant names the account as principal and the proxy by
 /// `aws:PrincipalArn`, as the data bucket's policy does, so that it can be
@@ -135,7 +137,16 @@ pub fn archive_bucket_policy(spec: &ProvisioningSpec, archive: &str) -> Value {
                 "Sid": "TheProxyWritesAndReadsObjects",
                 "Effect": "Allow",
                 "Principal": account,
-                "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention"],
+                // `s3:PutObjectRetention` too: a put that names its own
+                // retention date needs it. In COMPLIANCE mode a date can
+                // only be pushed later, by anyone; GOVERNANCE is denied below.
+                "Action": [
+                    "s3:PutObject",
+                    "s3:PutObjectRetention",
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:GetObjectRetention",
+                ],
                 "Resource": objects,
                 "Condition": only_the_proxy,
             },
@@ -151,13 +162,18 @@ pub fn archive_bucket_policy(spec: &ProvisioningSpec, archive: &str) -> Value {
                 "Sid": "NothingIsDeleted",
                 "Effect": "Deny",
                 "Principal": "*",
-                "Action": [
-                    "s3:DeleteObject",
-                    "s3:DeleteObjectVersion",
-                    "s3:PutObjectRetention",
-                    "s3:BypassGovernanceRetention",
-                ],
+                "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"],
                 "Resource": objects,
+            },
+            {
+                // Only COMPLIANCE locks: a GOVERNANCE one can be lifted by
+                // whoever may bypass it.
+                "Sid": "OnlyComplianceLocks",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["s3:PutObject", "s3:PutObjectRetention"],
+                "Resource": objects,
+                "Condition": { "StringEquals": { "s3:object-lock-mode": "GOVERNANCE" } },
             },
             {
                 "Sid": "TheLockStays",
@@ -304,6 +320,7 @@ mod tests {
         let policy = archive_bucket_policy(&spec(), "acme-archive");
         for action in [
             "s3:PutObject",
+            "s3:PutObjectRetention",
             "s3:GetObject",
             "s3:GetObjectVersion",
             "s3:GetObjectRetention",
@@ -323,7 +340,6 @@ mod tests {
         for action in [
             "s3:DeleteObject",
             "s3:DeleteObjectVersion",
-            "s3:PutObjectRetention",
             "s3:BypassGovernanceRetention",
             "s3:PutBucketObjectLockConfiguration",
             "s3:PutLifecycleConfiguration",
@@ -331,7 +347,11 @@ mod tests {
             let [deny] = matching(&policy, "Deny", action)[..] else { panic!("one deny of {action}: {policy}") };
             assert_eq!((&deny["Principal"], deny.get("Condition")), (&json!("*"), None), "{action} unconditionally");
         }
-        let [overwrite] = matching(&policy, "Deny", "s3:PutObject")[..] else { panic!("one deny of puts: {policy}") };
+        let [governance, overwrite] = matching(&policy, "Deny", "s3:PutObject")[..] else {
+            panic!("two denies of puts: {policy}")
+        };
+        assert_eq!(governance["Condition"], json!({"StringEquals": {"s3:object-lock-mode": "GOVERNANCE"}}));
+        assert_eq!(matching(&policy, "Deny", "s3:PutObjectRetention"), [governance]);
         assert_eq!(overwrite["Principal"], "*");
         assert_eq!(overwrite["Resource"], "arn:aws:s3:::acme-archive/*");
         assert_eq!(
