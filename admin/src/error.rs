@@ -102,6 +102,11 @@ impl From<egress_ledger::AppendError> for ApiError {
 
 impl From<egress_ledger::cursor::ReadError> for ApiError {
     fn from(e: egress_ledger::cursor::ReadError) -> ApiError {
-        ApiError::internal(e.to_string())
+        match e {
+            // Not an error of ours: the history asked for was archived and
+            // pruned from this host (the message says where it is).
+            egress_ledger::cursor::ReadError::Pruned { .. } => ApiError::new(StatusCode::GONE, "pruned", e.to_string()),
+            other => ApiError::internal(other.to_string()),
+        }
     }
 }

@@ -8,25 +8,43 @@
 //! indexed block for the unindexed tail) and reads forward, across segment
 //! files, up to the end of the segments listed when it was opened. A last
 //! line without its newline is a write in progress and ends the read.
+//!
+//! A plain segment is read with a seek to the anchor's offset; a compressed
+//! one through a streaming decoder, skipping the plain bytes before the
+//! offset (offsets are always in the plain content). A seq before the first
+//! local segment is pruned history: [`ReadError::Pruned`].
 
-use std::fs::File;
-use std::io::{self, BufRead as _, BufReader, Seek as _, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::index::{Anchor, BLOCK, EventIndex, IndexError};
-use crate::reader::LedgerReader;
+use crate::reader::{LedgerReader, PrunedHistory, SegmentStream};
 use crate::record::decode_header;
-use crate::segment::segment_name;
+use crate::segment::form_of;
 
 /// Why reading lines failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     #[error("reading the ledger: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("reading the index: {0}")]
     Index(#[from] IndexError),
     #[error("{segment} at byte {offset}: {why}; run `egress-proxy ledger verify`")]
     Damaged { segment: String, offset: u64, why: String },
+    /// The seq asked for is before the first segment on this host: its
+    /// segment was pruned once archived (`crate::prune`).
+    #[error("the history before seq {first_local_seq} is no longer on this host; it is in the archive")]
+    Pruned { first_local_seq: u64 },
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> ReadError {
+        match PrunedHistory::of(&e) {
+            Some(PrunedHistory { first_local_seq }) => ReadError::Pruned { first_local_seq },
+            None => ReadError::Io(e),
+        }
+    }
 }
 
 impl From<sled::Error> for ReadError {
@@ -39,12 +57,12 @@ impl From<sled::Error> for ReadError {
 #[derive(Debug)]
 pub struct LineCursor {
     dir: PathBuf,
-    /// First seqs of the segments listed at open, in order.
-    segments: Vec<u64>,
+    /// `(first seq, file name)` of the segments listed at open, in order.
+    segments: Vec<(u64, String)>,
     /// Position in `segments` of the open file.
     current: usize,
-    file: Option<BufReader<File>>,
-    /// Offset of the next line in the open file.
+    file: Option<SegmentStream>,
+    /// Offset of the next line in the open segment's plain content.
     offset: u64,
 }
 
@@ -70,7 +88,11 @@ impl CursorLine {
 impl LineCursor {
     /// A cursor at a line at or before `seq`, so that reading forward
     /// reaches `seq` (callers skip the lines before it).
+    /// [`ReadError::Pruned`] if `seq` is before the first local segment.
     pub fn open_at(reader: &LedgerReader, index: &EventIndex, seq: u64) -> Result<LineCursor, ReadError> {
+        if reader.is_pruned(seq) {
+            return Err(ReadError::Pruned { first_local_seq: reader.first_seq() });
+        }
         let segments: Vec<u64> = reader.segments().iter().map(|(first, _)| *first).collect();
         let mut best = segments.iter().rev().find(|first| **first <= seq).map(|&first| Anchor {
             seq: first,
@@ -93,9 +115,15 @@ impl LineCursor {
         {
             best = Some(anchor);
         }
-        let mut cursor = LineCursor { dir: reader.dir().to_path_buf(), segments, current: 0, file: None, offset: 0 };
+        let mut cursor = LineCursor {
+            dir: reader.dir().to_path_buf(),
+            segments: reader.segments().to_vec(),
+            current: 0,
+            file: None,
+            offset: 0,
+        };
         if let Some(at) = best {
-            cursor.current = cursor.segments.iter().position(|s| *s == at.segment).unwrap_or(0);
+            cursor.current = segments.iter().position(|s| *s == at.segment).unwrap_or(0);
             cursor.open_current(at.offset)?;
         } else if !cursor.segments.is_empty() {
             cursor.open_current(0)?;
@@ -103,17 +131,15 @@ impl LineCursor {
         Ok(cursor)
     }
 
-    fn open_current(&mut self, offset: u64) -> io::Result<()> {
-        let path = self.dir.join(segment_name(self.segments[self.current]));
-        let mut file = File::open(path)?;
-        file.seek(SeekFrom::Start(offset))?;
-        self.file = Some(BufReader::with_capacity(256 * 1024, file));
+    fn open_current(&mut self, offset: u64) -> Result<(), ReadError> {
+        let (first_seq, name) = &self.segments[self.current];
+        self.file = Some(SegmentStream::open(&self.dir, *first_seq, form_of(name), offset, 256 * 1024)?);
         self.offset = offset;
         Ok(())
     }
 
     fn segment_name(&self) -> String {
-        self.segments.get(self.current).map_or_else(String::new, |s| segment_name(*s))
+        self.segments.get(self.current).map_or_else(String::new, |(_, name)| name.clone())
     }
 
     /// Reads the next complete line into `line`; `false` at the end.
@@ -140,12 +166,12 @@ impl LineCursor {
                 return Ok(false);
             };
             line.bytes.clear();
-            let n = file.read_until(b'\n', &mut line.bytes)? as u64;
+            let n = file.reader().read_until(b'\n', &mut line.bytes)? as u64;
             let offset = self.offset;
             self.offset += n;
             if line.bytes.last() == Some(&b'\n') {
                 line.bytes.pop();
-                line.segment = self.segments.get(self.current).copied().unwrap_or(0);
+                line.segment = self.segments.get(self.current).map_or(0, |(first, _)| *first);
                 line.offset = offset;
                 return Ok(true);
             }

@@ -1,9 +1,15 @@
 //! Export of ledger lines: raw JSON Lines (unchanged bytes, so an export
-//! verifies by itself) or CSV for spreadsheets.
+//! verifies by itself) or CSV for spreadsheets. Compressed segments are
+//! exported as their plain lines.
+//!
+//! On a pruned ledger an export must start at or after the first local seq
+//! (`from_seq`, which defaults to 0): asking for history that is only in
+//! the archive is an error ([`crate::reader::PrunedHistory`]), not a
+//! silently shorter export.
 
 use std::io::{self, Write};
 
-use crate::reader::LedgerReader;
+use crate::reader::{LedgerReader, PrunedHistory};
 use crate::record::parse_ts_micros;
 
 /// Output format of an export.
@@ -70,13 +76,18 @@ fn csv_field(value: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// Writes the selected lines; returns how many were written.
+/// Writes the selected lines; returns how many were written. An error of
+/// kind `NotFound` carrying [`PrunedHistory`] if `filter.from_seq` (0 if
+/// not given) is before the first local seq.
 pub fn export(
     reader: &LedgerReader,
     filter: ExportFilter,
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> io::Result<u64> {
+    if reader.is_pruned(filter.from_seq.unwrap_or(0)) {
+        return Err(PrunedHistory { first_local_seq: reader.first_seq() }.into_io());
+    }
     if format == ExportFormat::Csv {
         writeln!(out, "{},hash", CSV_COLUMNS.join(","))?;
     }

@@ -6,11 +6,13 @@
 //! - [`data_dir`]: where things live in the data dir, the lock that keeps a
 //!   second process out, and the detached checkpoint files;
 //! - [`indexer_thread`]: the thread that applies committed lines to sled;
+//! - [`compactor_thread`]: the thread that compresses sealed segments;
 //! - [`writer_thread`]: the thread that drives
 //!   [`WriterCore`](crate::writer::WriterCore), and the channel handles reach
 //!   it by;
 //! - [`handle`]: [`Ledger`], the public API over all of the above.
 
+mod compactor_thread;
 mod config;
 mod data_dir;
 mod handle;

@@ -14,12 +14,14 @@
 
 pub mod access;
 pub mod checkpoint;
+pub mod compact;
 pub mod cursor;
 pub mod export;
 pub mod index;
 pub mod issuing;
 mod ledger;
 pub mod principals;
+pub mod prune;
 pub mod reader;
 pub mod record;
 pub mod segment;

@@ -1,34 +1,109 @@
-//! Segment files: their names, splitting them into lines, and the chain rule
-//! that every line must satisfy (next seq, `prev` = hash of the line before).
+//! Segment files: their names (plain and compressed), splitting them into
+//! lines, and the chain rule that every line must satisfy (next seq, `prev`
+//! = hash of the line before).
+//!
+//! A segment is `segment-<N>.jsonl` while the writer may append to it; once
+//! sealed, the compactor may replace it with `segment-<N>.jsonl.zst`, one
+//! zstd frame whose content is the plain file byte for byte. Seqs, hashes
+//! and offsets are always those of the plain bytes.
 
 use crate::record::{DecodeError, LineHash, LineHeader, decode_header, line_hash};
 
 const PREFIX: &str = "segment-";
 const SUFFIX: &str = ".jsonl";
+const ZSTD_SUFFIX: &str = ".jsonl.zst";
 
-/// File name of the segment whose first line has `first_seq`.
+/// How a segment is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SegmentForm {
+    /// `segment-<N>.jsonl`: the lines themselves.
+    Plain,
+    /// `segment-<N>.jsonl.zst`: one zstd frame of the plain file's bytes.
+    Zstd,
+}
+
+impl SegmentForm {
+    /// The other form (where a reader looks when a file vanished under it).
+    #[must_use]
+    pub fn other(self) -> SegmentForm {
+        match self {
+            SegmentForm::Plain => SegmentForm::Zstd,
+            SegmentForm::Zstd => SegmentForm::Plain,
+        }
+    }
+}
+
+/// File name of the segment whose first line has `first_seq` (plain form).
 #[must_use]
 pub fn segment_name(first_seq: u64) -> String {
     format!("{PREFIX}{first_seq:020}{SUFFIX}")
 }
 
-/// The first seq named by a segment file name, if it is one.
+/// File name of the compressed form of that segment.
+#[must_use]
+pub fn compressed_segment_name(first_seq: u64) -> String {
+    format!("{PREFIX}{first_seq:020}{ZSTD_SUFFIX}")
+}
+
+/// File name of that segment in `form`.
+#[must_use]
+pub fn segment_file_name(first_seq: u64, form: SegmentForm) -> String {
+    match form {
+        SegmentForm::Plain => segment_name(first_seq),
+        SegmentForm::Zstd => compressed_segment_name(first_seq),
+    }
+}
+
+/// The first seq named by a plain segment file name, if it is one.
 #[must_use]
 pub fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    match parse_segment_file(name) {
+        Some((seq, SegmentForm::Plain)) => Some(seq),
+        _ => None,
+    }
+}
+
+/// The first seq and form named by a segment file name, plain or compressed.
+#[must_use]
+pub fn parse_segment_file(name: &str) -> Option<(u64, SegmentForm)> {
+    let rest = name.strip_prefix(PREFIX)?;
+    let (digits, form) = match rest.strip_suffix(ZSTD_SUFFIX) {
+        Some(digits) => (digits, SegmentForm::Zstd),
+        None => (rest.strip_suffix(SUFFIX)?, SegmentForm::Plain),
+    };
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    Some((digits.parse().ok()?, form))
 }
 
-/// The segments among `names`, ordered by first seq.
+/// The segments among `names`, ordered by first seq, each once with the
+/// name of the file that holds it. When both forms of a segment are there
+/// (a crash between the compactor's rename and its removal of the plain
+/// file), the plain one is the segment and the compressed one is ignored:
+/// the compactor redoes it.
 #[must_use]
 pub fn sorted_segments(names: impl IntoIterator<Item = String>) -> Vec<(u64, String)> {
-    let mut segments: Vec<(u64, String)> =
-        names.into_iter().filter_map(|n| parse_segment_name(&n).map(|seq| (seq, n))).collect();
-    segments.sort_unstable();
-    segments
+    let mut found: Vec<(u64, SegmentForm, String)> =
+        names.into_iter().filter_map(|n| parse_segment_file(&n).map(|(seq, form)| (seq, form, n))).collect();
+    // Plain sorts before Zstd, so the dedup keeps the plain file.
+    found.sort_unstable();
+    found.dedup_by_key(|(seq, _, _)| *seq);
+    found.into_iter().map(|(seq, _, name)| (seq, name)).collect()
+}
+
+/// The form of a file name that [`sorted_segments`] returned.
+#[must_use]
+pub fn form_of(name: &str) -> SegmentForm {
+    parse_segment_file(name).map_or(SegmentForm::Plain, |(_, form)| form)
+}
+
+/// Whether `name` is a temporary file of the compactor or of recovery
+/// (`segment-….tmp`): never part of the log, removed at open.
+#[must_use]
+pub fn is_segment_temp_file(name: &str) -> bool {
+    // Our own names, exactly as we write them: lowercase.
+    name.starts_with(PREFIX) && name.as_bytes().ends_with(b".tmp")
 }
 
 /// One line of a segment.
@@ -132,6 +207,30 @@ mod tests {
         assert_eq!(parse_segment_name("segment-00000000000000000042.jsonl.torn"), None);
         let sorted = sorted_segments(vec![segment_name(100), "LOCK".into(), segment_name(7)]);
         assert_eq!(sorted, vec![(7, segment_name(7)), (100, segment_name(100))]);
+    }
+
+    #[test]
+    fn both_forms_parse_and_the_plain_one_wins() {
+        assert_eq!(compressed_segment_name(42), "segment-00000000000000000042.jsonl.zst");
+        assert_eq!(parse_segment_file(&compressed_segment_name(42)), Some((42, SegmentForm::Zstd)));
+        assert_eq!(parse_segment_file(&segment_name(42)), Some((42, SegmentForm::Plain)));
+        assert_eq!(parse_segment_name(&compressed_segment_name(42)), None, "the plain name only");
+        assert_eq!(parse_segment_file("segment-00000000000000000042.jsonl.zst.tmp"), None);
+        assert!(is_segment_temp_file("segment-00000000000000000042.jsonl.zst.tmp"));
+        assert!(!is_segment_temp_file(&segment_name(42)));
+        let sorted = sorted_segments(vec![
+            compressed_segment_name(9),
+            segment_name(20),
+            compressed_segment_name(20),
+            compressed_segment_name(0),
+            "segment-00000000000000000030.jsonl.zst.tmp".into(),
+        ]);
+        assert_eq!(
+            sorted,
+            vec![(0, compressed_segment_name(0)), (9, compressed_segment_name(9)), (20, segment_name(20))]
+        );
+        assert_eq!(form_of(&sorted[0].1), SegmentForm::Zstd);
+        assert_eq!(form_of(&sorted[2].1), SegmentForm::Plain);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! ([`FsStorage`]) normally is.
 //!
 //! The writer only ever needs: list the segments, read one, create one (and
-//! make its name durable), append to the last one, fsync it, and cut it.
+//! make its name durable), append to the last one, fsync it, and cut it;
+//! and, in recovery, put a file in place under its name (a compressed last
+//! segment restored to its plain form) and remove leftovers.
 
 #[cfg(feature = "faulty-storage")]
 pub mod faulty;
@@ -29,6 +31,8 @@ pub trait Storage: Send + Sync + 'static {
     fn write_side_file(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
     /// Removes a file, durably.
     fn remove(&self, name: &str) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists, durably.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
 }
 
 /// One segment open for appending.
@@ -133,6 +137,11 @@ impl Storage for FsStorage {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         fs::remove_file(self.dir.join(name))?;
+        self.sync_dir()
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.dir.join(from), self.dir.join(to))?;
         self.sync_dir()
     }
 }

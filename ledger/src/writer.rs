@@ -11,6 +11,14 @@
 //! failed commits are kept ([`WriterCore::take_failed_ends`]) to be written
 //! once the ledger heals: the requests they close did happen.
 //!
+//! The writer appends only to the last segment, always in its plain form.
+//! Every segment before it is sealed, and may have been compressed by the
+//! compactor (`crate::compact`): recovery reads the segment before the last
+//! in either form, and if it has to step back to a segment that was
+//! compressed (the last one was left empty by a crash and is removed), it
+//! first restores that segment's plain file. The [`SealBoundary`] it shares
+//! with the compactor says which segment it appends to.
+//!
 //! The thread that drives it, and the channel handles reach it by, live in
 //! `crate::ledger::writer_thread`.
 
@@ -19,10 +27,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::checkpoint::CheckpointSigner;
+use crate::compact::{SealBoundary, decompress};
 use crate::record::{
-    CheckpointRecord, EndRecord, Entry, LineHash, NoteRecord, Outcome, decode_line, encode_line, now_rfc3339,
+    CheckpointRecord, EndRecord, Entry, LineHash, NoteRecord, Outcome, decode_header, decode_line, encode_line,
+    now_rfc3339,
 };
-use crate::segment::{Chain, lines, segment_name, sorted_segments};
+use crate::segment::{Chain, SegmentForm, form_of, is_segment_temp_file, lines, segment_name, sorted_segments};
 use crate::storage::{SegmentFile, Storage};
 
 /// Tuning of the writer.
@@ -100,6 +110,9 @@ pub struct RecoveryReport {
     pub interrupted: Vec<u64>,
     /// Empty trailing segments removed.
     pub removed_segments: Vec<String>,
+    /// Compressed segments restored to their plain form, to be appended to
+    /// again (the segment after them was left empty by a crash).
+    pub restored_segments: Vec<String>,
 }
 
 /// The writer state: chain head, open segment, starts still waiting for ends.
@@ -122,6 +135,8 @@ pub struct WriterCore {
     buf: Vec<u8>,
     /// Bytes were written to the file since its last fsync.
     unsynced: bool,
+    /// Which segment this writer appends to, shared with the compactor.
+    seal: Arc<SealBoundary>,
 }
 
 impl std::fmt::Debug for WriterCore {
@@ -156,7 +171,9 @@ impl WriterCore {
     ) -> Result<(WriterCore, RecoveryReport), OpenError> {
         let mut report = RecoveryReport::default();
         let mut notes = Vec::new();
+        remove_temp_files(storage.as_ref())?;
         let tail = find_tail(storage.as_ref(), &mut report, &mut notes)?;
+        let seal = Arc::new(SealBoundary::at(tail.segment));
 
         let mut file = storage.open_append(&tail.name)?;
         // What we just read may have come from the page cache of a process
@@ -177,6 +194,7 @@ impl WriterCore {
             failed_ends: Vec::new(),
             buf: Vec::with_capacity(1 << 20),
             unsynced: false,
+            seal,
         };
         if !core.open_starts.is_empty() {
             notes.push(
@@ -218,6 +236,19 @@ impl WriterCore {
     #[must_use]
     pub fn open_starts(&self) -> usize {
         self.open_starts.len()
+    }
+
+    /// First seq of the segment being appended to (it names the file).
+    #[must_use]
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Which segments are sealed (all before the one appended to), for the
+    /// compactor; the writer moves it as it rotates and recovers.
+    #[must_use]
+    pub fn seal_boundary(&self) -> Arc<SealBoundary> {
+        Arc::clone(&self.seal)
     }
 
     /// Appends `entries` and, if due or `force_checkpoint` (and anything was
@@ -280,6 +311,11 @@ impl WriterCore {
         let name = segment_name(self.segment);
         let mut report = RecoveryReport::default();
         let mut notes = Vec::new();
+        // Held while the tail is found again: cutting the segment back can
+        // leave it empty, and the tail then steps back to the segment
+        // before, which the compactor must not be swapping meanwhile.
+        let seal = Arc::clone(&self.seal);
+        let mut open_segment = seal.lock();
         let reread = self
             .storage
             .truncate(&name, self.synced_len)
@@ -290,6 +326,9 @@ impl WriterCore {
                 file.sync()?;
                 Ok((tail, file))
             });
+        // Until a heal succeeds nobody can say which segment is appended to.
+        *open_segment = reread.as_ref().ok().map(|(tail, _)| tail.segment);
+        drop(open_segment);
         let (tail, file) = match reread {
             Ok(found) => found,
             Err(e) => {
@@ -463,6 +502,8 @@ impl WriterCore {
         let first_seq = self.chain.next_seq;
         let name = segment_name(first_seq);
         self.file = self.storage.create(&name).map_err(|e| AppendError::Io(e.to_string()))?;
+        // The segment just closed is durable and sealed: the compactor may take it.
+        *self.seal.lock() = Some(first_seq);
         self.segment = first_seq;
         self.segment_len = 0;
         self.synced_len = 0;
@@ -485,7 +526,7 @@ fn find_tail(
 ) -> Result<Tail, OpenError> {
     loop {
         let segments = sorted_segments(storage.list()?);
-        let Some((first_seq, name)) = segments.last().cloned() else {
+        let Some((first_seq, mut name)) = segments.last().cloned() else {
             storage.create(&segment_name(0))?;
             return Ok(Tail {
                 chain: Chain::genesis(),
@@ -495,8 +536,15 @@ fn find_tail(
                 open_starts: BTreeMap::new(),
             });
         };
+        if form_of(&name) == SegmentForm::Zstd {
+            name = restore_plain(storage, first_seq, &name)?;
+            report.restored_segments.push(name.clone());
+        }
         let chain = match segments.len() {
-            1 => Chain::genesis(),
+            1 if first_seq == 0 => Chain::genesis(),
+            // The segments before it were pruned: take its first line's word
+            // for what came before (verify says the same of a pruned ledger).
+            1 => chain_before(storage, &name)?,
             n => chain_after(storage, &segments[n - 2].1)?,
         };
         if chain.next_seq != first_seq {
@@ -529,15 +577,65 @@ fn find_tail(
     }
 }
 
+/// The bytes of a segment as written (decompressed if it is compressed).
+fn read_segment(storage: &dyn Storage, name: &str) -> Result<Vec<u8>, OpenError> {
+    let raw = storage.read(name)?;
+    match form_of(name) {
+        SegmentForm::Plain => Ok(raw),
+        SegmentForm::Zstd => {
+            decompress(&raw).map_err(|e| OpenError::Damaged { segment: name.to_owned(), line: 0, why: e.to_string() })
+        }
+    }
+}
+
+/// Puts the plain form of a compressed segment back in place (through a
+/// temporary file, so that a crash never leaves a partial plain file,
+/// which would win over the compressed one), then removes the compressed
+/// file. Returns the plain name.
+fn restore_plain(storage: &dyn Storage, first_seq: u64, name: &str) -> Result<String, OpenError> {
+    let bytes = read_segment(storage, name)?;
+    let plain = segment_name(first_seq);
+    let tmp = format!("{plain}.tmp");
+    storage.write_side_file(&tmp, &bytes)?;
+    storage.rename(&tmp, &plain)?;
+    storage.remove(name)?;
+    tracing::warn!(segment = %plain, "the last segment was compressed: restored its plain form to append to it");
+    Ok(plain)
+}
+
+/// Removes what a crash left of a compaction or a restore (`segment-….tmp`).
+fn remove_temp_files(storage: &dyn Storage) -> Result<(), OpenError> {
+    for name in storage.list()? {
+        if is_segment_temp_file(&name) {
+            storage.remove(&name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Chain state before the first line of `name`, from that line's own `seq`
+/// and `prev`: for the first local segment of a pruned ledger.
+fn chain_before(storage: &dyn Storage, name: &str) -> Result<Chain, OpenError> {
+    let bytes = read_segment(storage, name)?;
+    let damaged = |why: String| OpenError::Damaged { segment: name.to_owned(), line: 1, why };
+    let Some(first) = lines(&bytes).next() else {
+        // Nothing to chain onto and nothing to check: an empty segment
+        // after pruned history cannot be continued.
+        return Err(damaged("the first local segment is empty and the history before it is pruned".into()));
+    };
+    let (header, prev) = decode_header(first.bytes).map_err(|e| damaged(e.to_string()))?;
+    Ok(Chain { next_seq: header.seq, prev })
+}
+
 /// Chain state after the last line of a closed (full, synced) segment.
 fn chain_after(storage: &dyn Storage, name: &str) -> Result<Chain, OpenError> {
-    let bytes = storage.read(name)?;
+    let bytes = read_segment(storage, name)?;
     let damaged = |why: String| OpenError::Damaged { segment: name.to_owned(), line: 0, why };
     let last = lines(&bytes).last().ok_or_else(|| damaged("a closed segment is empty".into()))?;
     if !last.complete {
         return Err(damaged("a closed segment ends with a partial line".into()));
     }
-    let (header, _) = crate::record::decode_header(last.bytes).map_err(|e| damaged(e.to_string()))?;
+    let (header, _) = decode_header(last.bytes).map_err(|e| damaged(e.to_string()))?;
     Ok(Chain { next_seq: header.seq + 1, prev: crate::record::line_hash(last.bytes) })
 }
 

@@ -154,6 +154,7 @@ pub struct EgressPage {
     responses(
         (status = 200, description = "A page of events", body = EgressPage),
         (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 410, description = "The page reaches history pruned from this host (code `pruned`): it is in the archive", body = ErrorBody),
     )
 )]
 async fn list_egress(
@@ -229,6 +230,7 @@ pub struct Summary {
     responses(
         (status = 200, description = "Totals per group", body = Summary),
         (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 410, description = "The range reaches history pruned from this host (code `pruned`): it is in the archive", body = ErrorBody),
     )
 )]
 async fn egress_summary(
@@ -256,11 +258,19 @@ pub struct VerifyReportBody {
     pub exit_code: i32,
     pub records: u64,
     pub segments: usize,
+    /// Bytes of the log verified (compressed segments as decompressed).
     pub bytes: u64,
+    /// The first seq on this host: 0 unless the oldest segments were
+    /// pruned once archived; the history before it is in the archive.
+    pub from_seq: u64,
     pub head_seq: Option<u64>,
     pub head: Option<String>,
     pub checkpoints_in_log: u64,
     pub checkpoint_files: u64,
+    /// Checkpoint files of pruned history, which only the archive can check.
+    pub checkpoint_files_skipped: u64,
+    /// A start from elsewhere was given and checked (never, here).
+    pub start_checked: bool,
     pub partial_tail: bool,
     pub problem: Option<ProblemBody>,
 }
@@ -294,10 +304,13 @@ impl From<VerifyReport> for VerifyReportBody {
             records,
             segments,
             bytes,
+            from_seq,
             head_seq,
             head,
             checkpoints_in_log,
             checkpoint_files,
+            checkpoint_files_skipped,
+            start_checked,
             partial_tail,
             problem,
         } = report;
@@ -319,10 +332,13 @@ impl From<VerifyReport> for VerifyReportBody {
             records,
             segments,
             bytes,
+            from_seq,
             head_seq,
             head,
             checkpoints_in_log,
             checkpoint_files,
+            checkpoint_files_skipped,
+            start_checked,
             partial_tail,
             problem,
         }
@@ -403,6 +419,7 @@ pub struct ExportQuery {
     responses(
         (status = 200, description = "JSON Lines as written", body = String, content_type = "application/x-ndjson"),
         (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 410, description = "`from_seq` is in history pruned from this host (code `pruned`): it is in the archive", body = ErrorBody),
     )
 )]
 async fn export(

@@ -19,6 +19,10 @@ pub struct LedgerConfig {
     pub origin: String,
     /// Signing key file to use instead of `<data-dir>/keys/checkpoint.key`.
     pub signing_key: Option<PathBuf>,
+    /// Compress sealed segments with zstd in a background thread (see
+    /// `crate::compact`). Default true; off, segments stay plain (readers
+    /// read both forms either way).
+    pub compress_sealed: bool,
 }
 
 impl LedgerConfig {
@@ -30,6 +34,7 @@ impl LedgerConfig {
             checkpoint_interval: Duration::from_mins(1),
             origin: origin.to_owned(),
             signing_key: None,
+            compress_sealed: true,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! [`Ledger`], the handle the rest of the program holds: opening a data dir
 //! (or any [`Storage`], for tests), appending, checkpointing, closing, and
 //! what it reports (head, counters, the sled store, the verifier key).
+//! Opening a data dir also starts the compactor of sealed segments (unless
+//! [`LedgerConfig::compress_sealed`] is off); closing stops it.
 //!
 //! Every clone talks to the one writer thread (see `writer_thread`); the
 //! handle itself holds no chain state.
@@ -86,12 +88,15 @@ impl Ledger {
     ) -> Result<(Ledger, RecoveryReport), LedgerOpenError> {
         let verifier_key = signer.verifier_key_text();
         let (core, report) = WriterCore::open(storage, signer, config.writer.clone())?;
+        // Only a data dir's segments are compacted: other storage is a test's.
+        let compact_dir = dirs.as_ref().filter(|_| config.compress_sealed).map(DataDir::ledger);
         let shared = writer_thread::spawn(
             core,
             store.clone(),
             dirs.as_ref().map(DataDir::checkpoints),
             config.checkpoint_interval,
             lock,
+            compact_dir,
         )
         .map_err(|source| LedgerOpenError::Io { path: config.data_dir.clone(), source })?;
         Ok((Ledger { shared, store, data_dir: dirs, verifier_key }, report))
@@ -186,7 +191,8 @@ impl Ledger {
         &self.verifier_key
     }
 
-    /// Rebuilds every sled index from the segments; returns the lines indexed.
+    /// Rebuilds every sled index from the segments; returns the lines
+    /// indexed. On a pruned ledger the index starts at the first local seq.
     pub fn reindex(&self) -> Result<u64, crate::index::IndexError> {
         let (Some(store), Some(dirs)) = (&self.store, &self.data_dir) else {
             return Ok(0);

@@ -8,7 +8,9 @@
 //! periodic checkpoint, syncs lazily written lines by their deadline, and
 //! retries healing after a failed write. Once lines are durable it
 //! publishes the [`Head`] (in [`Shared`]) and hands the lines to the
-//! indexer thread. It holds the data dir's lock until it ends.
+//! indexer thread, and wakes the compactor thread when it rotates to a new
+//! segment. It holds the data dir's lock until it ends, and it ends only
+//! after both of them.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::compactor_thread;
 use super::data_dir::{DirLock, write_checkpoint_file};
 use super::indexer_thread::{self, DurableLines};
 use crate::record::{CheckpointRecord, Entry, LineHash};
@@ -104,15 +107,17 @@ impl Shared {
     }
 }
 
-/// Starts the indexer and the writer thread around `core`. Detached
-/// checkpoint files go into `checkpoints_dir` if there is one; `lock` is
-/// held until the writer ends.
+/// Starts the indexer, the compactor (on the ledger dir `compact_dir`, if
+/// given) and the writer thread around `core`. Detached checkpoint files go
+/// into `checkpoints_dir` if there is one; `lock` is held until the writer
+/// ends.
 pub(super) fn spawn(
     core: WriterCore,
     store: Option<Store>,
     checkpoints_dir: Option<PathBuf>,
     checkpoint_interval: Duration,
     lock: Option<DirLock>,
+    compact_dir: Option<PathBuf>,
 ) -> std::io::Result<Arc<Shared>> {
     let head = Head { records: core.next_seq(), hash: core.head_hash() };
     let (tx, rx) = mpsc::channel();
@@ -123,8 +128,18 @@ pub(super) fn spawn(
         stats: LiveStats::default(),
     });
     let (index_tx, indexer) = indexer_thread::spawn(store)?;
+    let (compact_tx, compactor) = match compact_dir {
+        Some(dir) => {
+            let (tx, handle) = compactor_thread::spawn(dir, core.seal_boundary())?;
+            (Some(tx), Some(handle))
+        }
+        None => (None, None),
+    };
     let writer_state = WriterThread {
+        segment: core.segment(),
         core,
+        compact_tx,
+        compactor,
         rx,
         index_tx: Some(index_tx),
         indexer: Some(indexer),
@@ -145,6 +160,11 @@ pub(super) fn spawn(
 
 struct WriterThread {
     core: WriterCore,
+    /// The segment appended to as of the last commit (a change is a rotation).
+    segment: u64,
+    /// Wakes the compactor; dropped to stop it.
+    compact_tx: Option<mpsc::SyncSender<()>>,
+    compactor: Option<thread::JoinHandle<()>>,
     rx: mpsc::Receiver<Command>,
     index_tx: Option<mpsc::SyncSender<DurableLines>>,
     indexer: Option<thread::JoinHandle<()>>,
@@ -198,6 +218,27 @@ impl WriterThread {
             }
         }
         self.finish_indexer();
+        self.finish_compactor();
+    }
+
+    fn finish_compactor(&mut self) {
+        self.compact_tx.take();
+        if let Some(compactor) = self.compactor.take() {
+            let _ = compactor.join();
+        }
+    }
+
+    /// After a commit: if the writer moved to a new segment, the one it
+    /// left is sealed and the compactor may take it.
+    fn wake_compactor_on_rotation(&mut self) {
+        let segment = self.core.segment();
+        if segment != self.segment {
+            self.segment = segment;
+            if let Some(tx) = &self.compact_tx {
+                // Full means a wake-up is pending already.
+                let _ = tx.try_send(());
+            }
+        }
     }
 
     /// Group commit under load: when a batch shows appenders queuing up,
@@ -306,6 +347,7 @@ impl WriterThread {
     }
 
     fn publish_lines(&mut self, written: Vec<(Appended, Entry)>) {
+        self.wake_compactor_on_rotation();
         if self.core.has_unsynced() {
             self.unsynced.extend(written);
             self.lazy_deadline.get_or_insert_with(|| Instant::now() + LAZY_SYNC_WINDOW);

@@ -173,4 +173,11 @@ impl Storage for FaultyStorage {
     fn remove(&self, name: &str) -> io::Result<()> {
         self.lock().files.remove(name).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut state = self.lock();
+        let file = state.files.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        state.files.insert(to.to_owned(), file);
+        Ok(())
+    }
 }

@@ -17,7 +17,7 @@ use crate::cli::{EXIT_USAGE, ExportFormatArg};
 
 /// `ledger verify`: exit code as documented on the command.
 pub fn verify(data_dir: &Path, checkpoints: Vec<PathBuf>, pubkey: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
-    let options = VerifyOptions { pubkey, checkpoints };
+    let options = VerifyOptions { pubkey, checkpoints, ..VerifyOptions::default() };
     let bar = progress_bar(data_dir, !json);
     let report = verify_ledger(data_dir, &options, |bytes| {
         if let Some(bar) = &bar {

@@ -13,6 +13,11 @@
 //! blocks; one page examines at most [`BLOCKS_PER_PAGE`] blocks and then
 //! answers what it found with a cursor to go on from, so no request reads
 //! the whole ledger.
+//!
+//! On a ledger whose oldest segments were pruned, a search that reaches a
+//! block starting before the first local seq fails with
+//! `ReadError::Pruned` (410): the answer would be missing what only the
+//! archive holds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -138,7 +143,9 @@ impl<'a> Snapshot<'a> {
             blocks_read: 0,
             budget: BLOCKS_PER_PAGE,
         };
-        let mut cursor = LineCursor::open_at(&snapshot.reader, index, indexed_next)?;
+        // Lines pruned from this host are not in the tail to read.
+        let tail_from = indexed_next.max(snapshot.reader.first_seq());
+        let mut cursor = LineCursor::open_at(&snapshot.reader, index, tail_from)?;
         let mut line = CursorLine::default();
         while cursor.next_line(&mut line)? {
             if line.seq < indexed_next {
@@ -160,6 +167,8 @@ impl<'a> Snapshot<'a> {
         self.blocks_read += 1;
         let first = block * BLOCK;
         let last = ((block + 1) * BLOCK).min(self.indexed_next);
+        // A block reaching before the first local seq is pruned history
+        // (410, `ReadError::Pruned`): a part of it would be a wrong answer.
         let mut cursor = LineCursor::open_at(&self.reader, self.index, first)?;
         let mut line = CursorLine::default();
         let mut starts = Vec::new();
