@@ -183,7 +183,8 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print ledger lines: raw JSON Lines (verifiable by themselves) or CSV.
+    /// Print ledger lines: raw JSON Lines (verifiable by themselves) or CSV;
+    /// or write the requests as Parquet, one row each (`docs/ARCHIVE.md`).
     Export {
         #[command(flatten)]
         dir: DataDirArg,
@@ -197,8 +198,9 @@ pub enum LedgerCommand {
         /// Only lines at or before this time (RFC 3339).
         #[arg(long)]
         until: Option<String>,
-        #[arg(long, value_enum, default_value_t = ExportFormatArg::Jsonl)]
-        format: ExportFormatArg,
+        /// The format, and where to write it.
+        #[command(flatten)]
+        format: ExportOutput,
     },
     /// Append synthetic egress events durably and report appends/s and latency.
     Bench {
@@ -292,6 +294,20 @@ pub enum PolicyCommand {
 pub enum ExportFormatArg {
     Jsonl,
     Csv,
+    /// One row per request (its start and end joined), for the requests
+    /// whose start is selected; needs --output.
+    Parquet,
+}
+
+/// How and where `ledger export` writes.
+#[derive(Debug, Clone, Args)]
+pub struct ExportOutput {
+    #[arg(long, value_enum, default_value_t = ExportFormatArg::Jsonl)]
+    pub format: ExportFormatArg,
+    /// Write to this file instead of stdout (replacing it). Required for
+    /// parquet, which is written whole: its footer comes last.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

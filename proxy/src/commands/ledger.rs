@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use egress_archive::events::EventsWriter;
 use egress_ledger::export::{ExportFilter, ExportFormat, export as export_lines};
+use egress_ledger::reader::PrunedHistory;
 use egress_ledger::record::parse_ts_micros;
 use egress_ledger::verify::{VerifyOptions, verify as verify_ledger};
 use egress_ledger::{EndRecord, Entry, Ledger, LedgerConfig, Outcome, StartRecord};
 
 use super::{default_origin, open_ledger};
-use crate::cli::{EXIT_USAGE, ExportFormatArg};
+use crate::cli::{EXIT_USAGE, ExportFormatArg, ExportOutput};
 
 /// `ledger verify`: exit code as documented on the command.
 pub fn verify(data_dir: &Path, checkpoints: Vec<PathBuf>, pubkey: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
@@ -72,11 +74,12 @@ fn parse_time(flag: &str, value: Option<&str>) -> anyhow::Result<Option<u64>> {
         .transpose()
 }
 
-/// `ledger export`.
+/// `ledger export`: lines as JSON Lines or CSV, to stdout or `--output`;
+/// or requests as Parquet, to `--output` only.
 pub fn export(
     data_dir: &Path,
     filter: (Option<u64>, Option<u64>, Option<&str>, Option<&str>),
-    format: ExportFormatArg,
+    target: ExportOutput,
 ) -> anyhow::Result<i32> {
     let (from_seq, to_seq, since, until) = filter;
     let filter = ExportFilter {
@@ -85,17 +88,29 @@ pub fn export(
         since_micros: parse_time("since", since)?,
         until_micros: parse_time("until", until)?,
     };
-    let ledger_dir = data_dir.join("ledger");
-    let reader = egress_ledger::reader::LedgerReader::open(&ledger_dir).with_context(|| {
-        format!("no ledger in {}; give the data dir the proxy writes to (--data-dir)", ledger_dir.display())
-    })?;
-    let format = match format {
+    let format = match target.format {
         ExportFormatArg::Jsonl => ExportFormat::Jsonl,
         ExportFormatArg::Csv => ExportFormat::Csv,
+        ExportFormatArg::Parquet => {
+            let Some(output) = target.output else {
+                eprintln!(
+                    "egress-proxy: --format parquet needs --output FILE: a Parquet file is written whole \
+                     (its footer comes last), so it cannot go to a pipe"
+                );
+                return Ok(EXIT_USAGE);
+            };
+            return export_parquet(data_dir, filter, &output);
+        }
     };
-    let stdout = io::stdout();
+    let reader = open_reader(data_dir)?;
+    let sink: Box<dyn Write> = match &target.output {
+        Some(path) => {
+            Box::new(std::fs::File::create(path).with_context(|| format!("cannot create --output {}", path.display()))?)
+        }
+        None => Box::new(io::stdout().lock()),
+    };
     let bar = progress_bar(data_dir, true);
-    let mut out = Counting { inner: BufWriter::with_capacity(1 << 20, stdout.lock()), bar: bar.as_ref(), written: 0 };
+    let mut out = Counting { inner: BufWriter::with_capacity(1 << 20, sink), bar: bar.as_ref(), written: 0 };
     let result = export_lines(&reader, filter, format, &mut out).and_then(|_| out.flush());
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -106,6 +121,72 @@ pub fn export(
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+fn open_reader(data_dir: &Path) -> anyhow::Result<egress_ledger::reader::LedgerReader> {
+    let ledger_dir = data_dir.join("ledger");
+    egress_ledger::reader::LedgerReader::open(&ledger_dir).with_context(|| {
+        format!("no ledger in {}; give the data dir the proxy writes to (--data-dir)", ledger_dir.display())
+    })
+}
+
+/// `ledger export --format parquet --output FILE`: the requests whose start
+/// `filter` selects, one row each, in one file written as the log is read
+/// (`egress_archive::events::EventsWriter`). It goes to a temporary file
+/// beside `output`, renamed over it once complete: a failed export leaves
+/// no half file that a query would read.
+fn export_parquet(data_dir: &Path, filter: ExportFilter, output: &Path) -> anyhow::Result<i32> {
+    let reader = open_reader(data_dir)?;
+    // As for the other formats: history pruned from this host is an error,
+    // not a silently shorter file.
+    if reader.is_pruned(filter.from_seq.unwrap_or(0)) {
+        let pruned = PrunedHistory { first_local_seq: reader.first_seq() };
+        anyhow::bail!("{pruned}: give --from-seq {} or later", pruned.first_local_seq);
+    }
+    let origin = ledger_origin(data_dir);
+    let dir = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".egress-export-")
+        .suffix(".parquet.partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write beside --output {}", output.display()))?;
+    let mut writer = EventsWriter::new(&origin, filter, BufWriter::with_capacity(1 << 20, temp))?;
+    let bar = progress_bar(data_dir, true);
+    let mut read = 0u64;
+    let mut failure = None;
+    reader.for_each_line(filter.from_seq.unwrap_or(0), |line| {
+        read += line.bytes.len() as u64 + 1;
+        if let Some(bar) = &bar {
+            bar.set_position(read);
+        }
+        if let Err(e) = writer.push_line(&line.bytes) {
+            failure = Some(anyhow::Error::new(e).context(format!("{} line {}", line.segment_name, line.line_no)));
+            return false;
+        }
+        writer.wants_more()
+    })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (out, rows) = writer.finish()?;
+    let temp = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    temp.as_file().sync_all()?;
+    temp.persist(output).with_context(|| format!("cannot write --output {}", output.display()))?;
+    println!("wrote {rows} requests to {}", output.display());
+    Ok(0)
+}
+
+/// The log's name, as its checkpoint key says (`keys/checkpoint.pub`); the
+/// name a new ledger here would get if there is no key yet.
+fn ledger_origin(data_dir: &Path) -> String {
+    let path = data_dir.join("keys").join(egress_ledger::checkpoint::VERIFIER_FILE);
+    egress_ledger::checkpoint::CheckpointVerifier::load(&path).map_or_else(|_| default_origin(), |key| key.origin)
 }
 
 /// A progress bar over the ledger's bytes, on stderr, only when stderr is a

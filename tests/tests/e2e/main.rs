@@ -14,6 +14,7 @@ mod exact_bytes;
 mod first_run;
 mod ledger_cli;
 mod operator;
+mod parquet_export;
 mod policies;
 mod reconciliation;
 mod s3_aws_cli;
