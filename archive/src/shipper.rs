@@ -81,6 +81,8 @@ pub struct Shipper<S> {
     ledger: Option<Ledger>,
     local: LocalLines,
     adopted: bool,
+    /// The ledger is closed: nothing is pruned.
+    closing: bool,
 }
 
 impl<S: ObjectStore + 'static> Shipper<S> {
@@ -96,7 +98,7 @@ impl<S: ObjectStore + 'static> Shipper<S> {
         let status = Arc::new(ArchiveStatus::new(format!("{archive}/"), config.origin.to_string(), config.max_lag));
         status.update(|s| s.shipped_seq = state.shipped.as_ref().map(|s| s.seq));
         let local = LocalLines::new(config.data_dir.join("ledger"));
-        Ok(Shipper { store, config, layout, state, status, ledger, local, adopted: false })
+        Ok(Shipper { store, config, layout, state, status, ledger, local, adopted: false, closing: false })
     }
 
     /// The status the admin API and metrics read.
@@ -105,8 +107,9 @@ impl<S: ObjectStore + 'static> Shipper<S> {
         Arc::clone(&self.status)
     }
 
-    /// Rounds every interval until `stop` resolves, then one more.
-    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+    /// Rounds every interval until `stop` resolves; gives the shipper back
+    /// for [`Shipper::last_round`] once the ledger is closed.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) -> Self {
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_loud = None::<Instant>;
@@ -131,9 +134,18 @@ impl<S: ObjectStore + 'static> Shipper<S> {
                 );
             }
         }
-        if let Err(e) = self.round().await {
-            tracing::warn!(error = %e, "last archive shipping round failed; the next start resumes");
-        }
+        self
+    }
+
+    /// A round after the ledger was closed: ships what the close wrote (its
+    /// last checkpoint) and prunes nothing (a pruning is noted on the
+    /// chain, which is closed).
+    ///
+    /// # Errors
+    /// As [`Shipper::round`]; the next start resumes.
+    pub async fn last_round(&mut self) -> Result<(), ShipError> {
+        self.closing = true;
+        self.round().await
     }
 
     /// One round; see the module's doc.
@@ -183,7 +195,7 @@ impl<S: ObjectStore + 'static> Shipper<S> {
             }
         }
         self.ship_checkpoints().await?;
-        if let Some(keep) = self.config.local_retention {
+        if let Some(keep) = self.config.local_retention.filter(|_| !self.closing) {
             self.prune(&view.sealed, keep).await?;
         }
         Ok(())

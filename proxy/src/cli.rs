@@ -176,12 +176,31 @@ pub enum LedgerCommand {
         /// A checkpoint file kept elsewhere: the log must still contain it.
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
-        /// Public key to check checkpoint signatures with (default: <data-dir>/keys/checkpoint.pub).
+        /// Public key to check checkpoint signatures with (default: <data-dir>/keys/checkpoint.pub,
+        /// or with --archive the key the archive holds).
         #[arg(long)]
         pubkey: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Verify the chain shipped to this archive (`s3://BUCKET/PREFIX`),
+        /// from the archive alone; with --data-dir given too, also that the
+        /// local ledger extends it.
+        #[arg(long)]
+        archive: Option<String>,
+        /// The origin to verify in the archive (default: the data dir's, or
+        /// the only one there).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Verify every origin found in the archive.
+        #[arg(long, conflicts_with = "origin")]
+        all_origins: bool,
+        /// Endpoint of the archive's S3 (an emulator, another S3 server).
+        #[arg(long, env = "EGRESS_AWS_ENDPOINT")]
+        aws_endpoint: Option<String>,
+        /// Region of the archive bucket.
+        #[arg(long, env = "EGRESS_ARCHIVE_REGION", default_value = "us-east-1")]
+        region: String,
     },
     /// Print ledger lines: raw JSON Lines (verifiable by themselves) or CSV;
     /// or write the requests as Parquet, one row each (`docs/ARCHIVE.md`).

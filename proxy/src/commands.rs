@@ -13,9 +13,15 @@ use std::path::Path;
 
 use egress_ledger::{Ledger, LedgerConfig};
 
-/// The origin (log name) a new ledger signs its checkpoints with.
+/// The origin (log name) a new ledger signs its checkpoints with:
+/// `EGRESS_ORIGIN` (serve's `--origin` variable, read by every command, so
+/// that a key made by `principal create` before the first `serve` has it),
+/// else `egress-proxy@<host name>`.
 #[must_use]
 pub fn default_origin() -> String {
+    if let Some(origin) = std::env::var("EGRESS_ORIGIN").ok().filter(|o| !o.is_empty()) {
+        return origin;
+    }
     let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
     let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c)).collect();
     format!("egress-proxy@{}", if host.is_empty() { "localhost" } else { &host })

@@ -5,7 +5,7 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 use egress_proxy::cli::{
     Cli, Command, ConfigCommand, EXIT_USAGE, LedgerCommand, LogFormat, PolicyCommand, PrincipalCommand,
 };
-use egress_proxy::commands::{config_check, ledger, policy, principal, reconcile, serve};
+use egress_proxy::commands::{archive_verify, config_check, ledger, policy, principal, reconcile, serve};
 
 // mimalloc, tuned to give memory back at once (`egress_proxy::allocator`).
 #[global_allocator]
@@ -60,8 +60,41 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Ledger(command) => match command {
-            LedgerCommand::Verify { dir, checkpoint, pubkey, json } => {
-                ledger::verify(&dir.data_dir, checkpoint, pubkey, json)
+            LedgerCommand::Verify {
+                dir,
+                checkpoint,
+                pubkey,
+                json,
+                archive,
+                origin,
+                all_origins,
+                aws_endpoint,
+                region,
+            } => {
+                match archive {
+                    Some(archive) => {
+                        // The local ledger too only when a data dir was named.
+                        let verify = matches.subcommand_matches("ledger").and_then(|m| m.subcommand_matches("verify"));
+                        let named = verify.and_then(|m| m.value_source("data_dir")).is_some_and(|source| {
+                            matches!(
+                                source,
+                                clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                            )
+                        });
+                        archive_verify::verify(archive_verify::ArchiveVerifyArgs {
+                            archive,
+                            origin,
+                            all_origins,
+                            aws_endpoint,
+                            region,
+                            pubkey,
+                            data_dir: named.then_some(dir.data_dir),
+                            checkpoints: checkpoint,
+                            json,
+                        })
+                    }
+                    None => ledger::verify(&dir.data_dir, checkpoint, pubkey, json),
+                }
             }
             LedgerCommand::Export { dir, from_seq, to_seq, since, until, format } => {
                 ledger::export(&dir.data_dir, (from_seq, to_seq, since.as_deref(), until.as_deref()), format)

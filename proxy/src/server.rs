@@ -58,10 +58,27 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let result = run(&config, ledger.clone(), &origin, open_files).await;
     ledger.close().await.context("closing the ledger")?;
     tracing::info!(head = ledger.head().records, "ledger closed");
-    result
+    let shipper = result?;
+    // What the close wrote (its checkpoint) leaves the host too, bounded:
+    // an unreachable archive must not hold the shutdown.
+    if let Some(mut shipper) = shipper {
+        match tokio::time::timeout(config.limits.shutdown_grace, shipper.last_round()).await {
+            Ok(Ok(())) => tracing::info!("archive shipped up to the close"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "the archive's last round failed; the next start resumes it"),
+            Err(_) => tracing::warn!("the archive's last round outlasted the grace period; the next start resumes it"),
+        }
+    }
+    Ok(())
 }
 
-async fn run(config: &ServeConfig, ledger: Ledger, origin: &str, open_files: u64) -> anyhow::Result<()> {
+/// Serves until a shutdown signal; gives back the archive shipper, if
+/// any, for its last round once the ledger is closed.
+async fn run(
+    config: &ServeConfig,
+    ledger: Ledger,
+    origin: &str,
+    open_files: u64,
+) -> anyhow::Result<Option<egress_archive::shipper::Shipper<egress_archive::store::S3Store>>> {
     let store = ledger.store().context("ledger opened without its state store")?.clone();
     let principals = store.principals.clone();
     let metrics = Arc::new(egress_metrics::Metrics::default());
@@ -223,35 +240,46 @@ async fn run(config: &ServeConfig, ledger: Ledger, origin: &str, open_files: u64
     // too, go on the chain before it closes.
     let _ = summaries.await;
     crate::denials::write_all_summaries(&denials, &ledger).await;
-    // The shipper's last round, bounded: an unreachable archive must not
-    // hold the shutdown (the next start ships what is left).
-    if let Some(shipper) = shipper
-        && tokio::time::timeout(config.limits.shutdown_grace, shipper).await.is_err()
-    {
-        tracing::warn!("the archive shipper's last round outlasted the grace period; the next start resumes it");
-    }
+    // A round in progress ends first (bounded, as above).
+    let shipper = match shipper {
+        Some(task) => match tokio::time::timeout(config.limits.shutdown_grace, task).await {
+            Ok(Ok(shipper)) => Some(shipper),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the archive shipper failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("an archive round outlasted the grace period; the next start resumes it");
+                None
+            }
+        },
+        None => None,
+    };
     match tokio::time::timeout(config.limits.shutdown_grace, admin).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin API ended with an error"),
         Ok(Err(e)) => tracing::warn!(error = %e, "admin API task failed"),
         Err(_) => tracing::warn!("admin API still busy after the grace period"),
     }
-    drained
+    drained.map(|()| shipper)
 }
 
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Starts the archive shipper (`--archive`); it makes a last round when
-/// `stop` fires.
+/// The archive shipper's task; it gives the shipper back when it stops.
+type ShipperTask = tokio::task::JoinHandle<egress_archive::shipper::Shipper<egress_archive::store::S3Store>>;
+
+/// Starts the archive shipper (`--archive`); it stops when `stop` fires,
+/// and `serve` makes its last round after the ledger is closed.
 async fn start_shipper(
     config: &ServeConfig,
     archive: &crate::config::ArchiveConfig,
     origin: &str,
     ledger: Ledger,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(Arc<egress_archive::status::ArchiveStatus>, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(Arc<egress_archive::status::ArchiveStatus>, ShipperTask)> {
     use egress_archive::shipper::{Shipper, ShipperConfig};
     let store = egress_archive::store::S3Store::connect(
         config.admin.aws_endpoint.as_deref(),

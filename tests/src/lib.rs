@@ -96,7 +96,22 @@ impl From<Output> for Run {
 /// If the binary cannot be started.
 #[must_use]
 pub fn run(args: &[&str]) -> Run {
-    Command::new(bin()).args(args).env("EGRESS_LOG", "warn").output().expect("start egress-proxy").into()
+    run_env(args, &[])
+}
+
+/// Runs `egress-proxy ARGS...` with variables `env` set.
+///
+/// # Panics
+/// If the binary cannot be started.
+#[must_use]
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .env("EGRESS_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .expect("start egress-proxy")
+        .into()
 }
 
 /// Runs `egress-proxy ARGS... --data-dir DIR`.

@@ -362,7 +362,10 @@ impl Proxy {
         let mut keys = Vec::new();
         for name in &options.principals {
             // Everything: these tests are about the data path, not policies.
-            let out = crate::run_in(&data_dir, &["principal", "create", name, "--policy", "full"]);
+            // With the proxy's variables (EGRESS_ORIGIN: the key made here is its).
+            let env: Vec<(&str, &str)> = options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let dir = data_dir.to_str().expect("utf-8 temp path");
+            let out = crate::run_env(&["principal", "create", name, "--policy", "full", "--data-dir", dir], &env);
             assert_eq!(out.code, 0, "principal create {name}: {out:?}");
             let v = out.json();
             keys.push(Key {

@@ -486,6 +486,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let mut out = state.metrics.render();
     state.ledger.stats().render(&mut out);
     out.push_str(&state.reconciler.metrics.render());
+    if let Some(archive) = &state.archive {
+        out.push_str(&archive.snapshot(state.ledger.head().records.checked_sub(1)).render());
+    }
     // Quota usage per principal that has quotas: principals are the ones
     // we issued, so the label set is bounded by what we issued.
     let (ledger, usage) = (state.ledger.clone(), std::sync::Arc::clone(&state.usage));

@@ -53,12 +53,25 @@ async fn run(args: ArchiveVerifyArgs, url: ArchiveUrl) -> anyhow::Result<i32> {
         Some(dir) => Some(CheckpointVerifier::load(&dir.join("keys").join(VERIFIER_FILE))?.origin),
         None => None,
     };
+    let listed = async || match origins_in(store.as_ref(), &url).await {
+        Ok(found) => Ok(found),
+        Err(e) => {
+            eprintln!("egress-proxy: listing {url}: {e}");
+            Err(EXIT_USAGE)
+        }
+    };
     let origins: Vec<String> = if args.all_origins {
-        origins_in(store.as_ref(), &url).await?
+        match listed().await {
+            Ok(found) => found,
+            Err(code) => return Ok(code),
+        }
     } else if let Some(origin) = args.origin.clone().or(local_origin.clone()) {
         vec![origin]
     } else {
-        let found = origins_in(store.as_ref(), &url).await?;
+        let found = match listed().await {
+            Ok(found) => found,
+            Err(code) => return Ok(code),
+        };
         if found.len() != 1 {
             eprintln!(
                 "egress-proxy: {} holds {} origins ({}): give --origin NAME or --all-origins",

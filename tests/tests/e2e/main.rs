@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, which is what a panic reports")]
 
 mod admin_api;
+mod archive;
 mod auditor;
 mod compose;
 mod config_check;
