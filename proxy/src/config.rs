@@ -153,6 +153,8 @@ pub struct ServeConfig {
     pub origin_given: bool,
     /// A ledger segment is sealed once it holds this many bytes.
     pub segment_max_bytes: u64,
+    /// A checkpoint follows this long after the last one, if anything was appended.
+    pub checkpoint_interval: Duration,
     /// Where the ledger is shipped, if anywhere.
     pub archive: Option<ArchiveConfig>,
     pub admin: AdminConfig,
@@ -344,6 +346,11 @@ impl ServeConfig {
             },
             origin_given: s.origin.is_some(),
             segment_max_bytes: setting!(s.ledger_segment_kib >= 4)?.saturating_mul(1024),
+            checkpoint_interval: duration_setting(
+                "checkpoint_interval",
+                s.checkpoint_interval.as_deref().unwrap_or("60s"),
+                Duration::from_secs(1),
+            )?,
             origin: s.origin.clone().unwrap_or_else(crate::commands::default_origin),
             archive,
             admin: AdminConfig {
@@ -379,6 +386,7 @@ impl ServeConfig {
     pub fn ledger_config(&self) -> LedgerConfig {
         let mut config = LedgerConfig::new(&self.data_dir, &self.origin);
         config.writer.segment_max_bytes = self.segment_max_bytes;
+        config.checkpoint_interval = self.checkpoint_interval;
         config
     }
 

@@ -24,12 +24,13 @@ BUILTIN = ("read-only", "read-write", "full")
 
 
 def lines(ledger_dir):
-    names = sorted(n for n in os.listdir(ledger_dir) if n.endswith(".jsonl"))
-    for name in names:
-        with open(os.path.join(ledger_dir, name), "rb") as f:
-            for raw in f:
-                if raw.endswith(b"\n"):
-                    yield json.loads(raw)
+    # Sealed segments are compressed; verify_ledger.py reads both forms.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from verify_ledger import read_segment, segment_files
+
+    for name in segment_files(ledger_dir):
+        for raw in read_segment(os.path.join(ledger_dir, name)).split(b"\n")[:-1]:
+            yield json.loads(raw)
 
 
 def grants_at(data_dir, seq, principal):

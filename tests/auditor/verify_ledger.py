@@ -13,6 +13,7 @@ DATA_DIR/checkpoints/*.txt (the document's "given (or local) checkpoint").
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -141,9 +142,39 @@ class Problem(Exception):
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 HEX8 = re.compile(r"[0-9a-f]{8}\Z")
 TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
-SEGMENT = re.compile(r"segment-([0-9]{20})\.jsonl\Z")
+SEGMENT = re.compile(r"segment-([0-9]{20})\.jsonl(\.zst)?\Z")
 ZERO = "0" * 64
 DASH = "\u2014 "
+
+
+def segment_files(ledger_dir):
+    """The segment files in seq order, each once: a sealed segment is
+    compressed (`.jsonl.zst`); if both forms exist (a crash while
+    compressing), the plain one is the segment."""
+    names = [n for n in os.listdir(ledger_dir) if n.startswith("segment-") and (n.endswith(".jsonl") or n.endswith(".jsonl.zst"))]
+    plain = {n for n in names if n.endswith(".jsonl")}
+    return sorted(n for n in names if not (n.endswith(".zst") and n[: -len(".zst")] in plain))
+
+
+def read_segment(path):
+    """A segment's bytes; a `.zst` one decompressed (one zstd frame): with
+    Python 3.14's compression.zstd, the zstandard package, or the zstd tool."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not path.endswith(".zst"):
+        return data
+    try:
+        from compression import zstd  # Python 3.14
+        return zstd.decompress(data)
+    except ImportError:
+        pass
+    try:
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    except ImportError:
+        pass
+    import subprocess
+    return subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True).stdout
 
 
 def b64(text):
@@ -231,14 +262,14 @@ def parse_checkpoint_file(text, trusted):
 
 def walk(ledger_dir, trusted_loader, wanted):
     """Steps 1-3. Returns (lines, head seq, head hash, segments, checkpoints, partial, {seq: hash})."""
-    names = sorted(n for n in os.listdir(ledger_dir) if n.startswith("segment-") and n.endswith(".jsonl"))
+    names = segment_files(ledger_dir)
     seq, prev, found, checkpoints, partial = 0, ZERO, {}, 0, None
     for i, name in enumerate(names):
         last_segment = i == len(names) - 1
         m = SEGMENT.match(name)
         if not m or int(m.group(1)) != seq:
             raise Problem(TAMPERED, f"seq {seq}, {name}: segment name should be segment-{seq:020d}.jsonl")
-        with open(os.path.join(ledger_dir, name), "rb") as f:
+        with io.BytesIO(read_segment(os.path.join(ledger_dir, name))) as f:
             lineno = 0
             for raw in f:
                 lineno += 1

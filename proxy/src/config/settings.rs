@@ -231,6 +231,10 @@ settings! {
         /// it lacks is `missing_from_aws` (e.g. `1h`).
         #[arg(long, env = "EGRESS_CLOUDTRAIL_DELIVERY", default_value = "1h")]
         pub cloudtrail_delivery: Option<String>,
+        /// How long after the last checkpoint the next one signs the head,
+        /// when anything was appended (one also follows every 10,000 lines).
+        #[arg(long, env = "EGRESS_CHECKPOINT_INTERVAL", default_value = "60s")]
+        pub checkpoint_interval: Option<String>,
         /// KiB a ledger segment holds before it is sealed (compressed, then
         /// shipped whole with --archive). At least 4.
         #[arg(long, env = "EGRESS_LEDGER_SEGMENT_KIB", default_value = "65536")]

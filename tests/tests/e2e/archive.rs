@@ -6,7 +6,7 @@
 //! the data path alone while the lag grows, then catches up; a kill -9
 //! mid-shipping leaves no gap and no duplicate; a rolled-back copy of the
 //! data dir is caught against the archive; the chain verifies from the
-//! archive with the data dir deleted; DuckDB over the shipped Parquet
+//! archive with the data dir deleted; `DuckDB` over the shipped Parquet
 //! answers what `/v1/egress/summary` answers. A second test ships to a
 //! bucket without Object Lock, changes a shipped line there, and verify
 //! names the first bad seq.
@@ -80,11 +80,13 @@ fn wait_shipped(proxy: &Proxy) -> Value {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let status = archive_status(proxy);
-        let head = proxy.ledger().len() as u64;
-        if status["lag_records"] == 0 && status["shipped_seq"].as_u64() == head.checked_sub(1) {
+        // The writer's head (the local files may be pruned).
+        let health: Value = serde_json::from_str(&proxy.admin_get("/healthz")).unwrap();
+        let head = &health["ledger"]["seq"];
+        if status["lag_records"] == 0 && status["shipped_seq"] == *head {
             return status;
         }
-        assert!(Instant::now() < deadline, "the archive did not catch up: {status} (ledger has {head} lines)");
+        assert!(Instant::now() < deadline, "the archive did not catch up: {status} (ledger head {head})");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -120,7 +122,13 @@ fn part_ranges(moto: &Moto) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn start_proxy(upstream: &SeaweedFs, archive_endpoint: &str, bucket: &str, retention_days: &str) -> Proxy {
+fn start_proxy(
+    upstream: &SeaweedFs,
+    archive_endpoint: &str,
+    bucket: &str,
+    retention_days: &str,
+    extra: &[&str],
+) -> Proxy {
     Proxy::start(
         upstream,
         ProxyOptions {
@@ -140,6 +148,7 @@ fn start_proxy(upstream: &SeaweedFs, archive_endpoint: &str, bucket: &str, reten
                 "8",
             ]
             .iter()
+            .chain(extra)
             .map(|s| (*s).to_owned())
             .collect(),
             env: vec![("EGRESS_ORIGIN".into(), ORIGIN.into())],
@@ -176,7 +185,7 @@ print(json.dumps("ok"))
     assert_eq!(created, "ok");
     let relay = Relay::start(format!("127.0.0.1:{}", moto.port).parse().unwrap());
     let upstream = SeaweedFs::start();
-    let mut proxy = start_proxy(&upstream, &relay.endpoint(), BUCKET, "1");
+    let mut proxy = start_proxy(&upstream, &relay.endpoint(), BUCKET, "1", &[]);
     put_objects(&proxy);
     assert_eq!(reads(&proxy, 60), json!([206]));
     let status = wait_shipped(&proxy);
@@ -293,7 +302,7 @@ print(json.dumps(r))
     assert_eq!(report["local"], Value::Null);
 }
 
-/// Downloads the shipped Parquet and runs the documented DuckDB query over
+/// Downloads the shipped Parquet and runs the documented `DuckDB` query over
 /// it against `/v1/egress/summary`, for the range whose requests all ended
 /// in shipped segments (a request is a row once its segment is sealed).
 fn duckdb_over_the_shipped_events(proxy: &Proxy, moto: &Moto) {
@@ -348,17 +357,52 @@ print(json.dumps(last))
 }
 
 #[test]
-fn a_line_changed_in_a_bucket_without_object_lock_is_named_by_its_seq() {
+fn pruned_and_then_a_line_changed_in_a_bucket_without_object_lock() {
     let moto = Moto::start();
     let plain = "egress-archive";
     let created = moto_python(&moto, plain, "s3.create_bucket(Bucket=os.environ['BUCKET'])\nprint(json.dumps('ok'))");
     assert_eq!(created, "ok");
     let upstream = SeaweedFs::start();
-    let mut proxy = start_proxy(&upstream, &moto.endpoint(), plain, "0");
+    // Shipped and signed segments leave the host at once.
+    let mut proxy = start_proxy(
+        &upstream,
+        &moto.endpoint(),
+        plain,
+        "0",
+        &["--local-retention", "0s", "--checkpoint-interval", "1s"],
+    );
     put_objects(&proxy);
     assert_eq!(reads(&proxy, 40), json!([206]));
-    wait_shipped(&proxy);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = wait_shipped(&proxy);
+        if status["segments_pruned"].as_u64().unwrap() >= 2 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "nothing pruned: {status}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let local = proxy.ledger();
+    let first_local = local[0]["seq"].as_u64().unwrap();
+    assert!(first_local > 0, "the oldest segments are gone from the host");
+    let notes = local.iter().filter(|l| l["event"] == "archive_pruned").count() as u64;
+    assert_eq!(notes, status["segments_pruned"].as_u64().unwrap(), "each pruning is on the chain");
+    // What needs the pruned lines says where they are.
+    let (code, body) = proxy.admin_send("GET", "/v1/egress/summary?group_by=principal", None);
+    assert_eq!(code, 410, "{body}");
+    // A range that starts after the first local line needs none of them.
+    let since = local.iter().rev().find(|l| l["kind"] == "start").unwrap()["ts"].as_str().unwrap().to_owned();
+    let wanted = local.iter().filter(|l| l["kind"] == "start" && l["ts"].as_str().unwrap() >= since.as_str()).count();
+    let (code, body) = proxy.admin_send("GET", &format!("/v1/egress/summary?group_by=principal&since={since}"), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["groups"][0]["requests"], wanted, "{body}");
     proxy.stop();
+    // The local ledger starts later and still extends the archive.
+    let data_dir = proxy.data_dir.to_str().unwrap().to_owned();
+    let (code, report, out) = verify_bucket(&moto, plain, &["--data-dir", &data_dir]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(report["local"]["from_seq"], first_local, "{report}");
+    assert_eq!(report["local"]["start_checked"], true, "{report}");
 
     // In the second segment, an `end` line that is not its last gets
     // another status: the line after it no longer chains.

@@ -1,8 +1,9 @@
-//! `ledger export --format parquet` read by DuckDB: the queries
+//! `ledger export --format parquet` read by `DuckDB`: the queries
 //! `docs/ARCHIVE.md` gives, taken from the doc as written, answer what
 //! `GET /v1/egress/summary` answers for the same ledger and time range,
 //! principal by principal (no principal included).
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
@@ -69,7 +70,7 @@ pub(crate) fn documented_queries() -> (String, String) {
     (archive, export)
 }
 
-/// Runs a query with DuckDB; its rows as `[principal, requests, bytes_sent]`.
+/// Runs a query with `DuckDB`; its rows as `[principal, requests, bytes_sent]`.
 pub(crate) fn duckdb(query: &str) -> Value {
     python(
         r#"
@@ -85,7 +86,7 @@ print(json.dumps([[p, int(r), int(b)] for p, r, b in rows]))
 pub(crate) fn summary(proxy: &Proxy, range: Option<(&str, &str)>) -> Value {
     let mut path = "/v1/egress/summary?group_by=principal".to_owned();
     if let Some((since, until)) = range {
-        path.push_str(&format!("&since={since}&until={until}"));
+        let _ = write!(path, "&since={since}&until={until}");
     }
     let body: Value = serde_json::from_str(&proxy.admin_get(&path)).unwrap();
     let groups = body["groups"].as_array().unwrap_or_else(|| panic!("{body}"));

@@ -124,6 +124,9 @@ struct Snapshot<'a> {
     blocks_read: usize,
     /// Blocks a page may read before it answers.
     budget: usize,
+    /// The unindexed tail reaches into pruned history: the first local seq
+    /// and the time of its line.
+    tail_pruned: Option<(u64, Option<u64>)>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -142,14 +145,22 @@ impl<'a> Snapshot<'a> {
             seen_ends: HashMap::new(),
             blocks_read: 0,
             budget: BLOCKS_PER_PAGE,
+            tail_pruned: None,
         };
-        // Lines pruned from this host are not in the tail to read.
-        let tail_from = indexed_next.max(snapshot.reader.first_seq());
+        // Lines pruned from this host are not in the tail to read; whether
+        // an answer may do without them depends on its filter
+        // ([`Snapshot::check_tail`]).
+        let first_local = snapshot.reader.first_seq();
+        let tail_from = indexed_next.max(first_local);
         let mut cursor = LineCursor::open_at(&snapshot.reader, index, tail_from)?;
         let mut line = CursorLine::default();
         while cursor.next_line(&mut line)? {
             if line.seq < indexed_next {
                 continue;
+            }
+            if indexed_next < first_local && snapshot.tail_pruned.is_none() {
+                let ts = decode_line(&line.bytes).ok().and_then(|d| parse_ts_micros(&d.ts));
+                snapshot.tail_pruned = Some((first_local, ts));
             }
             match decode(&line)? {
                 Some(Decoded::Start(start)) => snapshot.tail_starts.push(start),
@@ -160,6 +171,18 @@ impl<'a> Snapshot<'a> {
             }
         }
         Ok(snapshot)
+    }
+
+    /// Fails with [`ReadError::Pruned`] (410) when the unindexed tail
+    /// reaches into pruned history and `filter` could want lines from it:
+    /// only a `since` after the first local line's time rules them out
+    /// (line times never go back).
+    fn check_tail(&self, filter: &Filter) -> Result<(), ReadError> {
+        match self.tail_pruned {
+            Some((_, Some(first_ts))) if filter.since.is_some_and(|since| since > first_ts) => Ok(()),
+            Some((first_local_seq, _)) => Err(ReadError::Pruned { first_local_seq }),
+            None => Ok(()),
+        }
     }
 
     /// Every start of an indexed block, by seq; its ends go to `seen_ends`.
@@ -256,6 +279,7 @@ pub fn search(
     budget: usize,
 ) -> Result<(Vec<EgressEvent>, Option<u64>), ApiError> {
     let mut snapshot = Snapshot::take(ledger)?;
+    snapshot.check_tail(filter)?;
     snapshot.budget = budget;
     let below = below.unwrap_or(u64::MAX);
     // One more than asked, to know whether there is a next page.
@@ -421,6 +445,7 @@ fn intersect_descending(a: &[u64], b: &[u64]) -> Vec<u64> {
 /// keeping only events still waiting for their end in memory.
 pub fn summarize(ledger: &Ledger, group_by: GroupBy, filter: &Filter) -> Result<Vec<SummaryGroup>, ApiError> {
     let mut snapshot = Snapshot::take(ledger)?;
+    snapshot.check_tail(filter)?;
     let mut groups: BTreeMap<Option<String>, (u64, u64)> = BTreeMap::new();
     let mut waiting: HashMap<u64, Option<String>> = HashMap::new();
     let key_of = |start: &StartLine| match group_by {

@@ -99,10 +99,13 @@ impl Segments {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with("segment-") && name.ends_with(".jsonl") {
+            // Sealed segments are compressed: bytes on disk, lines inside.
+            let compressed = name.ends_with(".jsonl.zst");
+            if name.starts_with("segment-") && (compressed || name.ends_with(".jsonl")) {
                 let data = std::fs::read(entry.path())?;
                 segments.files += 1;
                 segments.bytes += data.len() as u64;
+                let data = if compressed { zstd::decode_all(data.as_slice())? } else { data };
                 segments.lines += data.split(|b| *b == b'\n').count() as u64 - 1;
             }
         }
