@@ -454,7 +454,8 @@ async fn checkpoints_up_to(
         if seq > plan.object.last {
             break;
         }
-        let archived = lister.next(store).await?.unwrap_or_else(archived_placeholder);
+        let archived = archived.clone();
+        lister.next(store).await?;
         note_versions(report, &archived);
         let bytes = store.get(&archived.key, archived.version_id.as_deref(), MAX_SMALL_BYTES).await?;
         let key = archived.key;
@@ -481,10 +482,6 @@ async fn checkpoints_up_to(
         expects.insert(seq, (key, head));
     }
     Ok(Ok(expects))
-}
-
-fn archived_placeholder() -> Archived {
-    Archived { key: String::new(), version_id: None, later_versions: 0 }
 }
 
 fn check_signature(verifiers: &Verifiers, cp: &CheckpointRecord, source: &str) -> Result<(), Problem> {

@@ -103,6 +103,11 @@ async fn run(args: ArchiveVerifyArgs, url: ArchiveUrl) -> anyhow::Result<i32> {
             hash_at: None,
         };
         let report = match verify_archive(Arc::clone(&store), &layout, origin, options).await {
+            Ok(report) if report.ok && report.records == 0 && report.checkpoint_objects == 0 => {
+                // Not "intact": there is nothing to judge (a wrong origin or prefix).
+                eprintln!("egress-proxy: nothing was shipped to {url}{origin}/ (check --origin and the prefix)");
+                return Ok(EXIT_USAGE);
+            }
             Ok(report) => report,
             Err(e) => {
                 eprintln!("egress-proxy: reading {url}{origin}/: {e}");

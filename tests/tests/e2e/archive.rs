@@ -298,6 +298,9 @@ print(json.dumps(r))
     let (code, report, out) = verify(&moto, &[]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(report["archive"][0]["head_seq"], head, "{report}");
+    let (code, _, out) = verify(&moto, &["--origin", "egress-proxy@nobody"]);
+    assert_eq!(code, 64, "an origin with nothing shipped is not intact: {out}");
+    assert!(out.contains("nothing was shipped"), "{out}");
     assert_eq!(report["archive"][0]["records"], head + 1, "{report}");
     assert_eq!(report["local"], Value::Null);
 }
