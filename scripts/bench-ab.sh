@@ -13,6 +13,10 @@
 #   POLICIES_B=10x20 BIN_A=x BIN_B=x scripts/bench-ab.sh             one binary: A's principal has the built-in
 #                                                                  `full`, B's ten policies of 20 statements
 #                                                                  (scripts/policies-10x20.py); or a dir of *.json
+#   ARGS_B="--archive s3://archive/bench --aws-endpoint {seaweed} --archive-retention-days 0 --archive-interval 1s" \
+#     SETTLE_MS=1500 BIN_A=x BIN_B=x scripts/bench-ab.sh             one binary, B shipping its ledger to SeaweedFS
+#                                                                  ({seaweed}: its plain S3 endpoint; the bucket is
+#                                                                  created); ARGS_A likewise for A
 #   ROUNDS=4 REQUESTS=20000   SHAPE=deployed (or tls-upstream)      LABEL_A=... LABEL_B=... (in the JSON)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +33,8 @@ if [ -n "${LARGE:-}" ]; then
 else
   args+=(--workloads small --small-requests "${REQUESTS:-20000}")
 fi
-# WORKERS_A -> --workers-a, POLICIES_B -> --policies-b, LABEL_A -> --label-a, ...
-for var in WORKERS_A WORKERS_B POLICIES_A POLICIES_B LABEL_A LABEL_B; do
+# WORKERS_A -> --workers-a, POLICIES_B -> --policies-b, ARGS_B -> --args-b, SETTLE_MS -> --settle-ms, ...
+for var in WORKERS_A WORKERS_B POLICIES_A POLICIES_B ARGS_A ARGS_B LABEL_A LABEL_B SETTLE_MS; do
   if [ -n "${!var:-}" ]; then args+=("--$(echo "$var" | tr A-Z_ a-z-)" "${!var}"); fi
 done
 "$bench/egress-bench" ab "${args[@]}" "$@"

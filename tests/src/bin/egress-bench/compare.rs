@@ -54,6 +54,12 @@ pub struct WorkloadOptions {
     /// Skip the warm-up (one run per target and workload before the rounds).
     #[arg(long)]
     pub no_warmup: bool,
+    /// How long after a run's last response its CPU is still counted, in
+    /// ms: what a target does just after (a ledger's end record; with
+    /// `--archive-interval 1s`, give 1500 so the shipping of the run's
+    /// lines falls inside too).
+    #[arg(long, default_value_t = 100, overrides_with = "settle_ms")]
+    pub settle_ms: u64,
 }
 
 /// `compare`'s flags.
@@ -119,7 +125,7 @@ impl WorkloadOptions {
             "rounds": self.rounds, "warmup": !self.no_warmup,
             "large_bytes": self.large_mib << 20, "huge_bytes": self.huge_mib << 20,
             "small_bytes": self.small_bytes, "small_requests": self.small_secs.is_none().then_some(self.small_requests),
-            "small_secs": self.small_secs, "connections": self.connections,
+            "small_secs": self.small_secs, "connections": self.connections, "settle_ms": self.settle_ms,
         })
     }
 }
@@ -222,6 +228,7 @@ impl Setup {
             bucket: BUCKET.into(),
             small: load.small_load(),
             warmup: !load.no_warmup,
+            settle: std::time::Duration::from_millis(load.settle_ms),
             upstream: self.upstream.accounted.clone(),
             clock_ticks: procfs::clock_ticks_per_second()?,
             cpus: cpus(),
@@ -266,16 +273,27 @@ pub fn header(benchmark: &str, plan: &Plan, load: &WorkloadOptions) -> Value {
     })
 }
 
-/// Runs the rounds, prints the table (stderr) and the JSON (stdout); an
-/// error if any GET failed.
-pub async fn measure_and_report(plan: &Plan, ratios: &[Ratio], header: Value) -> anyhow::Result<()> {
+/// Runs the rounds: the JSON, the table and what was measured.
+pub async fn measure(plan: &Plan, ratios: &[Ratio], header: Value) -> anyhow::Result<(Value, String, rounds::Outcome)> {
     rounds::probe(plan).await?;
     let outcome = rounds::run(plan).await?;
     let (json, table) = report::render(plan, &outcome, ratios, header);
+    Ok((json, table, outcome))
+}
+
+/// Prints the table (stderr) and the JSON (stdout); an error if any GET failed.
+pub fn print_report(json: &Value, table: &str) -> anyhow::Result<()> {
     eprintln!("{table}");
-    println!("{}", serde_json::to_string_pretty(&json)?);
+    println!("{}", serde_json::to_string_pretty(json)?);
     anyhow::ensure!(json["errors"] == 0, "{} GETs failed (errors_by_kind in the runs above)", json["errors"]);
     Ok(())
+}
+
+/// Runs the rounds, prints the table (stderr) and the JSON (stdout); an
+/// error if any GET failed.
+pub async fn measure_and_report(plan: &Plan, ratios: &[Ratio], header: Value) -> anyhow::Result<()> {
+    let (json, table, _) = measure(plan, ratios, header).await?;
+    print_report(&json, &table)
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {

@@ -107,6 +107,8 @@ pub struct Plan {
     /// The small GETs' load (connections, count or duration).
     pub small: Load,
     pub warmup: bool,
+    /// How long after a run's last response the target's CPU still counts.
+    pub settle: Duration,
     pub upstream: Accounted,
     pub clock_ticks: u64,
     pub cpus: usize,
@@ -168,6 +170,9 @@ impl Rss {
 pub struct Outcome {
     pub runs: Vec<Run>,
     pub rss: Vec<Rss>,
+    /// Every run, the warm-up's and the probe's too, by target: for a
+    /// target's CPU over the whole benchmark.
+    pub requests_by_target: Vec<u64>,
 }
 
 /// CPU clocks read around a run.
@@ -219,6 +224,8 @@ pub async fn probe(plan: &Plan) -> anyhow::Result<()> {
 pub async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     let measured: Vec<Workload> =
         plan.workloads.iter().copied().filter(|w| matches!(w, Workload::Large | Workload::Small)).collect();
+    // The probe's one GET each.
+    let mut requests_by_target = vec![1; plan.targets.len()];
     if plan.warmup {
         // The first read of a large object after its upload is slow whichever
         // way it goes; the proxies' pools and allocators fill.
@@ -228,8 +235,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
             warm.requests = warm.requests.min(5000);
         }
         for &workload in &measured {
-            for index in 0..plan.targets.len() {
-                measure(plan, index, workload, 0, &warm).await?;
+            for (index, requests) in requests_by_target.iter_mut().enumerate() {
+                *requests += measure(plan, index, workload, 0, &warm).await?.stats.requests;
             }
         }
     }
@@ -241,7 +248,9 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
             let count = plan.targets.len();
             for step in 0..count {
                 let index = (step + round - 1) % count;
-                runs.push(measure(plan, index, workload, round, &plan.small).await?);
+                let run = measure(plan, index, workload, round, &plan.small).await?;
+                requests_by_target[index] += run.stats.requests;
+                runs.push(run);
             }
         }
     }
@@ -249,11 +258,13 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Outcome> {
     if plan.workloads.contains(&Workload::Rss) {
         for (index, target) in plan.targets.iter().enumerate() {
             if let Some(pid) = target.rss_pid {
-                rss.push(stream_huge(plan, index, pid).await?);
+                let streamed = stream_huge(plan, index, pid).await?;
+                requests_by_target[index] += streamed.stats.requests;
+                rss.push(streamed);
             }
         }
     }
-    Ok(Outcome { runs, rss })
+    Ok(Outcome { runs, rss, requests_by_target })
 }
 
 #[allow(clippy::cast_precision_loss)] // clock ticks far below 2^52
@@ -269,7 +280,7 @@ async fn measure(plan: &Plan, index: usize, workload: Workload, round: usize, sm
     let stats = client::run_gets(&load, &target.endpoint, &[url], &target.signer).await?;
     // The last response's tail (the ledger's end record, nginx's access log
     // line) is written just after the client has the last byte.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(plan.settle).await;
     let after = Clocks::read(plan, target)?;
     let window_s = window.elapsed().as_secs_f64();
     let tick = plan.clock_ticks as f64;

@@ -140,6 +140,11 @@ impl Upstream {
         })
     }
 
+    /// Creates `bucket` (if it is not there yet).
+    pub async fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        client::create_bucket(&self.http, &self.signer, bucket).await
+    }
+
     /// Uploads generated objects of the given sizes into `bucket`.
     pub async fn upload(&self, bucket: &str, objects: &[(&str, u64)]) -> anyhow::Result<()> {
         for &(key, size) in objects {
@@ -183,6 +188,10 @@ pub struct ProxyProcess {
     pub pid: u32,
     pub http_url: String,
     pub https_url: Option<String>,
+    /// Its admin API, `http://127.0.0.1:PORT`.
+    pub admin_url: String,
+    /// Its `--data-dir`.
+    pub data_dir: PathBuf,
     pub signer: Arc<Signer>,
 }
 
@@ -265,8 +274,17 @@ impl ProxyProcess {
             child,
             http_url: format!("http://127.0.0.1:{port}"),
             https_url: tls_port.map(|p| format!("https://localhost:{p}")),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
+            data_dir: data,
             signer,
         })
+    }
+
+    /// `GET path` on its admin API, with the token it generated.
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let file = self.data_dir.join("admin.token");
+        let token = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        client::get_json(&format!("{}{path}", self.admin_url), token.trim()).await
     }
 }
 
