@@ -39,6 +39,17 @@ use crate::location::{ArchiveUrl, Origin};
 use crate::status::ArchiveStatus;
 use crate::store::{ObjectStore, PutOutcome, StoreError, sha256_base64};
 use local::{LocalLines, SealedSegment};
+
+/// Runs CPU work (reading and checking a segment, compressing, Parquet)
+/// off the async threads, which also serve the admin API.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, ShipError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ShipError::Local(format!("a shipping task failed: {e}")))?
+        .map_err(ShipError::Local)
+}
 use state::{ShipState, Shipped};
 
 /// How the shipper runs.
@@ -216,7 +227,7 @@ impl<S: ObjectStore + 'static> Shipper<S> {
     ) -> Result<PutOutcome, ShipError> {
         let sum = sha256_base64(&bytes);
         let size = bytes.len() as u64;
-        let outcome = self.store.put(key, bytes.clone(), self.retain_until()).await?;
+        let outcome = self.store.put(key, bytes, self.retain_until()).await?;
         let info = self
             .store
             .head(key)
@@ -226,7 +237,7 @@ impl<S: ObjectStore + 'static> Shipper<S> {
             Some(theirs) if *theirs == sum && info.size == size => true,
             _ => {
                 let stored = self.store.get(key, None, crate::verify::MAX_OBJECT_BYTES).await?;
-                stored == bytes || same_content(&stored)
+                sha256_base64(&stored) == sum || same_content(&stored)
             }
         };
         if !same {
@@ -328,29 +339,32 @@ impl<S: ObjectStore + 'static> Shipper<S> {
     }
 
     async fn ship_segment(&mut self, sealed: &SealedSegment) -> Result<(), ShipError> {
-        let segment = self.local.read_sealed(sealed).map_err(ShipError::Local)?;
-        self.check_extends(segment.first, &segment.first_prev, |seq| segment.hash_at(seq))?;
-        let object =
-            LinesObject { kind: LinesKind::Segment, first: segment.first, last: segment.last, head: segment.head };
+        let (dir, owned) = (self.local.dir().to_path_buf(), sealed.clone());
+        let local::Lines { first, last, first_prev, head, content, compressed } =
+            blocking(move || local::read_sealed(&dir, &owned)).await?;
+        let content = Arc::new(content);
+        self.check_extends(first, &first_prev, |seq| local::hash_in(&content, first, seq))?;
+        let segment = Shipped { seq: last, head };
+        let object = LinesObject { kind: LinesKind::Segment, first, last, head };
         let key = self.layout.lines_key(&object);
-        let content = segment.content.clone();
-        self.put_confirmed(&key, segment.compressed.clone(), move |stored| {
-            zstd::decode_all(stored).is_ok_and(|lines| lines == content)
+        let lines = Arc::clone(&content);
+        self.put_confirmed(&key, compressed, move |stored| {
+            zstd::decode_all(stored).is_ok_and(|stored| stored == *lines)
         })
         .await?;
         // Its requests as Parquet.
-        let mut builder = EventsBuilder::new(self.config.origin.as_str());
-        let events = (|| {
-            for line in &self.state.carry {
+        let (origin, carry) = (self.config.origin.to_string(), self.state.carry.clone());
+        let events_of = move || {
+            let mut builder = EventsBuilder::new(&origin);
+            for line in &carry {
                 builder.carry_start(line.as_bytes())?;
             }
-            for line in segment.content.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            for line in content.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 builder.push_line(line)?;
             }
             builder.finish()
-        })()
-        .map_err(|e| ShipError::Local(format!("{key}: making its events: {e}")))?;
-        let (files, open) = events;
+        };
+        let (files, open) = blocking(move || events_of().map_err(|e| format!("{key}: making its events: {e}"))).await?;
         for file in files {
             let events_key = self.layout.events_key(&file.date, &object);
             // Parquet is derived: other bytes for the same key are an older
@@ -359,16 +373,17 @@ impl<S: ObjectStore + 'static> Shipper<S> {
             self.status.update(|s| s.events_files_shipped += 1);
         }
         self.state.carry = open.into_iter().map(|l| String::from_utf8_lossy(&l).into_owned()).collect();
-        self.state.segments_through = Some(segment.last);
-        if self.state.shipped.as_ref().is_none_or(|s| s.seq < segment.last) {
-            self.state.shipped = Some(Shipped { seq: segment.last, head: segment.head });
+        self.state.segments_through = Some(segment.seq);
+        if self.state.shipped.as_ref().is_none_or(|s| s.seq < segment.seq) {
+            self.state.shipped = Some(segment);
         }
         self.save()?;
+        let shipped_seq = self.state.shipped.map(|s| s.seq);
         self.status.update(|s| {
             s.segments_shipped += 1;
-            s.shipped_seq = Some(segment.last);
+            s.shipped_seq = shipped_seq;
         });
-        tracing::debug!(%key, "segment shipped");
+        tracing::debug!(first, last, "segment shipped");
         Ok(())
     }
 
@@ -380,9 +395,10 @@ impl<S: ObjectStore + 'static> Shipper<S> {
         self.check_extends(part.first, &part.first_prev, |_| None)?;
         let object = LinesObject { kind: LinesKind::Part, first: part.first, last: part.last, head: part.head };
         let key = self.layout.lines_key(&object);
-        let compressed = zstd::bulk::compress(&part.content, 3).map_err(|e| ShipError::Local(e.to_string()))?;
-        let content = part.content;
-        self.put_confirmed(&key, compressed, move |stored| zstd::decode_all(stored).is_ok_and(|l| l == content))
+        let content = Arc::new(part.content);
+        let plain = Arc::clone(&content);
+        let compressed = blocking(move || zstd::bulk::compress(&plain, 3).map_err(|e| e.to_string())).await?;
+        self.put_confirmed(&key, compressed, move |stored| zstd::decode_all(stored).is_ok_and(|l| l == *content))
             .await?;
         self.state.shipped = Some(Shipped { seq: part.last, head: part.head });
         self.save()?;

@@ -56,10 +56,17 @@ pub struct Lines {
 impl Lines {
     /// Hash of the line with `seq`, if these lines hold it.
     #[must_use]
+    #[cfg(test)]
     pub fn hash_at(&self, seq: u64) -> Option<LineHash> {
-        let index = usize::try_from(seq.checked_sub(self.first)?).ok()?;
-        self.content.split(|&b| b == b'\n').nth(index).filter(|l| !l.is_empty()).map(line_hash)
+        hash_in(&self.content, self.first, seq)
     }
+}
+
+/// Hash of line `seq` in `content`, lines whose first has seq `first`.
+#[must_use]
+pub fn hash_in(content: &[u8], first: u64, seq: u64) -> Option<LineHash> {
+    let index = usize::try_from(seq.checked_sub(first)?).ok()?;
+    content.split(|&b| b == b'\n').nth(index).filter(|l| !l.is_empty()).map(line_hash)
 }
 
 /// Reads the local ledger.
@@ -119,14 +126,23 @@ impl LocalLines {
         Ok(View { sealed, open, head_seq })
     }
 
-    /// A sealed segment's lines, checked, and its zstd form.
-    pub fn read_sealed(&self, segment: &SealedSegment) -> Result<Lines, String> {
-        let mut path = self.dir.join(&segment.name);
+    /// The ledger directory.
+    #[must_use]
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+/// A sealed segment's lines in ledger directory `dir`, checked, and its
+/// zstd form (CPU work: callers in async code run it on a blocking thread).
+pub fn read_sealed(dir: &std::path::Path, segment: &SealedSegment) -> Result<Lines, String> {
+    {
+        let mut path = dir.join(&segment.name);
         let mut compressed_form = segment.compressed;
         let mut read = fs::read(&path);
         if !compressed_form && read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
             // Compressed since it was listed.
-            path = self.dir.join(format!("{}.zst", segment.name));
+            path = dir.join(format!("{}.zst", segment.name));
             compressed_form = true;
             read = fs::read(&path);
         }
@@ -148,7 +164,9 @@ impl LocalLines {
         }
         Ok(Lines { first, last, first_prev, head, content, compressed })
     }
+}
 
+impl LocalLines {
     /// The open segment's complete lines from seq `from` on, up to seq
     /// `until` if given (the durable head: a line written but not yet
     /// fsynced could still be lost to a power cut, and the archive must
