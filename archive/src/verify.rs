@@ -38,9 +38,6 @@ const MAX_LISTED: usize = 100;
 pub struct ArchiveVerifyOptions {
     /// The verifier key; default: the keys the archive holds under `keys/`.
     pub pubkey: Option<CheckpointVerifier>,
-    /// Also report the hash of the line with this seq (`--data-dir`: the
-    /// line before the first local one).
-    pub hash_at: Option<u64>,
 }
 
 /// The result of verifying one origin.
@@ -70,9 +67,6 @@ pub struct ArchiveReport {
     pub overwritten: Vec<String>,
     pub overwritten_count: u64,
     pub problem: Option<Problem>,
-    /// `(seq, hash)` asked for with [`ArchiveVerifyOptions::hash_at`].
-    #[serde(skip)]
-    pub hash_at: Option<(u64, LineHash)>,
 }
 
 impl ArchiveReport {
@@ -239,8 +233,6 @@ struct Walk {
     records: u64,
     bytes: u64,
     checkpoints_in_log: u64,
-    hash_at_want: Option<u64>,
-    hash_at: Option<(u64, LineHash)>,
 }
 
 /// Verifies one origin's chain in the archive.
@@ -272,7 +264,6 @@ pub async fn verify_archive<S: ObjectStore + 'static>(
         overwritten: Vec::new(),
         overwritten_count: 0,
         problem: None,
-        hash_at: None,
     };
     let verifiers = match load_verifiers(store.as_ref(), layout, origin, options.pubkey, &mut report).await? {
         Ok(v) => Arc::new(v),
@@ -288,14 +279,7 @@ pub async fn verify_archive<S: ObjectStore + 'static>(
         next_seq: 0,
     };
     let mut checkpoints = Lister::new(layout.checkpoints_prefix());
-    let mut walk = Walk {
-        chain: Chain::genesis(),
-        records: 0,
-        bytes: 0,
-        checkpoints_in_log: 0,
-        hash_at_want: options.hash_at,
-        hash_at: None,
-    };
+    let mut walk = Walk { chain: Chain::genesis(), records: 0, bytes: 0, checkpoints_in_log: 0 };
     let mut inflight: Option<(Plan, Fetch)> = None;
     let mut pending_problem = None;
     loop {
@@ -355,7 +339,6 @@ pub async fn verify_archive<S: ObjectStore + 'static>(
     report.records = walk.records;
     report.bytes = walk.bytes;
     report.checkpoints_in_log = walk.checkpoints_in_log;
-    report.hash_at = walk.hash_at;
     if walk.chain.next_seq > 0 {
         report.head_seq = Some(walk.chain.next_seq - 1);
         report.head = Some(walk.chain.prev.to_hex());
@@ -567,9 +550,6 @@ fn chain_object(
                     return Err(at(seq, line_no, ProblemKind::Fork, msg));
                 }
             }
-        }
-        if walk.hash_at_want == Some(seq) {
-            walk.hash_at = Some((seq, hash));
         }
         walk.records += 1;
         walk.bytes += line.len() as u64 + 1;

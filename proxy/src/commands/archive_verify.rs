@@ -98,10 +98,8 @@ async fn run(args: ArchiveVerifyArgs, url: ArchiveUrl) -> anyhow::Result<i32> {
             }
         };
         let layout = Layout::new(&url, &parsed);
-        let options = ArchiveVerifyOptions {
-            pubkey: pubkey.clone().filter(|k| k.origin == *origin || !args.all_origins),
-            hash_at: None,
-        };
+        let options =
+            ArchiveVerifyOptions { pubkey: pubkey.clone().filter(|k| k.origin == *origin || !args.all_origins) };
         let report = match verify_archive(Arc::clone(&store), &layout, origin, options).await {
             Ok(report) if report.ok && report.records == 0 && report.checkpoint_objects == 0 => {
                 // Not "intact": there is nothing to judge (a wrong origin or prefix).
