@@ -28,6 +28,10 @@ use crate::store::{ObjectStore, StoreError};
 
 /// Largest object read (a segment is 64 MiB before compression by default).
 pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
+/// Longest line read from an object: far beyond any the writer makes (a
+/// segment's opening note lists the open starts, ~60 bytes each), and a
+/// bound on what a hostile object can make verify hold.
+const MAX_LINE_BYTES: u64 = 64 << 20;
 /// Largest checkpoint or key file read.
 const MAX_SMALL_BYTES: u64 = 64 * 1024;
 /// Keys named in a report's `overwritten`, at most.
@@ -501,13 +505,18 @@ fn chain_object(
     loop {
         line.clear();
         let seq = walk.chain.next_seq;
-        let n = reader
+        // At most one line longer than any the writer makes: an object
+        // from the archive is not trusted to end its lines.
+        let n = std::io::Read::take(&mut reader, MAX_LINE_BYTES + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| at(seq, line_no + 1, ProblemKind::Tampered, format!("does not decompress: {e}")))?;
         if n == 0 {
             break;
         }
         line_no += 1;
+        if line.len() as u64 > MAX_LINE_BYTES {
+            return Err(at(seq, line_no, ProblemKind::Tampered, format!("a line longer than {MAX_LINE_BYTES} bytes")));
+        }
         if line.pop() != Some(b'\n') {
             return Err(at(seq, line_no, ProblemKind::Tampered, "the object ends inside a line".into()));
         }

@@ -39,7 +39,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let open_files = descriptors::raise_open_file_limit();
     let (ledger, recovery) = Ledger::open(&config.ledger_config())?;
     // The origin is the key's, fixed when the key was made.
-    let origin = ledger.verifier_key().split('+').next().unwrap_or_default().to_owned();
+    let origin = egress_ledger::checkpoint::CheckpointVerifier::parse(ledger.verifier_key())
+        .map_err(|why| anyhow::anyhow!("the ledger's verifier key: {why}"))?
+        .origin;
     if config.origin_given && origin != config.origin {
         let _ = ledger.close().await;
         anyhow::bail!(

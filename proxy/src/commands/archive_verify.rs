@@ -205,7 +205,14 @@ fn print_archive(report: &ArchiveReport) {
 }
 
 fn print_local(dir: &Path, report: &egress_ledger::verify::VerifyReport, archived_head: Option<u64>) {
-    let against = archived_head.map_or_else(String::new, |seq| format!(", and extends the archive's head seq {seq}"));
+    let against = match archived_head {
+        Some(seq) if report.start_checked => format!(", and extends the archive's head seq {seq}"),
+        // Pruned beyond what the archive holds: nothing local links to it.
+        Some(seq) => {
+            format!(", NOT checked against the archive (it ends at seq {seq}, before the local ledger starts)")
+        }
+        None => String::new(),
+    };
     match &report.problem {
         Some(problem) => println!(
             "local ledger {} NOT intact ({:?}) at seq {}: {}",
